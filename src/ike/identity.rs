@@ -1,0 +1,111 @@
+//! IKE identities (RFC 7296 3.5), as configured and as carried in IDi/IDr.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+
+/// An IKE identity. The ID type numbers are those of RFC 7296 3.5.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Identity {
+    /// ID_IPV4_ADDR (1) or ID_IPV6_ADDR (5)
+    Addr(IpAddr),
+    /// ID_FQDN (2)
+    Fqdn(String),
+    /// ID_RFC822_ADDR (3), `user@fqdn`
+    UserFqdn(String),
+    /// ID_KEY_ID (11), opaque bytes
+    KeyId(Vec<u8>),
+}
+
+impl Identity {
+    /// The RFC 7296 ID type.
+    pub fn id_type(&self) -> u8 {
+        match self {
+            Identity::Addr(IpAddr::V4(_)) => 1,
+            Identity::Addr(IpAddr::V6(_)) => 5,
+            Identity::Fqdn(_) => 2,
+            Identity::UserFqdn(_) => 3,
+            Identity::KeyId(_) => 11,
+        }
+    }
+
+    /// The identification data as sent on the wire (after the 4-byte ID header).
+    pub fn data(&self) -> Vec<u8> {
+        match self {
+            Identity::Addr(IpAddr::V4(a)) => a.octets().to_vec(),
+            Identity::Addr(IpAddr::V6(a)) => a.octets().to_vec(),
+            Identity::Fqdn(s) | Identity::UserFqdn(s) => s.as_bytes().to_vec(),
+            Identity::KeyId(k) => k.clone(),
+        }
+    }
+
+    /// Parses a received identity. Unknown types and bad lengths are errors, never panics.
+    pub fn from_wire(id_type: u8, data: &[u8]) -> Result<Self, String> {
+        match id_type {
+            1 => <[u8; 4]>::try_from(data)
+                .map(|a| Identity::Addr(IpAddr::from(a)))
+                .map_err(|_| "ID_IPV4_ADDR is not 4 bytes".into()),
+            5 => <[u8; 16]>::try_from(data)
+                .map(|a| Identity::Addr(IpAddr::from(a)))
+                .map_err(|_| "ID_IPV6_ADDR is not 16 bytes".into()),
+            2 | 3 => {
+                let s =
+                    std::str::from_utf8(data).map_err(|_| "identity is not UTF-8".to_string())?;
+                Ok(if id_type == 2 {
+                    Identity::Fqdn(s.into())
+                } else {
+                    Identity::UserFqdn(s.into())
+                })
+            }
+            11 => Ok(Identity::KeyId(data.to_vec())),
+            t => Err(format!("unsupported ID type {t}")),
+        }
+    }
+}
+
+impl FromStr for Identity {
+    type Err = String;
+    /// `192.0.2.1`, `2001:db8::1`, `vpn.example.com`, `user@example.com`, or `keyid:hex`.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let s = s.trim();
+        if s.is_empty() {
+            return Err("empty identity".into());
+        }
+        if let Ok(ip) = s.parse::<IpAddr>() {
+            return Ok(Identity::Addr(ip));
+        }
+        if let Some(hex) = s.strip_prefix("keyid:") {
+            if hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(format!("'{s}': keyid must be an even number of hex digits"));
+            }
+            let bytes = (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap_or(0));
+            return Ok(Identity::KeyId(bytes.collect()));
+        }
+        if s.contains('@') {
+            return Ok(Identity::UserFqdn(s.into()));
+        }
+        if s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        {
+            return Ok(Identity::Fqdn(s.into()));
+        }
+        Err(format!(
+            "'{s}' is neither an IP address, an FQDN, user@fqdn nor keyid:HEX"
+        ))
+    }
+}
+
+impl fmt::Display for Identity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Identity::Addr(a) => write!(f, "{a}"),
+            Identity::Fqdn(s) | Identity::UserFqdn(s) => f.write_str(s),
+            Identity::KeyId(k) => {
+                f.write_str("keyid:")?;
+                k.iter().try_for_each(|b| write!(f, "{b:02x}"))
+            }
+        }
+    }
+}
