@@ -1,0 +1,1 @@
+//! IKE SA and CHILD SA state.
