@@ -1,0 +1,380 @@
+//! Configuration: the TOML file of interface.md, validated into typed structs.
+//!
+//! `load`/`parse` collect *every* problem as `file:line: what is wrong` instead of stopping at
+//! the first, so `ipsecgw check` shows an operator the whole list at once.
+//!
+//! Defaults chosen here (documented in one place so the daemon and docs agree):
+//! - `ike_proposals`: `["aes256-sha256-modp2048", "aes256-sha1-modp1024"]` (strongSwan-like: a
+//!   modern first choice, plus the group-2/SHA-1 suite that Azure/Cisco setups still use).
+//! - `esp_proposals`: `["aes256-sha1"]`.
+//! - `replay_window`: 64; allowed values are 0 (anti-replay off) or 32..=4096.
+//! - `bgp.multihop`: 1 (plain eBGP TTL; a peer on the far tunnel address is one hop away since a
+//!   TUN device does not decrement TTL). Azure needs `multihop = 5` as in its Cisco sample.
+//! - `bgp.export`: when absent, exactly the `networks` entries (nothing learned is re-announced).
+//! - `bgp.local_address`: the tunnel address; `bgp.router_id`: local_address when IPv4.
+//! - `dpd_delay = "0s"` turns DPD off (`Connection::dpd_delay == None`).
+//! - `remote_addrs = ["%any"]` is stored as an empty list and requires `start_action = "none"`.
+//! - relative `psk_file` paths are resolved against the config file's directory.
+
+mod build;
+pub mod duration;
+mod tree;
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
+
+use crate::crypto::proposal::{EspProposal, IkeProposal};
+use crate::ike::Identity;
+use crate::prefix::IpPrefix;
+
+pub use duration::{format_duration, parse_duration};
+
+/// Where the control socket lives unless `[global] control_socket` or `--socket` says otherwise.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/ipsecgw/control.sock";
+
+/// One problem in the config file, shown as `file:line: message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    /// 1-based line of the offending key or value (of the table header for missing keys);
+    /// 0 when the problem is not tied to a line.
+    pub line: usize,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            // Not tied to a line (e.g. the file itself cannot be read).
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(f, "{}:{}: {}", self.file, self.line, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub global: Global,
+    pub connections: Vec<Connection>,
+    /// The file it was loaded from (as given to `load`, or the `file_name` given to `parse`).
+    pub path: PathBuf,
+}
+
+impl Config {
+    pub fn connection(&self, name: &str) -> Option<&Connection> {
+        self.connections.iter().find(|c| c.name == name)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Global {
+    pub control_socket: PathBuf,
+    pub log_level: LogLevel,
+    /// Prometheus endpoint; metrics are off when None.
+    pub metrics_listen: Option<SocketAddr>,
+    /// First IKE retransmission timeout (strongSwan `retransmit_timeout`, default 4s).
+    pub retransmit_timeout: Duration,
+    /// Backoff base: try n waits `retransmit_timeout * retransmit_base^n` (default 1.8).
+    pub retransmit_base: f64,
+    /// Retransmissions before giving up (default 5).
+    pub retransmit_tries: u32,
+    /// Half-open IKE SAs above which a responder demands COOKIEs (default 10).
+    pub cookie_threshold: u32,
+}
+
+impl Default for Global {
+    fn default() -> Self {
+        Global {
+            control_socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
+            log_level: LogLevel::Info,
+            metrics_listen: None,
+            retransmit_timeout: Duration::from_secs(4),
+            retransmit_base: 1.8,
+            retransmit_tries: 5,
+            cookie_threshold: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    /// The tracing/EnvFilter directive ("info").
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartAction {
+    /// Initiate at startup and keep the SA up.
+    Start,
+    /// Wait for the peer to initiate.
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encap {
+    /// UDP encapsulation (port 4500) only when NAT is detected.
+    Auto,
+    /// Always UDP-encapsulate (fake a NAT detection, RFC 7296 2.23).
+    Always,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DpdAction {
+    /// Re-initiate the IKE SA after a DPD failure.
+    Restart,
+    /// Drop the SAs and wait.
+    Clear,
+}
+
+/// A pre-shared key. Never printed: Debug is redacted, the bytes are wiped on drop.
+#[derive(Clone)]
+pub struct Psk(Zeroizing<Vec<u8>>);
+
+impl Psk {
+    pub fn new(bytes: Vec<u8>) -> Self {
+        Psk(Zeroizing::new(bytes))
+    }
+
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Psk {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Psk(<redacted>)")
+    }
+}
+
+impl PartialEq for Psk {
+    fn eq(&self, other: &Self) -> bool {
+        // Length is not secret; the content compare is constant-time.
+        self.0.len() == other.0.len() && bool::from(self.0.as_slice().ct_eq(other.0.as_slice()))
+    }
+}
+
+impl Eq for Psk {}
+
+/// One `[[connection]]`: an IKE SA to one peer plus its children, tunnel and BGP session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Connection {
+    pub name: String,
+    /// Underlay addresses to bind IKE/ESP on (at least one).
+    pub local_addrs: Vec<IpAddr>,
+    /// Peer addresses to initiate to; empty means `%any` (responder only).
+    pub remote_addrs: Vec<IpAddr>,
+    pub local_id: Identity,
+    /// None: accept any peer identity (only possible with `remote_addrs = ["%any"]`).
+    pub remote_id: Option<Identity>,
+    pub psk: Psk,
+    /// In order of preference.
+    pub ike_proposals: Vec<IkeProposal>,
+    pub start_action: StartAction,
+    pub encap: Encap,
+    /// IKE SA rekey interval (the daemon jitters it down by up to 10%).
+    pub rekey_time: Duration,
+    /// None: DPD off (`dpd_delay = "0s"`).
+    pub dpd_delay: Option<Duration>,
+    pub dpd_action: DpdAction,
+    /// IKE port (500 unless testing); NAT-T floats to 4500 as usual.
+    pub local_port: u16,
+    pub remote_port: u16,
+    /// At least one.
+    pub children: Vec<Child>,
+    pub tunnel: Option<Tunnel>,
+    pub bgp: Option<Bgp>,
+}
+
+impl Connection {
+    /// True for `remote_addrs = ["%any"]`.
+    pub fn accepts_any_remote(&self) -> bool {
+        self.remote_addrs.is_empty()
+    }
+}
+
+/// One `[[connection.children]]`: a CHILD SA (pair of ESP SAs).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Child {
+    pub name: String,
+    pub local_ts: Vec<IpPrefix>,
+    pub remote_ts: Vec<IpPrefix>,
+    /// In order of preference; PFS group and ESN come from the proposal keywords.
+    pub esp_proposals: Vec<EspProposal>,
+    pub rekey_time: Duration,
+    /// Anti-replay window in packets; 0 = off.
+    pub replay_window: u32,
+}
+
+/// `[connection.tunnel]`: the TUN device carrying this connection's traffic.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Tunnel {
+    pub interface: String,
+    /// Interface address; host bits are allowed ("10.2.30.125/32", "10.0.0.1/30").
+    pub address: IpAddr,
+    pub prefix_len: u8,
+    pub mtu: u16,
+    /// Static routes into the tunnel.
+    pub routes: Vec<IpPrefix>,
+}
+
+impl Tunnel {
+    /// The on-link prefix of the interface address ("10.0.0.1/30" -> 10.0.0.0/30).
+    pub fn on_link_prefix(&self) -> IpPrefix {
+        IpPrefix::new(self.address, self.prefix_len)
+            .unwrap_or_else(|_| IpPrefix::host(self.address))
+    }
+}
+
+/// `[connection.bgp]`: an eBGP session across the tunnel.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Bgp {
+    pub local_as: u32,
+    pub peer_as: u32,
+    pub peer_address: IpAddr,
+    /// Update source (defaults to the tunnel address).
+    pub local_address: IpAddr,
+    /// TTL of outgoing BGP packets (default 1).
+    pub multihop: u8,
+    /// Proposed hold time; zero means no keepalives (RFC 4271 4.2).
+    pub hold_time: Duration,
+    pub connect_retry: Duration,
+    /// Never connect, only accept.
+    pub passive: bool,
+    /// Prefixes announced.
+    pub networks: Vec<IpPrefix>,
+    /// Outbound prefix list: only matching prefixes may be announced.
+    pub export: Vec<PrefixFilter>,
+    /// LOCAL_PREF set on every received route.
+    pub import_local_pref: u32,
+    /// Session is torn down when the peer sends more prefixes than this.
+    pub max_prefixes: u32,
+    pub router_id: Ipv4Addr,
+    pub port: u16,
+}
+
+/// A prefix-list entry: `10.2.30.0/25` (exact) or `10.0.0.0/8 le 24` / `ge 16 le 24`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrefixFilter {
+    pub prefix: IpPrefix,
+    pub ge: Option<u8>,
+    pub le: Option<u8>,
+}
+
+impl PrefixFilter {
+    /// Cisco prefix-list semantics: inside `prefix`, with length in [ge, le]; without ge/le
+    /// the length must equal the entry's own.
+    pub fn matches(&self, candidate: &IpPrefix) -> bool {
+        if !self.prefix.covers(candidate) {
+            return false;
+        }
+        let len = candidate.len();
+        match (self.ge, self.le) {
+            (None, None) => len == self.prefix.len(),
+            (ge, le) => {
+                let low = ge.unwrap_or(self.prefix.len());
+                let high = le.unwrap_or(if candidate.is_ipv4() { 32 } else { 128 });
+                (low..=high).contains(&len)
+            }
+        }
+    }
+}
+
+impl std::str::FromStr for PrefixFilter {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let mut words = s.split_whitespace();
+        let prefix: IpPrefix = words.next().ok_or("empty prefix-list entry")?.parse()?;
+        let max = if prefix.is_ipv4() { 32 } else { 128 };
+        let (mut ge, mut le) = (None, None);
+        while let Some(word) = words.next() {
+            let slot = match word {
+                "ge" => &mut ge,
+                "le" => &mut le,
+                other => return Err(format!("'{s}': expected `ge N` or `le N`, found '{other}'")),
+            };
+            if slot.is_some() {
+                return Err(format!("'{s}': `{word}` given twice"));
+            }
+            let n: u8 = words
+                .next()
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| format!("'{s}': `{word}` needs a prefix length"))?;
+            if n < prefix.len() || n > max {
+                return Err(format!(
+                    "'{s}': `{word} {n}` must be between /{} and /{max}",
+                    prefix.len()
+                ));
+            }
+            *slot = Some(n);
+        }
+        if let (Some(g), Some(l)) = (ge, le) {
+            if g > l {
+                return Err(format!("'{s}': ge {g} is greater than le {l}"));
+            }
+        }
+        Ok(PrefixFilter { prefix, ge, le })
+    }
+}
+
+impl fmt::Display for PrefixFilter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.prefix)?;
+        if let Some(ge) = self.ge {
+            write!(f, " ge {ge}")?;
+        }
+        if let Some(le) = self.le {
+            write!(f, " le {le}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads and validates a config file. PSK files are read (and their mode checked) too.
+pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+    let file_name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        vec![ConfigError {
+            file: file_name.clone(),
+            line: 0,
+            message: format!("cannot read config file: {e}"),
+        }]
+    })?;
+    let base_dir = path.parent().map(Path::to_path_buf);
+    let mut config = build::build(&text, &file_name, base_dir.as_deref())?;
+    config.path = path.to_path_buf();
+    Ok(config)
+}
+
+/// Validates config text. `file_name` is used in error messages and as `Config::path`;
+/// relative `psk_file` paths are resolved against its directory.
+pub fn parse(text: &str, file_name: &str) -> Result<Config, Vec<ConfigError>> {
+    let base_dir = Path::new(file_name)
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty());
+    build::build(text, file_name, base_dir)
+}
