@@ -23,7 +23,7 @@ use rtnetlink::{Handle, IpVersion};
 
 use crate::prefix::IpPrefix;
 
-/// Route protocol number stamped on every route ipsecgw installs (`ip route` shows `proto 0xa9`).
+/// Route protocol number stamped on every route ipsecgw installs (`ip route` shows `proto 169`).
 ///
 /// 0xa9 = 169 is unused by the kernel's RTPROT_* list (0-4, 8-18, 42, 99, 186-192) and by
 /// iproute2's `rt_protos`, so no routing daemon or DHCP client on the host shares it: that makes
