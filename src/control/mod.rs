@@ -1,0 +1,25 @@
+//! The operator surface of a running gateway: the control-socket protocol (versioned JSON,
+//! one request per connection), its tokio server and blocking client, the status types of
+//! `ipsecgw status --json`, the human tables, and the Prometheus metrics endpoint.
+
+mod client;
+mod metrics;
+mod protocol;
+mod render;
+mod server;
+mod status;
+
+pub use client::request;
+pub use metrics::{render_prometheus, serve_metrics, serve_metrics_listener, StatusSource};
+pub use protocol::{
+    ActionResult, Command, Request, Response, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES,
+    PROTOCOL_VERSION,
+};
+pub use render::{format_bytes, format_secs, render_bgp_table, render_table};
+pub use server::{
+    bind, channel_handler, serve, serve_listener, ControlCall, ControlHandler, HandlerFuture,
+};
+pub use status::{
+    BgpReport, BgpState, BgpSummary, ChildSaStatus, ChildState, ConnCounters, ConnState,
+    ConnectionStatus, EspEncap, IkeSaStatus, RibRow, RouteDirection, StatusReport,
+};

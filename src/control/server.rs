@@ -1,0 +1,227 @@
+//! The control socket server (tokio, Unix stream socket, one request per connection).
+//!
+//! Handler design: a trait returning a boxed future, so a handler can await the daemon's
+//! state. For a daemon whose state lives in one task, `channel_handler` turns requests into
+//! messages on an mpsc channel, each carrying a oneshot sender for the reply.
+
+use std::future::Future;
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+
+use super::protocol::{Request, Response, MAX_REQUEST_BYTES};
+
+/// A slow or stuck client must not hold a task forever.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Response> + Send + 'a>>;
+
+/// Answers control requests. Errors are answered with `Response::error`, never by panicking.
+pub trait ControlHandler: Send + Sync + 'static {
+    fn handle(&self, request: Request) -> HandlerFuture<'_>;
+}
+
+/// Any `Fn(Request) -> impl Future<Output = Response>` is a handler (handy in tests).
+impl<F, Fut> ControlHandler for F
+where
+    F: Fn(Request) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Response> + Send + 'static,
+{
+    fn handle(&self, request: Request) -> HandlerFuture<'_> {
+        Box::pin(self(request))
+    }
+}
+
+/// One request travelling to the daemon's main loop; answer it with `reply.send(response)`.
+pub struct ControlCall {
+    pub request: Request,
+    pub reply: oneshot::Sender<Response>,
+}
+
+/// A handler that forwards each request over a channel to whoever owns the state.
+pub fn channel_handler(capacity: usize) -> (Arc<dyn ControlHandler>, mpsc::Receiver<ControlCall>) {
+    let (tx, rx) = mpsc::channel(capacity.max(1));
+    (Arc::new(ChannelHandler { tx }), rx)
+}
+
+struct ChannelHandler {
+    tx: mpsc::Sender<ControlCall>,
+}
+
+impl ControlHandler for ChannelHandler {
+    fn handle(&self, request: Request) -> HandlerFuture<'_> {
+        Box::pin(async move {
+            let (reply, answer) = oneshot::channel();
+            if self.tx.send(ControlCall { request, reply }).await.is_err() {
+                return Response::error("ipsecgw is shutting down");
+            }
+            answer
+                .await
+                .unwrap_or_else(|_| Response::error("request dropped by ipsecgw"))
+        })
+    }
+}
+
+/// Creates the socket: parent directory (0700 if we create it), stale socket removed, socket
+/// file mode 0600. Fails if another live process is already listening on `path`.
+pub fn bind(path: &Path) -> io::Result<UnixListener> {
+    let with_path = |e: io::Error, what: &str| {
+        io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)
+                .map_err(|e| with_path(e, "cannot create the directory of"))?;
+        }
+    }
+    match std::fs::symlink_metadata(path) {
+        Ok(meta) if meta.file_type().is_socket() => {
+            // A socket that still answers belongs to a running daemon: never steal it.
+            if std::os::unix::net::UnixStream::connect(path).is_ok() {
+                return Err(io::Error::new(
+                    io::ErrorKind::AddrInUse,
+                    format!("{} is in use: is another ipsecgw running?", path.display()),
+                ));
+            }
+            std::fs::remove_file(path).map_err(|e| with_path(e, "cannot remove stale socket"))?;
+        }
+        Ok(_) => {
+            return Err(io::Error::new(
+                io::ErrorKind::AlreadyExists,
+                format!(
+                    "{} exists and is not a socket; refusing to replace it",
+                    path.display()
+                ),
+            ))
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) => return Err(with_path(e, "cannot inspect")),
+    }
+    let listener = UnixListener::bind(path).map_err(|e| with_path(e, "cannot listen on"))?;
+    // Root-only: the socket can tear tunnels down. (The 0700 directory covers the short
+    // window between bind and chmod when we created it.)
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| with_path(e, "cannot set the mode of"))?;
+    Ok(listener)
+}
+
+/// Binds `path` and serves requests forever (until the task is dropped/aborted).
+pub async fn serve(path: &Path, handler: Arc<dyn ControlHandler>) -> io::Result<()> {
+    let listener = bind(path)?;
+    serve_listener(listener, handler).await
+}
+
+/// Serves requests on an already bound listener, one task per client.
+pub async fn serve_listener(
+    listener: UnixListener,
+    handler: Arc<dyn ControlHandler>,
+) -> io::Result<()> {
+    loop {
+        match listener.accept().await {
+            Ok((stream, _)) => {
+                let handler = Arc::clone(&handler);
+                tokio::spawn(async move {
+                    if let Err(e) = handle_client(stream, handler).await {
+                        tracing::debug!("control client: {e}");
+                    }
+                });
+            }
+            Err(e) => {
+                // EMFILE and friends are transient; back off instead of spinning or dying.
+                tracing::warn!("control socket accept failed: {e}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+}
+
+/// Only root and the daemon's own user may talk to it (defence in depth behind mode 0600).
+fn peer_allowed(stream: &UnixStream) -> bool {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let own_uid = unsafe { libc::geteuid() };
+    match stream.peer_cred() {
+        Ok(cred) => cred.uid() == 0 || cred.uid() == own_uid,
+        Err(_) => false,
+    }
+}
+
+async fn handle_client(mut stream: UnixStream, handler: Arc<dyn ControlHandler>) -> io::Result<()> {
+    let response = if !peer_allowed(&stream) {
+        Response::error("permission denied")
+    } else {
+        match tokio::time::timeout(READ_TIMEOUT, read_request(&mut stream)).await {
+            Err(_) => Response::error("timed out waiting for the request"),
+            Ok(Err(RequestError::TooLarge)) => {
+                // Swallow the rest (bounded) so the client sees our answer instead of a reset.
+                let _ = tokio::time::timeout(READ_TIMEOUT, drain(&mut stream)).await;
+                Response::error(format!("request larger than {MAX_REQUEST_BYTES} bytes"))
+            }
+            Ok(Err(RequestError::Other(message))) => Response::error(message),
+            Ok(Ok(text)) => match Request::from_json(&text) {
+                Ok(request) => handler.handle(request).await,
+                Err(message) => Response::error(message),
+            },
+        }
+    };
+    let mut out = response.to_json();
+    out.push('\n');
+    tokio::time::timeout(WRITE_TIMEOUT, async {
+        stream.write_all(out.as_bytes()).await?;
+        stream.shutdown().await
+    })
+    .await
+    .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client did not read the response"))?
+}
+
+enum RequestError {
+    TooLarge,
+    Other(String),
+}
+
+/// Reads up to the first newline (or EOF), refusing more than MAX_REQUEST_BYTES.
+async fn read_request(stream: &mut UnixStream) -> Result<String, RequestError> {
+    let mut buf = Vec::with_capacity(256);
+    let mut chunk = [0u8; 4096];
+    loop {
+        let n = stream
+            .read(&mut chunk)
+            .await
+            .map_err(|e| RequestError::Other(format!("read error: {e}")))?;
+        let data = chunk.get(..n).unwrap_or_default();
+        let (line, done) = match data.iter().position(|b| *b == b'\n') {
+            Some(pos) => (data.get(..pos).unwrap_or_default(), true),
+            None => (data, n == 0),
+        };
+        buf.extend_from_slice(line);
+        if buf.len() > MAX_REQUEST_BYTES {
+            return Err(RequestError::TooLarge);
+        }
+        if done {
+            break;
+        }
+    }
+    String::from_utf8(buf).map_err(|_| RequestError::Other("request is not UTF-8".into()))
+}
+
+/// Reads and discards input until EOF, at most 16 times the request limit.
+async fn drain(stream: &mut UnixStream) {
+    let mut chunk = [0u8; 4096];
+    let mut total = 0usize;
+    while total < 16 * MAX_REQUEST_BYTES {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => total += n,
+        }
+    }
+}

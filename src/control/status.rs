@@ -1,0 +1,373 @@
+//! Status types: the JSON of `ipsecgw status --json` (interface.md) and of the `bgp` command.
+//! Plain pub fields so the daemon fills them straight from the IKE engine, the data plane
+//! counters and the BGP speaker. Fields beyond interface.md have serde defaults, so older or
+//! partial documents still parse.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+
+use serde::{Deserialize, Serialize};
+
+use crate::prefix::IpPrefix;
+
+/// The whole status document: every configured connection, up or down.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub connections: Vec<ConnectionStatus>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ConnectionStatus {
+    pub name: String,
+    pub state: ConnState,
+    /// The current IKE SA, if any.
+    pub ike: Option<IkeSaStatus>,
+    pub children: Vec<ChildSaStatus>,
+    /// Present when the connection has a `[connection.bgp]` section.
+    pub bgp: Option<BgpSummary>,
+    /// Totals that keep counting across rekeys and reconnects.
+    #[serde(default)]
+    pub counters: ConnCounters,
+}
+
+impl ConnectionStatus {
+    /// A configured connection with no SA (what the daemon reports before the first attempt).
+    pub fn down(name: impl Into<String>) -> ConnectionStatus {
+        ConnectionStatus {
+            name: name.into(),
+            state: ConnState::Down,
+            ike: None,
+            children: Vec::new(),
+            bgp: None,
+            counters: ConnCounters::default(),
+        }
+    }
+}
+
+/// Connection (IKE SA) state.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConnState {
+    /// No IKE SA (never started, terminated, or waiting for the peer with start_action none).
+    Down,
+    /// IKE_SA_INIT / IKE_AUTH in progress.
+    Connecting,
+    Established,
+    /// Established, a rekey of the IKE SA is in progress.
+    Rekeying,
+    /// Delete sent, waiting for the answer.
+    Deleting,
+}
+
+impl ConnState {
+    pub const ALL: [ConnState; 5] = [
+        ConnState::Down,
+        ConnState::Connecting,
+        ConnState::Established,
+        ConnState::Rekeying,
+        ConnState::Deleting,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnState::Down => "down",
+            ConnState::Connecting => "connecting",
+            ConnState::Established => "established",
+            ConnState::Rekeying => "rekeying",
+            ConnState::Deleting => "deleting",
+        }
+    }
+
+    /// Traffic can flow (an established IKE SA, possibly mid-rekey).
+    pub fn is_up(self) -> bool {
+        matches!(self, ConnState::Established | ConnState::Rekeying)
+    }
+}
+
+impl fmt::Display for ConnState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct IkeSaStatus {
+    /// Initiator SPI, 16 hex digits.
+    pub spi_i: String,
+    /// Responder SPI, 16 hex digits.
+    pub spi_r: String,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    /// Algorithm names as strongSwan prints them ("AES_CBC_256"); see crate::crypto `name()`.
+    pub encr: String,
+    /// None for AEAD ciphers.
+    #[serde(default)]
+    pub integ: Option<String>,
+    pub prf: String,
+    pub dh: String,
+    pub nat_detected: bool,
+    pub established_secs: u64,
+    pub rekey_in_secs: u64,
+    /// True if this gateway initiated the SA.
+    #[serde(default)]
+    pub initiator: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remote_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChildSaStatus {
+    pub name: String,
+    pub state: ChildState,
+    /// Inbound ESP SPI, 8 hex digits.
+    pub spi_in: String,
+    /// Outbound ESP SPI, 8 hex digits.
+    pub spi_out: String,
+    pub encr: String,
+    /// None for AEAD ciphers.
+    #[serde(default)]
+    pub integ: Option<String>,
+    pub encap: EspEncap,
+    /// Counters of this SA pair (they reset on rekey; see `ConnCounters` for totals).
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub packets_in: u64,
+    pub packets_out: u64,
+    pub replay_drops: u64,
+    pub auth_failures: u64,
+    #[serde(default)]
+    pub local_ts: Vec<String>,
+    #[serde(default)]
+    pub remote_ts: Vec<String>,
+    /// PFS group used when the SA was created/rekeyed, if any ("MODP_1024").
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dh: Option<String>,
+    #[serde(default)]
+    pub esn: bool,
+    #[serde(default)]
+    pub established_secs: u64,
+    #[serde(default)]
+    pub rekey_in_secs: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ChildState {
+    /// Negotiated, keys not yet in the data plane.
+    Installing,
+    Installed,
+    /// A CREATE_CHILD_SA rekey is in progress.
+    Rekeying,
+    /// Replaced by a newer SA; still accepts inbound packets until deleted.
+    Rekeyed,
+    Deleting,
+}
+
+impl ChildState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChildState::Installing => "installing",
+            ChildState::Installed => "installed",
+            ChildState::Rekeying => "rekeying",
+            ChildState::Rekeyed => "rekeyed",
+            ChildState::Deleting => "deleting",
+        }
+    }
+}
+
+impl fmt::Display for ChildState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How ESP packets travel: raw IP protocol 50, or inside UDP 4500 (NAT-T).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EspEncap {
+    None,
+    Udp,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BgpSummary {
+    pub state: BgpState,
+    pub prefixes_received: u64,
+    pub prefixes_announced: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer_address: Option<IpAddr>,
+    #[serde(default)]
+    pub local_as: u32,
+    #[serde(default)]
+    pub peer_as: u32,
+    /// Seconds in Established, when established.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uptime_secs: Option<u64>,
+    /// Last NOTIFICATION or connection error, for "why is it down".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<String>,
+}
+
+/// RFC 4271 8.2.2 session states.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BgpState {
+    Idle,
+    Connect,
+    Active,
+    OpenSent,
+    OpenConfirm,
+    Established,
+}
+
+impl BgpState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BgpState::Idle => "idle",
+            BgpState::Connect => "connect",
+            BgpState::Active => "active",
+            BgpState::OpenSent => "open_sent",
+            BgpState::OpenConfirm => "open_confirm",
+            BgpState::Established => "established",
+        }
+    }
+}
+
+impl fmt::Display for BgpState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Per-connection totals that survive rekeys (the data plane adds each SA's counts on retire).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnCounters {
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub packets_in: u64,
+    pub packets_out: u64,
+    /// Dropped packets by reason ("replay", "auth", "no_sa", "malformed", "no_route", ...).
+    #[serde(default)]
+    pub drops: BTreeMap<String, u64>,
+    #[serde(default)]
+    pub ike_rekeys: u64,
+    #[serde(default)]
+    pub child_rekeys: u64,
+    #[serde(default)]
+    pub dpd_failures: u64,
+}
+
+/// Result of the `bgp` command.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BgpReport {
+    pub routes: Vec<RibRow>,
+}
+
+/// One route of the RIB: received from the peer (Adj-RIB-In after policy) or announced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RibRow {
+    pub connection: String,
+    #[serde(with = "prefix_as_string")]
+    pub prefix: IpPrefix,
+    pub next_hop: IpAddr,
+    pub as_path: Vec<u32>,
+    pub local_pref: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub med: Option<u32>,
+    /// Selected and installed in the kernel.
+    pub best: bool,
+    pub direction: RouteDirection,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteDirection {
+    Received,
+    Announced,
+}
+
+/// IpPrefix travels as "10.2.30.0/25".
+mod prefix_as_string {
+    use super::IpPrefix;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(prefix: &IpPrefix, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(prefix)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<IpPrefix, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The document of interface.md parses into these types and serializes back with the
+    /// same fields.
+    #[test]
+    fn interface_md_example_round_trips() {
+        let doc = r#"{"connections": [{
+  "name": "azure", "state": "established",
+  "ike": {"spi_i": "3f1c", "spi_r": "9a0b", "local": "192.0.2.1:4500", "remote": "192.0.2.2:4500",
+          "encr": "AES_CBC_256", "integ": "HMAC_SHA1_96", "prf": "PRF_HMAC_SHA1", "dh": "MODP_1024",
+          "nat_detected": true, "established_secs": 42, "rekey_in_secs": 14000},
+  "children": [{"name": "vti", "state": "installed", "spi_in": "c4861113", "spi_out": "976df49d",
+                "encr": "AES_CBC_256", "integ": "HMAC_SHA1_96", "encap": "udp",
+                "bytes_in": 0, "bytes_out": 0, "packets_in": 0, "packets_out": 0,
+                "replay_drops": 0, "auth_failures": 0}],
+  "bgp": {"state": "established", "prefixes_received": 1, "prefixes_announced": 1}
+}]}"#;
+        let report: StatusReport = serde_json::from_str(doc).unwrap();
+        let c = &report.connections[0];
+        assert_eq!(c.state, ConnState::Established);
+        assert_eq!(
+            c.ike.as_ref().unwrap().local,
+            "192.0.2.1:4500".parse().unwrap()
+        );
+        assert_eq!(c.children[0].encap, EspEncap::Udp);
+        assert_eq!(c.bgp.as_ref().unwrap().state, BgpState::Established);
+
+        let out: serde_json::Value = serde_json::to_value(&report).unwrap();
+        let original: serde_json::Value = serde_json::from_str(doc).unwrap();
+        // Every field of the documented shape is present with the same value.
+        fn subset(small: &serde_json::Value, big: &serde_json::Value) -> bool {
+            match (small, big) {
+                (serde_json::Value::Object(a), serde_json::Value::Object(b)) => a
+                    .iter()
+                    .all(|(k, v)| b.get(k).is_some_and(|w| subset(v, w))),
+                (serde_json::Value::Array(a), serde_json::Value::Array(b)) => {
+                    a.len() == b.len() && a.iter().zip(b).all(|(x, y)| subset(x, y))
+                }
+                _ => small == big,
+            }
+        }
+        assert!(subset(&original, &out), "{out}");
+        assert_eq!(serde_json::from_value::<StatusReport>(out).unwrap(), report);
+    }
+
+    #[test]
+    fn rib_row_json() {
+        let row = RibRow {
+            connection: "azure".into(),
+            prefix: "10.10.0.0/16".parse().unwrap(),
+            next_hop: "10.10.30.254".parse().unwrap(),
+            as_path: vec![65515],
+            local_pref: 200,
+            med: None,
+            best: true,
+            direction: RouteDirection::Received,
+        };
+        let json = serde_json::to_string(&row).unwrap();
+        assert!(json.contains(r#""prefix":"10.10.0.0/16""#), "{json}");
+        assert_eq!(serde_json::from_str::<RibRow>(&json).unwrap(), row);
+        assert!(
+            serde_json::from_str::<RibRow>(&json.replace("10.10.0.0/16", "10.10.0.1/16")).is_err()
+        );
+    }
+}
