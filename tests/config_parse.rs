@@ -494,3 +494,45 @@ fn unreadable_file_is_reported() {
         errs[0]
     );
 }
+
+#[test]
+fn reload_diff() {
+    let conn = |name: &str, extra: &str| {
+        minimal(extra).replace("name = \"a\"", &format!("name = \"{name}\""))
+    };
+    let old = config::parse(
+        &format!(
+            "{}\n{}\n{}",
+            conn("keep", ""),
+            conn("edit", ""),
+            conn("gone", "")
+        ),
+        "x.toml",
+    )
+    .unwrap();
+    let new = config::parse(
+        &format!(
+            "{}\n{}\n{}",
+            conn("keep", ""),
+            conn("edit", "dpd_delay = \"30s\""),
+            conn("fresh", "")
+        ),
+        "x.toml",
+    )
+    .unwrap();
+    let d = config::diff(&old, &new);
+    assert_eq!(d.unchanged, vec!["keep"]);
+    assert_eq!(d.changed, vec!["edit"]);
+    assert_eq!(d.added, vec!["fresh"]);
+    assert_eq!(d.removed, vec!["gone"]);
+    assert!(!d.global_changed);
+
+    // A changed PSK alone counts as a change.
+    let rekeyed = config::parse(&old_text_with_psk("AnotherSecret1"), "x.toml").unwrap();
+    let base = config::parse(&old_text_with_psk("IamSecure123"), "x.toml").unwrap();
+    assert_eq!(config::diff(&base, &rekeyed).changed, vec!["a"]);
+}
+
+fn old_text_with_psk(psk: &str) -> String {
+    minimal("").replace("IamSecure123", psk)
+}

@@ -354,6 +354,43 @@ impl fmt::Display for PrefixFilter {
     }
 }
 
+/// What a SIGHUP reload changes, by connection name (in the new config's order).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConfigDiff {
+    /// In the new config only: bring up.
+    pub added: Vec<String>,
+    /// In the old config only: delete their SAs, routes and addresses.
+    pub removed: Vec<String>,
+    /// Present in both but different (any field, PSK included): restart them.
+    pub changed: Vec<String>,
+    /// Identical: keep their SAs untouched.
+    pub unchanged: Vec<String>,
+    /// `[global]` differs (control socket / metrics address need a restart to move).
+    pub global_changed: bool,
+}
+
+/// Compares two configs for reload.
+pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
+    let mut d = ConfigDiff {
+        global_changed: old.global != new.global,
+        ..ConfigDiff::default()
+    };
+    for conn in &new.connections {
+        match old.connection(&conn.name) {
+            None => d.added.push(conn.name.clone()),
+            Some(prev) if prev == conn => d.unchanged.push(conn.name.clone()),
+            Some(_) => d.changed.push(conn.name.clone()),
+        }
+    }
+    d.removed = old
+        .connections
+        .iter()
+        .filter(|c| new.connection(&c.name).is_none())
+        .map(|c| c.name.clone())
+        .collect();
+    d
+}
+
 /// Reads and validates a config file. PSK files are read (and their mode checked) too.
 pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
     let file_name = path.display().to_string();
