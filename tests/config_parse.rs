@@ -297,12 +297,26 @@ rotues = ["10.9.0.0/16"]
 
 #[test]
 fn display_is_file_line_message() {
-    let errs = errors("[global]\nlog_level = \"loud\"\n");
-    let first = errs[0].to_string();
+    let errs = errors(&format!("[global]\nlog_level = \"loud\"\n{}", minimal("")));
+    assert_eq!(errs.len(), 1, "{errs:?}");
+    let text = errs[0].to_string();
     assert!(
-        first.starts_with("test.toml:2: `log_level` = \"loud\" is not one of"),
-        "{first}"
+        text.starts_with("test.toml:2: `log_level` = \"loud\" is not one of"),
+        "{text}"
     );
+
+    let errs = errors(&format!("[globl]\nlog_level = \"info\"\n{}", minimal("")));
+    assert_error(
+        &errs,
+        1,
+        "unknown key `globl` in the top level (did you mean `global`?)",
+    );
+    assert_eq!(errs.len(), 1, "{errs:?}");
+
+    // Errors come out in file order.
+    let errs = errors("[global]\nlog_level = \"loud\"\nlog_levle = 1\n");
+    let lines: Vec<usize> = errs.iter().map(|e| e.line).collect();
+    assert_eq!(lines, vec![1, 2, 3], "{errs:?}");
 }
 
 #[test]

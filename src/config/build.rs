@@ -501,6 +501,8 @@ pub(super) fn build(
         }
     }
 
+    // Report in file order, as a compiler would (stable: same-line errors keep their order).
+    ctx.errors.sort_by_key(|e| e.line);
     match global {
         Some(global) if ctx.errors.is_empty() => Ok(Config {
             global,

@@ -15,7 +15,7 @@ pub use protocol::{
     ActionResult, Command, Request, Response, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES,
     PROTOCOL_VERSION,
 };
-pub use render::{format_bytes, format_secs, render_bgp_table, render_table};
+pub use render::{format_bytes, format_secs, print_response, render_bgp_table, render_table};
 pub use server::{
     bind, channel_handler, serve, serve_listener, ControlCall, ControlHandler, HandlerFuture,
 };

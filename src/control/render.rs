@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 
+use super::protocol::{ActionResult, Command, Request, Response};
 use super::status::{
     BgpReport, ChildSaStatus, ConnCounters, ConnectionStatus, EspEncap, IkeSaStatus,
     RouteDirection, StatusReport,
@@ -245,6 +246,37 @@ pub fn render_bgp_table(report: &BgpReport) -> String {
     out
 }
 
+/// Turns a daemon response into the text the CLI prints: the human table (or one pretty JSON
+/// document with `json`) for `status`/`bgp`, the daemon's message for actions. `Err` carries
+/// the daemon's error message (e.g. an unknown connection name).
+pub fn print_response(req: &Request, resp: &Response, json: bool) -> Result<String, String> {
+    if !resp.ok {
+        return Err(resp
+            .error
+            .clone()
+            .unwrap_or_else(|| "request failed".into()));
+    }
+    let result = resp.result.clone().unwrap_or(serde_json::Value::Null);
+    if json {
+        let mut text = serde_json::to_string_pretty(&result).map_err(|e| e.to_string())?;
+        text.push('\n');
+        return Ok(text);
+    }
+    let decode_err = |e: serde_json::Error| format!("unexpected answer from ipsecgw: {e}");
+    match req.command {
+        Command::Status => Ok(render_table(
+            &serde_json::from_value::<StatusReport>(result).map_err(decode_err)?,
+        )),
+        Command::Bgp { .. } => Ok(render_bgp_table(
+            &serde_json::from_value::<BgpReport>(result).map_err(decode_err)?,
+        )),
+        Command::Initiate { .. } | Command::Terminate { .. } | Command::Rekey { .. } => {
+            let action: ActionResult = serde_json::from_value(result).map_err(decode_err)?;
+            Ok(format!("{}\n", action.message))
+        }
+    }
+}
+
 /// "3h53m", "42s", "2d4h".
 pub fn format_secs(secs: u64) -> String {
     if secs == 0 {
@@ -284,6 +316,42 @@ pub fn format_bytes(bytes: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn print_response_per_command() {
+        let status = Request::new(Command::Status);
+        let report = StatusReport {
+            connections: vec![super::super::status::ConnectionStatus::down("azure")],
+        };
+        let resp = Response::ok(&report);
+        assert!(print_response(&status, &resp, false)
+            .unwrap()
+            .starts_with("azure: DOWN"));
+        let json = print_response(&status, &resp, true).unwrap();
+        assert_eq!(serde_json::from_str::<StatusReport>(&json).unwrap(), report);
+        let act = Request::new(Command::Initiate {
+            name: "azure".into(),
+        });
+        let done = Response::ok(&ActionResult {
+            message: "initiating azure".into(),
+        });
+        assert_eq!(
+            print_response(&act, &done, false).unwrap(),
+            "initiating azure\n"
+        );
+        assert_eq!(
+            print_response(&act, &Response::error("no connection named \"x\""), false),
+            Err("no connection named \"x\"".into())
+        );
+        let bgp = Request::new(Command::Bgp { name: None });
+        assert_eq!(
+            print_response(&bgp, &Response::ok(&BgpReport::default()), false).unwrap(),
+            "no BGP routes\n"
+        );
+        assert!(print_response(&status, &done, false)
+            .unwrap_err()
+            .contains("unexpected answer"));
+    }
 
     #[test]
     fn human_units() {
