@@ -1,0 +1,191 @@
+//! Glue between a connection and its BGP session: builds the session config from
+//! `[connection.bgp]`, runs the session task, and maps learned routes onto netlink routes
+//! through the connection's TUN device.
+
+use super::bgp_task::{self, BgpCommand};
+use crate::bgp::{BgpConfig, BgpEvent, BgpState, BgpStatus, PrefixFilter, RibDirection, RibEntry};
+use crate::config;
+use crate::control::{self, BgpSummary, RibRow, RouteDirection};
+use crate::routing::{Netlink, RouteSet};
+use std::sync::{Arc, Mutex};
+use tokio::sync::mpsc;
+use tracing::{error, info, warn};
+
+pub struct BgpHandle {
+    cmd: mpsc::Sender<BgpCommand>,
+    shared: Arc<Mutex<(BgpStatus, Vec<RibEntry>)>>,
+    /// Routes learned from the peer and installed in the kernel.
+    learned: RouteSet,
+    task: tokio::task::JoinHandle<()>,
+    forward: tokio::task::JoinHandle<()>,
+}
+
+fn session_config(b: &config::Bgp) -> BgpConfig {
+    let mut c = BgpConfig::new(b.local_as, b.peer_as, b.local_address, b.peer_address);
+    c.router_id = b.router_id;
+    c.port = b.port;
+    c.hold_time = b.hold_time;
+    c.connect_retry = b.connect_retry;
+    c.passive = b.passive;
+    c.multihop = b.multihop;
+    c.networks = b.networks.clone();
+    c.export = b
+        .export
+        .iter()
+        .map(|f| PrefixFilter {
+            prefix: f.prefix,
+            ge: f.ge,
+            le: f.le,
+        })
+        .collect();
+    c.import_local_pref = b.import_local_pref;
+    c.max_prefixes = b.max_prefixes;
+    c
+}
+
+/// Starts the BGP session of connection `name`; its events come back tagged on `tx`.
+pub fn spawn(
+    name: &str,
+    b: &config::Bgp,
+    _t: &config::Tunnel,
+    tx: mpsc::Sender<(String, BgpEvent)>,
+) -> BgpHandle {
+    let cfg = session_config(b);
+    let initial = BgpStatus {
+        state: BgpState::Idle,
+        prefixes_received: 0,
+        prefixes_announced: 0,
+        peer_as: b.peer_as,
+        peer_address: b.peer_address,
+        peer_router_id: None,
+        hold_time: None,
+        uptime_secs: None,
+        last_error: None,
+    };
+    let shared = Arc::new(Mutex::new((initial, Vec::new())));
+    let (cmd_tx, cmd_rx) = mpsc::channel(16);
+    let (ev_tx, mut ev_rx) = mpsc::channel(256);
+    let task = tokio::spawn(bgp_task::run_session(cfg, cmd_rx, ev_tx, shared.clone()));
+    let conn = name.to_string();
+    let forward = tokio::spawn(async move {
+        while let Some(ev) = ev_rx.recv().await {
+            if tx.send((conn.clone(), ev)).await.is_err() {
+                return;
+            }
+        }
+    });
+    let _ = cmd_tx.try_send(BgpCommand::Start);
+    info!(
+        "{name}: BGP AS{} -> AS{} at {} (from {})",
+        b.local_as, b.peer_as, b.peer_address, b.local_address
+    );
+    BgpHandle {
+        cmd: cmd_tx,
+        shared,
+        learned: RouteSet::new(),
+        task,
+        forward,
+    }
+}
+
+impl BgpHandle {
+    pub async fn on_event(
+        &mut self,
+        conn: &str,
+        ev: BgpEvent,
+        netlink: &Netlink,
+        ifname: &str,
+        _tunnel_up: bool,
+    ) {
+        match ev {
+            BgpEvent::Established => info!("{conn}: BGP session established"),
+            BgpEvent::Down { reason } => warn!("{conn}: BGP session down: {reason}"),
+            BgpEvent::InstallRoute { prefix, next_hop } => {
+                match self.learned.install(netlink, prefix, ifname, None).await {
+                    Ok(()) => info!(
+                        "{conn}: BGP route {prefix} (next hop {next_hop}) installed dev {ifname}"
+                    ),
+                    Err(e) => error!("{conn}: {e}"),
+                }
+            }
+            BgpEvent::WithdrawRoute { prefix } => {
+                match self.learned.withdraw(netlink, prefix, ifname).await {
+                    Ok(()) => info!("{conn}: BGP route {prefix} withdrawn"),
+                    Err(e) => error!("{conn}: {e}"),
+                }
+            }
+            BgpEvent::Connect | BgpEvent::Disconnect => {}
+        }
+    }
+
+    /// The tunnel went away: its learned routes go now (not after the hold time), and the
+    /// session restarts so it comes back with the tunnel.
+    pub async fn tunnel_down(&mut self, netlink: &Netlink) {
+        match self.learned.withdraw_all(netlink).await {
+            Ok(n) if n > 0 => info!("tunnel down: {n} BGP route(s) withdrawn"),
+            Ok(_) => {}
+            Err(e) => error!("{e}"),
+        }
+        let _ = self.cmd.try_send(BgpCommand::Stop("tunnel down".into()));
+        let _ = self.cmd.try_send(BgpCommand::Start);
+    }
+
+    pub async fn shutdown(mut self, netlink: &Netlink) {
+        let _ = self
+            .cmd
+            .send(BgpCommand::Stop("shutting down".into()))
+            .await;
+        // Give the session a moment to send its Cease NOTIFICATION.
+        let _ = tokio::time::timeout(std::time::Duration::from_millis(300), &mut self.task).await;
+        self.task.abort();
+        self.forward.abort();
+        if let Err(e) = self.learned.withdraw_all(netlink).await {
+            error!("{e}");
+        }
+    }
+
+    pub fn summary(&self) -> BgpSummary {
+        let g = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        let s = &g.0;
+        BgpSummary {
+            state: match s.state {
+                BgpState::Idle => control::BgpState::Idle,
+                BgpState::Connect => control::BgpState::Connect,
+                BgpState::Active => control::BgpState::Active,
+                BgpState::OpenSent => control::BgpState::OpenSent,
+                BgpState::OpenConfirm => control::BgpState::OpenConfirm,
+                BgpState::Established => control::BgpState::Established,
+            },
+            prefixes_received: u64::from(s.prefixes_received),
+            prefixes_announced: u64::from(s.prefixes_announced),
+            peer_address: Some(s.peer_address),
+            local_as: 0,
+            peer_as: s.peer_as,
+            uptime_secs: s.uptime_secs,
+            last_error: s.last_error.clone(),
+        }
+    }
+
+    pub fn rib_rows(&self, conn: &str) -> Vec<RibRow> {
+        let g = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        g.1.iter()
+            .map(|e| RibRow {
+                connection: conn.to_string(),
+                prefix: e.prefix,
+                next_hop: e.next_hop,
+                as_path: e
+                    .as_path
+                    .split_whitespace()
+                    .filter_map(|a| a.parse().ok())
+                    .collect(),
+                local_pref: e.local_pref.unwrap_or(0),
+                med: e.med,
+                best: e.best,
+                direction: match e.direction {
+                    RibDirection::Received => RouteDirection::Received,
+                    RibDirection::Announced => RouteDirection::Announced,
+                },
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,733 @@
+//! The control-plane actor: owns the IKE engine, the per-connection state (tunnel, routes,
+//! BGP) and answers the control socket. Everything arrives through `select!` in `run`.
+
+use super::bgp_glue::{self, BgpHandle};
+use super::keylog::KeyLog;
+use super::sockets::{self, IkeSockets};
+use crate::config::{self, Config, Connection};
+use crate::control::{
+    self, ActionResult, BgpReport, ChildSaStatus, ChildState, Command, ConnCounters, ConnState,
+    ConnectionStatus, ControlCall, EspEncap, IkeSaStatus, Request, Response, StatusReport,
+};
+use crate::dataplane::{Dataplane, DataplaneConfig, IkeDatagram, SaCounters};
+use crate::ike::{self, Engine, Event, IkeConfig};
+use crate::routing::{Netlink, RouteSet};
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::mpsc;
+use tracing::{debug, error, info, warn};
+use zeroize::Zeroizing;
+
+/// Translates a validated connection into the IKE engine's view of it.
+pub fn ike_config(c: &Connection, g: &config::Global) -> IkeConfig {
+    IkeConfig {
+        name: c.name.clone(),
+        local_addrs: c.local_addrs.clone(),
+        remote_addrs: c.remote_addrs.clone(),
+        local_port: c.local_port,
+        remote_port: c.remote_port,
+        local_id: c.local_id.clone(),
+        remote_id: c.remote_id.clone(),
+        psk: Zeroizing::new(c.psk.as_bytes().to_vec()),
+        proposals: c.ike_proposals.clone(),
+        start_action: match c.start_action {
+            config::StartAction::Start => ike::StartAction::Start,
+            config::StartAction::None => ike::StartAction::None,
+        },
+        encap_always: c.encap == config::Encap::Always,
+        rekey_time: c.rekey_time,
+        dpd_delay: c.dpd_delay.unwrap_or(Duration::ZERO),
+        dpd_action: match c.dpd_action {
+            config::DpdAction::Restart => ike::DpdAction::Restart,
+            config::DpdAction::Clear => ike::DpdAction::Clear,
+        },
+        retransmit: ike::RetransmitConfig {
+            timeout: g.retransmit_timeout,
+            base: g.retransmit_base,
+            tries: g.retransmit_tries,
+        },
+        children: c
+            .children
+            .iter()
+            .map(|ch| ike::ChildConfig {
+                name: ch.name.clone(),
+                local_ts: ch.local_ts.clone(),
+                remote_ts: ch.remote_ts.clone(),
+                proposals: ch.esp_proposals.clone(),
+                rekey_time: ch.rekey_time,
+                replay_window: ch.replay_window,
+            })
+            .collect(),
+    }
+}
+
+/// What we keep per configured connection besides the engine's SAs.
+struct ConnEntry {
+    cfg: Connection,
+    /// Installed CHILD SAs by inbound SPI.
+    children: HashMap<u32, String>,
+    /// Counters of SAs already removed, so connection totals survive rekeys.
+    retired: ConnCounters,
+    /// Static routes of `[connection.tunnel]`, present while a CHILD SA is up.
+    routes: RouteSet,
+    bgp: Option<BgpHandle>,
+}
+
+impl ConnEntry {
+    fn new(cfg: Connection) -> ConnEntry {
+        ConnEntry {
+            cfg,
+            children: HashMap::new(),
+            retired: ConnCounters::default(),
+            routes: RouteSet::new(),
+            bgp: None,
+        }
+    }
+}
+
+struct Gateway {
+    cfg: Config,
+    engine: Engine,
+    sockets: IkeSockets,
+    dataplane: Dataplane,
+    netlink: Netlink,
+    conns: BTreeMap<String, ConnEntry>,
+    bgp_tx: mpsc::Sender<(String, crate::bgp::BgpEvent)>,
+    keylog: Option<KeyLog>,
+    /// Latest status, for the metrics endpoint (which must not wait on this task).
+    snapshot: Arc<Mutex<StatusReport>>,
+}
+
+/// Runs the gateway for `cfg` until SIGTERM/SIGINT.
+pub async fn run_config(cfg: Config) -> Result<(), String> {
+    let now = Instant::now();
+    let netlink = Netlink::new()
+        .await
+        .map_err(|e| format!("cannot open netlink: {e}"))?;
+    match netlink.flush_stale_routes().await {
+        Ok(0) => {}
+        Ok(n) => info!("removed {n} stale route(s) left by an earlier ipsecgw"),
+        Err(e) => warn!("cannot look for stale routes: {e}"),
+    }
+
+    let local_addrs: Vec<IpAddr> = if cfg.connections.iter().any(|c| c.local_addrs.is_empty()) {
+        vec![]
+    } else {
+        cfg.connections
+            .iter()
+            .flat_map(|c| c.local_addrs.iter().copied())
+            .collect()
+    };
+    let (socks, natt) = sockets::bind_all(&local_addrs)?;
+    let (ike_tx, mut ike_rx) = mpsc::channel::<IkeDatagram>(1024);
+    socks.spawn_readers(ike_tx.clone())?;
+    let dataplane = Dataplane::start(DataplaneConfig {
+        udp_sockets: natt,
+        raw_esp: true,
+        ike_tx,
+    })
+    .map_err(|e| format!("cannot start the data plane: {e}"))?;
+
+    let ike_cfgs = cfg
+        .connections
+        .iter()
+        .map(|c| ike_config(c, &cfg.global))
+        .collect();
+    let mut engine = Engine::new(ike_cfgs, Box::new(rand::rngs::OsRng), now);
+    engine.set_cookie_threshold(cfg.global.cookie_threshold as usize);
+    let keylog = KeyLog::from_env();
+    if keylog.is_some() {
+        warn!("IPSECGW_KEYLOG is set: IKE SA keys are written to a file (for debugging only)");
+        engine.set_keylog(true);
+    }
+
+    let listener = control::bind(&cfg.global.control_socket).map_err(|e| {
+        format!(
+            "cannot open control socket {}: {e}",
+            cfg.global.control_socket.display()
+        )
+    })?;
+    let (handler, mut ctl_rx) = control::channel_handler(64);
+    tokio::spawn(async move {
+        if let Err(e) = control::serve_listener(listener, handler).await {
+            error!("control socket: {e}");
+        }
+    });
+
+    let snapshot = Arc::new(Mutex::new(StatusReport::default()));
+    if let Some(addr) = cfg.global.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("cannot bind metrics on {addr}: {e}"))?;
+        let snap = snapshot.clone();
+        let source: control::StatusSource =
+            Arc::new(move || snap.lock().map(|s| s.clone()).unwrap_or_default());
+        tokio::spawn(async move {
+            if let Err(e) = control::serve_metrics_listener(listener, source).await {
+                error!("metrics endpoint: {e}");
+            }
+        });
+        info!("Prometheus metrics on http://{addr}/metrics");
+    }
+
+    let (bgp_tx, mut bgp_rx) = mpsc::channel(256);
+    let mut gw = Gateway {
+        cfg,
+        engine,
+        sockets: socks,
+        dataplane,
+        netlink,
+        conns: BTreeMap::new(),
+        bgp_tx,
+        keylog,
+        snapshot,
+    };
+    for c in gw.cfg.connections.clone() {
+        if let Err(e) = gw.setup_conn(c.clone()).await {
+            gw.teardown_all().await;
+            return Err(e);
+        }
+    }
+    info!(
+        "ipsecgw {} running: {} connection(s), control socket {}",
+        env!("CARGO_PKG_VERSION"),
+        gw.conns.len(),
+        gw.cfg.global.control_socket.display()
+    );
+
+    let mut sigterm = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+
+    loop {
+        gw.drain().await;
+        let deadline = gw.engine.poll_timeout();
+        let timer = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            Some(d) = ike_rx.recv() => gw.engine.handle_datagram(Instant::now(), d.local, d.remote, &d.data),
+            _ = timer => gw.engine.handle_timeout(Instant::now()),
+            Some(call) = ctl_rx.recv() => gw.control(call).await,
+            Some((conn, ev)) = bgp_rx.recv() => gw.bgp_event(&conn, ev).await,
+            _ = tick.tick() => gw.tick(),
+            _ = sigterm.recv() => { info!("SIGTERM: deleting SAs and removing routes"); break; }
+            _ = sigint.recv() => { info!("SIGINT: deleting SAs and removing routes"); break; }
+            _ = sighup.recv() => gw.reload().await,
+        }
+    }
+
+    // Delete every SA at the peer, give the responses a moment, then undo what we installed.
+    gw.engine.terminate_all(Instant::now());
+    gw.drain().await;
+    let grace = tokio::time::sleep(Duration::from_millis(500));
+    tokio::pin!(grace);
+    loop {
+        tokio::select! {
+            Some(d) = ike_rx.recv() => { gw.engine.handle_datagram(Instant::now(), d.local, d.remote, &d.data); gw.drain().await; }
+            _ = &mut grace => break,
+        }
+    }
+    gw.teardown_all().await;
+    gw.dataplane.shutdown();
+    let _ = std::fs::remove_file(&gw.cfg.global.control_socket);
+    info!("ipsecgw stopped");
+    Ok(())
+}
+
+impl Gateway {
+    /// Sends what the engine wants sent and acts on its events.
+    async fn drain(&mut self) {
+        loop {
+            let mut progressed = false;
+            while let Some(t) = self.engine.poll_transmit() {
+                self.sockets.send(&t);
+                progressed = true;
+            }
+            while let Some(ev) = self.engine.poll_event() {
+                self.on_event(ev).await;
+                progressed = true;
+            }
+            if !progressed {
+                break;
+            }
+        }
+    }
+
+    async fn on_event(&mut self, ev: Event) {
+        match ev {
+            Event::IkeUp {
+                conn,
+                spi_i,
+                spi_r,
+                local,
+                remote,
+                encr,
+                integ,
+                prf,
+                dh,
+                nat_detected,
+                rekeyed,
+            } => {
+                info!(
+                    "{conn}: IKE SA {} {spi_i:016x}_i {spi_r:016x}_r {local} === {remote}, {}/{}/{}/{}{}",
+                    if rekeyed { "rekeyed" } else { "established" },
+                    encr.name(),
+                    integ.map(|i| i.name()).unwrap_or("-"),
+                    prf.name(),
+                    dh.name(),
+                    if nat_detected { ", NAT-T" } else { "" }
+                );
+                if rekeyed {
+                    if let Some(c) = self.conns.get_mut(&conn) {
+                        c.retired.ike_rekeys += 1;
+                    }
+                }
+            }
+            Event::IkeDown {
+                conn,
+                spi_i,
+                spi_r,
+                reason,
+            } => {
+                info!("{conn}: IKE SA {spi_i:016x}_i {spi_r:016x}_r down: {reason}");
+                if let Some(c) = self.conns.get_mut(&conn) {
+                    let r = reason.to_ascii_lowercase();
+                    if r.contains("dead") || r.contains("dpd") || r.contains("retransmi") {
+                        c.retired.dpd_failures += 1;
+                    }
+                }
+            }
+            Event::ChildUp(sa) => self.child_up(sa).await,
+            Event::ChildDown {
+                conn,
+                child,
+                spi_in,
+                spi_out,
+                reason,
+            } => {
+                info!("{conn}/{child}: CHILD SA {spi_in:08x}_i {spi_out:08x}_o removed: {reason}");
+                self.child_down(&conn, spi_in).await;
+            }
+            Event::KeyLog {
+                spi_i,
+                spi_r,
+                sk_ai,
+                sk_ar,
+                sk_ei,
+                sk_er,
+                encr,
+                integ,
+                ..
+            } => {
+                if let Some(k) = &self.keylog {
+                    k.write(spi_i, spi_r, &sk_ei, &sk_er, &sk_ai, &sk_ar, encr, integ);
+                }
+            }
+        }
+    }
+
+    async fn child_up(&mut self, sa: ike::ChildSa) {
+        let Some(c) = self.conns.get_mut(&sa.conn) else {
+            return;
+        };
+        if let Err(e) = self.dataplane.install(&sa) {
+            error!(
+                "{}/{}: cannot install CHILD SA {:08x}: {e}",
+                sa.conn, sa.child, sa.spi_in
+            );
+            return;
+        }
+        info!(
+            "{}/{}: CHILD SA {} {:08x}_i {:08x}_o {}{}{} {} === {}{}",
+            sa.conn,
+            sa.child,
+            if sa.rekey_of.is_some() {
+                "rekeyed"
+            } else {
+                "installed"
+            },
+            sa.spi_in,
+            sa.spi_out,
+            sa.encr.name(),
+            sa.integ
+                .map(|i| format!("/{}", i.name()))
+                .unwrap_or_default(),
+            if sa.udp_encap { " in UDP" } else { "" },
+            ts_list(&sa.local_ts),
+            ts_list(&sa.remote_ts),
+            sa.rekey_of
+                .map(|o| format!(" (replaces {o:08x})"))
+                .unwrap_or_default()
+        );
+        if sa.rekey_of.is_some() {
+            c.retired.child_rekeys += 1;
+        }
+        let first = c.children.is_empty();
+        c.children.insert(sa.spi_in, sa.child.clone());
+        if first {
+            if let Some(t) = &c.cfg.tunnel {
+                for r in &t.routes {
+                    match c
+                        .routes
+                        .install(&self.netlink, *r, &t.interface, Some(t.address))
+                        .await
+                    {
+                        Ok(()) => info!("{}: route {r} dev {} installed", sa.conn, t.interface),
+                        Err(e) => error!("{}: {e}", sa.conn),
+                    }
+                }
+            }
+        }
+    }
+
+    async fn child_down(&mut self, conn: &str, spi_in: u32) {
+        let counters = self.dataplane.counters();
+        let Some(c) = self.conns.get_mut(conn) else {
+            return;
+        };
+        if let Some(k) = counters.iter().find(|k| k.spi_in == spi_in) {
+            add_counters(&mut c.retired, k);
+        }
+        self.dataplane.remove(spi_in);
+        if c.children.remove(&spi_in).is_some() && c.children.is_empty() {
+            // Tunnel lost: its static routes go, and so does what BGP learned through it.
+            if let Some(t) = &c.cfg.tunnel {
+                match c
+                    .routes
+                    .withdraw_interface(&self.netlink, &t.interface)
+                    .await
+                {
+                    Ok(n) if n > 0 => info!("{conn}: tunnel down, {n} static route(s) withdrawn"),
+                    Ok(_) => {}
+                    Err(e) => error!("{conn}: {e}"),
+                }
+            }
+            if let Some(b) = &mut c.bgp {
+                b.tunnel_down(&self.netlink).await;
+            }
+        }
+    }
+
+    async fn bgp_event(&mut self, conn: &str, ev: crate::bgp::BgpEvent) {
+        let Some(c) = self.conns.get_mut(conn) else {
+            return;
+        };
+        let (Some(b), Some(t)) = (&mut c.bgp, &c.cfg.tunnel) else {
+            return;
+        };
+        // Learned routes only go in while the tunnel carries traffic.
+        let tunnel_up = !c.children.is_empty();
+        b.on_event(conn, ev, &self.netlink, &t.interface, tunnel_up)
+            .await;
+    }
+
+    fn tick(&mut self) {
+        let now = Instant::now();
+        for k in self.dataplane.counters() {
+            self.engine.child_activity(k.spi_in, k.last_inbound);
+            if k.needs_rekey {
+                self.engine.request_child_rekey(now, k.spi_in);
+            }
+        }
+        let report = self.status(now);
+        if let Ok(mut s) = self.snapshot.lock() {
+            *s = report;
+        }
+    }
+
+    async fn setup_conn(&mut self, c: Connection) -> Result<(), String> {
+        let name = c.name.clone();
+        let mut st = ConnEntry::new(c.clone());
+        if let Some(t) = &c.tunnel {
+            self.dataplane
+                .add_tunnel(&name, &t.interface, t.mtu)
+                .map_err(|e| format!("{name}: cannot create TUN device {}: {e}", t.interface))?;
+            self.netlink
+                .configure_interface(&t.interface, t.address, t.prefix_len, u32::from(t.mtu))
+                .await
+                .map_err(|e| format!("{name}: {e}"))?;
+            info!(
+                "{name}: tunnel {} up with {}/{} mtu {}",
+                t.interface, t.address, t.prefix_len, t.mtu
+            );
+            if let Some(b) = &c.bgp {
+                st.bgp = Some(bgp_glue::spawn(&name, b, t, self.bgp_tx.clone()));
+            }
+        }
+        self.conns.insert(name.clone(), st);
+        if c.start_action == config::StartAction::Start {
+            if let Err(e) = self.engine.initiate(Instant::now(), &name) {
+                warn!("{name}: cannot initiate: {e}");
+            }
+        }
+        Ok(())
+    }
+
+    async fn teardown_conn(&mut self, name: &str) {
+        let Some(mut c) = self.conns.remove(name) else {
+            return;
+        };
+        for spi in c.children.keys() {
+            self.dataplane.remove(*spi);
+        }
+        if let Some(b) = c.bgp.take() {
+            b.shutdown(&self.netlink).await;
+        }
+        if let Err(e) = c.routes.withdraw_all(&self.netlink).await {
+            error!("{name}: {e}");
+        }
+        if let Some(t) = &c.cfg.tunnel {
+            if let Err(e) = self
+                .netlink
+                .remove_address(&t.interface, t.address, t.prefix_len)
+                .await
+            {
+                debug!("{name}: {e}");
+            }
+            self.dataplane.remove_tunnel(name);
+        }
+    }
+
+    async fn teardown_all(&mut self) {
+        let names: Vec<String> = self.conns.keys().cloned().collect();
+        for n in names {
+            self.teardown_conn(&n).await;
+        }
+    }
+
+    /// SIGHUP: connections whose settings changed restart, unchanged ones keep their SAs.
+    async fn reload(&mut self) {
+        let new = match config::load(&self.cfg.path) {
+            Ok(c) => c,
+            Err(errs) => {
+                for e in &errs {
+                    error!("reload: {e}");
+                }
+                warn!(
+                    "reload: {} problem(s) in {}, keeping the running config",
+                    errs.len(),
+                    self.cfg.path.display()
+                );
+                return;
+            }
+        };
+        if new.global.control_socket != self.cfg.global.control_socket
+            || new.global.metrics_listen != self.cfg.global.metrics_listen
+        {
+            warn!("reload: control_socket and metrics_listen changes need a restart");
+        }
+        let now = Instant::now();
+        let changed: Vec<String> = self
+            .conns
+            .iter()
+            .filter(|(n, st)| new.connection(n) != Some(&st.cfg))
+            .map(|(n, _)| n.clone())
+            .collect();
+        // The engine deletes SAs of removed/changed connections; let it say so first.
+        self.engine.reload(
+            now,
+            new.connections
+                .iter()
+                .map(|c| ike_config(c, &new.global))
+                .collect(),
+        );
+        self.drain().await;
+        for n in &changed {
+            self.teardown_conn(n).await;
+        }
+        self.cfg = new;
+        let mut restarted = 0;
+        for c in self.cfg.connections.clone() {
+            if !self.conns.contains_key(&c.name) {
+                restarted += 1;
+                if let Err(e) = self.setup_conn(c).await {
+                    error!("reload: {e}");
+                }
+            }
+        }
+        info!(
+            "reload: {} connection(s) unchanged, {restarted} (re)started, {} removed",
+            self.conns.len() - restarted,
+            changed.len().saturating_sub(restarted)
+        );
+    }
+
+    async fn control(&mut self, call: ControlCall) {
+        let now = Instant::now();
+        let resp = self.answer(call.request, now);
+        self.drain().await;
+        let _ = call.reply.send(resp);
+    }
+
+    fn answer(&mut self, req: Request, now: Instant) -> Response {
+        let act = |r: Result<(), ike::IkeError>, msg: String| match r {
+            Ok(()) => Response::ok(&ActionResult { message: msg }),
+            Err(e) => Response::error(e.to_string()),
+        };
+        match req.command {
+            Command::Status => Response::ok(&self.status(now)),
+            Command::Initiate { name } => act(
+                self.engine.initiate(now, &name),
+                format!("initiating {name}"),
+            ),
+            Command::Terminate { name } => act(
+                self.engine.terminate(now, &name),
+                format!("terminating {name}"),
+            ),
+            Command::Rekey { name, ike } => {
+                let what = if ike { "IKE SA" } else { "CHILD SAs" };
+                act(
+                    self.engine.rekey(now, &name, ike),
+                    format!("rekeying the {what} of {name}"),
+                )
+            }
+            Command::Bgp { name } => {
+                if let Some(n) = &name {
+                    if !self.conns.contains_key(n) {
+                        return Response::error(format!("no connection named \"{n}\""));
+                    }
+                }
+                let routes = self
+                    .conns
+                    .iter()
+                    .filter(|(n, _)| name.as_ref().is_none_or(|want| want == *n))
+                    .filter_map(|(n, c)| c.bgp.as_ref().map(|b| b.rib_rows(n)))
+                    .flatten()
+                    .collect();
+                Response::ok(&BgpReport { routes })
+            }
+        }
+    }
+
+    /// Every configured connection, up or down, with live and retired counters merged.
+    fn status(&self, now: Instant) -> StatusReport {
+        let engine = self.engine.status(now);
+        let counters = self.dataplane.counters();
+        let by_spi: HashMap<u32, &SaCounters> = counters.iter().map(|k| (k.spi_in, k)).collect();
+        let connections = self
+            .conns
+            .iter()
+            .map(|(name, c)| {
+                let mut cs = ConnectionStatus::down(name.clone());
+                let mut totals = c.retired.clone();
+                if let Some(e) = engine.iter().find(|e| &e.name == name) {
+                    cs.state = conn_state(&e.state);
+                    cs.ike = e.ike.as_ref().map(|i| IkeSaStatus {
+                        spi_i: i.spi_i.clone(),
+                        spi_r: i.spi_r.clone(),
+                        local: i.local.parse().unwrap_or_else(|_| ([0, 0, 0, 0], 0).into()),
+                        remote: i
+                            .remote
+                            .parse()
+                            .unwrap_or_else(|_| ([0, 0, 0, 0], 0).into()),
+                        encr: i.encr.clone(),
+                        integ: i.integ.clone(),
+                        prf: i.prf.clone(),
+                        dh: i.dh.clone(),
+                        nat_detected: i.nat_detected,
+                        established_secs: i.established_secs,
+                        rekey_in_secs: i.rekey_in_secs.unwrap_or(0),
+                        initiator: false,
+                        local_id: Some(c.cfg.local_id.to_string()),
+                        remote_id: c.cfg.remote_id.as_ref().map(|r| r.to_string()),
+                    });
+                    cs.children = e
+                        .children
+                        .iter()
+                        .map(|ch| {
+                            let spi = u32::from_str_radix(&ch.spi_in, 16).unwrap_or(0);
+                            let k = by_spi.get(&spi);
+                            ChildSaStatus {
+                                name: ch.name.clone(),
+                                state: child_state(&ch.state),
+                                spi_in: ch.spi_in.clone(),
+                                spi_out: ch.spi_out.clone(),
+                                encr: ch.encr.clone(),
+                                integ: ch.integ.clone(),
+                                encap: if ch.encap == "udp" {
+                                    EspEncap::Udp
+                                } else {
+                                    EspEncap::None
+                                },
+                                bytes_in: k.map_or(0, |k| k.bytes_in),
+                                bytes_out: k.map_or(0, |k| k.bytes_out),
+                                packets_in: k.map_or(0, |k| k.packets_in),
+                                packets_out: k.map_or(0, |k| k.packets_out),
+                                replay_drops: k.map_or(0, |k| k.replay_drops),
+                                auth_failures: k.map_or(0, |k| k.auth_failures),
+                                local_ts: vec![],
+                                remote_ts: vec![],
+                                dh: None,
+                                esn: false,
+                                established_secs: ch.installed_secs,
+                                rekey_in_secs: ch.rekey_in_secs.unwrap_or(0),
+                            }
+                        })
+                        .collect();
+                }
+                for k in counters
+                    .iter()
+                    .filter(|k| c.children.contains_key(&k.spi_in))
+                {
+                    add_counters(&mut totals, k);
+                }
+                cs.counters = totals;
+                cs.bgp = c.bgp.as_ref().map(|b| b.summary());
+                cs
+            })
+            .collect();
+        StatusReport { connections }
+    }
+}
+
+fn add_counters(t: &mut ConnCounters, k: &SaCounters) {
+    t.bytes_in += k.bytes_in;
+    t.bytes_out += k.bytes_out;
+    t.packets_in += k.packets_in;
+    t.packets_out += k.packets_out;
+    for (reason, n) in [
+        ("replay", k.replay_drops),
+        ("auth", k.auth_failures),
+        ("ts_violation", k.ts_violations),
+    ] {
+        if n > 0 {
+            *t.drops.entry(reason.to_string()).or_default() += n;
+        }
+    }
+}
+
+fn conn_state(s: &str) -> ConnState {
+    match s {
+        "established" => ConnState::Established,
+        "rekeying" => ConnState::Rekeying,
+        "deleting" => ConnState::Deleting,
+        "connecting" => ConnState::Connecting,
+        _ => ConnState::Down,
+    }
+}
+
+fn child_state(s: &str) -> ChildState {
+    match s {
+        "installing" => ChildState::Installing,
+        "rekeying" => ChildState::Rekeying,
+        "rekeyed" => ChildState::Rekeyed,
+        "deleting" => ChildState::Deleting,
+        _ => ChildState::Installed,
+    }
+}
+
+fn ts_list(ts: &[ike::TrafficSelector]) -> String {
+    ts.iter()
+        .map(|t| t.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}

@@ -1,0 +1,37 @@
+//! The gateway process: tokio drives the control plane (the IKE engine, BGP sessions, the
+//! control socket, metrics, signals); the packet path runs on the data plane's own threads.
+//!
+//! One task owns the IKE engine and all per-connection state, so nothing here needs a lock:
+//! every input (datagrams, timers, control requests, BGP events, signals) arrives on a
+//! channel or a future polled by `Gateway::run`.
+
+mod bgp_glue;
+pub mod bgp_task;
+mod gateway;
+mod keylog;
+mod sockets;
+
+pub use gateway::run_config as run_async;
+
+use crate::config::Config;
+
+/// Sets up `tracing` on stderr. `RUST_LOG` overrides the configured level.
+pub fn init_logging(level: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("ipsecgw={level},warn")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Runs the gateway until SIGTERM/SIGINT. Errors are runtime failures (exit code 2).
+pub fn run(cfg: Config) -> Result<(), String> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("ipsecgw-ctl")
+        .build()
+        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+    rt.block_on(gateway::run_config(cfg))
+}

@@ -1,0 +1,101 @@
+//! The UDP sockets of the control plane: IKE on 500 (read here, on tokio) and the NAT-T
+//! port 4500, whose receive side belongs to the data plane threads (ESP-in-UDP dominates it);
+//! IKE found there comes back to us over a channel. We send IKE on 4500 through a duplicate
+//! of the same socket so the peer sees one source port.
+
+use crate::dataplane::IkeDatagram;
+use crate::ike::{Transmit, NATT_PORT};
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use tokio::sync::mpsc;
+
+pub const IKE_PORT: u16 = 500;
+/// RFC 3948 2.2: IKE on the NAT-T port is preceded by four zero octets.
+const NON_ESP_MARKER: [u8; 4] = [0; 4];
+
+pub struct IkeSockets {
+    /// Per local address: (port 500 socket, port 4500 socket used for sending).
+    by_addr: HashMap<IpAddr, (UdpSocket, UdpSocket)>,
+}
+
+/// Binds 500 and 4500 on every local address (`0.0.0.0` when a connection has none).
+/// Returns our sockets and the 4500 sockets to hand to the data plane.
+pub fn bind_all(addrs: &[IpAddr]) -> Result<(IkeSockets, Vec<UdpSocket>), String> {
+    let mut list: Vec<IpAddr> = addrs.to_vec();
+    if list.is_empty() {
+        list.push(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+    }
+    list.sort();
+    list.dedup();
+    let mut by_addr = HashMap::new();
+    let mut natt = Vec::new();
+    for a in list {
+        let s500 = UdpSocket::bind(SocketAddr::new(a, IKE_PORT))
+            .map_err(|e| format!("cannot bind UDP {a}:{IKE_PORT}: {e}"))?;
+        let s4500 = UdpSocket::bind(SocketAddr::new(a, NATT_PORT))
+            .map_err(|e| format!("cannot bind UDP {a}:{NATT_PORT}: {e}"))?;
+        let send4500 = s4500
+            .try_clone()
+            .map_err(|e| format!("cannot duplicate the {a}:{NATT_PORT} socket: {e}"))?;
+        natt.push(s4500);
+        by_addr.insert(a, (s500, send4500));
+    }
+    Ok((IkeSockets { by_addr }, natt))
+}
+
+impl IkeSockets {
+    /// Spawns one reader task per port-500 socket feeding `tx`.
+    pub fn spawn_readers(&self, tx: mpsc::Sender<IkeDatagram>) -> Result<(), String> {
+        for (addr, (s500, _)) in &self.by_addr {
+            let std_sock = s500
+                .try_clone()
+                .map_err(|e| format!("cannot duplicate {addr}:{IKE_PORT}: {e}"))?;
+            std_sock.set_nonblocking(true).map_err(|e| e.to_string())?;
+            let sock = tokio::net::UdpSocket::from_std(std_sock).map_err(|e| e.to_string())?;
+            let local = SocketAddr::new(*addr, IKE_PORT);
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 65536];
+                loop {
+                    match sock.recv_from(&mut buf).await {
+                        Ok((n, remote)) => {
+                            let d = IkeDatagram {
+                                local,
+                                remote,
+                                data: buf[..n].to_vec(),
+                            };
+                            if tx.send(d).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => tracing::debug!("IKE receive on {local}: {e}"),
+                    }
+                }
+            });
+        }
+        Ok(())
+    }
+
+    /// Sends one IKE message, from 4500 with the non-ESP marker when the engine says so.
+    pub fn send(&self, t: &Transmit) {
+        let Some((s500, s4500)) = self
+            .by_addr
+            .get(&t.local.ip())
+            .or_else(|| self.by_addr.get(&IpAddr::V4(Ipv4Addr::UNSPECIFIED)))
+            .or_else(|| self.by_addr.values().next())
+        else {
+            return;
+        };
+        let res = if t.local.port() == NATT_PORT {
+            let mut d = Vec::with_capacity(t.data.len() + 4);
+            d.extend_from_slice(&NON_ESP_MARKER);
+            d.extend_from_slice(&t.data);
+            s4500.send_to(&d, t.remote)
+        } else {
+            s500.send_to(&t.data, t.remote)
+        };
+        if let Err(e) = res {
+            tracing::warn!("cannot send IKE to {}: {e}", t.remote);
+        }
+    }
+}
