@@ -166,7 +166,10 @@ impl<'a> Reader<'a> {
     }
     fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8]> {
         let end = self.pos.checked_add(n).ok_or(ParseError::Truncated(what))?;
-        let s = self.buf.get(self.pos..end).ok_or(ParseError::Truncated(what))?;
+        let s = self
+            .buf
+            .get(self.pos..end)
+            .ok_or(ParseError::Truncated(what))?;
         self.pos = end;
         Ok(s)
     }
@@ -291,17 +294,37 @@ pub struct Notify {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Payload {
     Sa(Vec<Proposal>),
-    Ke { group: u16, data: Vec<u8> },
-    IdI { id_type: u8, data: Vec<u8> },
-    IdR { id_type: u8, data: Vec<u8> },
-    Auth { method: u8, data: Vec<u8> },
+    Ke {
+        group: u16,
+        data: Vec<u8>,
+    },
+    IdI {
+        id_type: u8,
+        data: Vec<u8>,
+    },
+    IdR {
+        id_type: u8,
+        data: Vec<u8>,
+    },
+    Auth {
+        method: u8,
+        data: Vec<u8>,
+    },
     Nonce(Vec<u8>),
     Notify(Notify),
-    Delete { protocol: u8, spi_size: u8, spis: Vec<Vec<u8>> },
+    Delete {
+        protocol: u8,
+        spi_size: u8,
+        spis: Vec<Vec<u8>>,
+    },
     Vendor(Vec<u8>),
     TsI(Vec<WireTs>),
     TsR(Vec<WireTs>),
-    Other { ptype: u8, critical: bool, body: Vec<u8> },
+    Other {
+        ptype: u8,
+        critical: bool,
+        body: Vec<u8>,
+    },
 }
 
 impl Payload {
@@ -324,7 +347,12 @@ impl Payload {
 
     /// Shorthand for a notify without SPI.
     pub fn notify(ntype: u16, data: Vec<u8>) -> Payload {
-        Payload::Notify(Notify { protocol: 0, spi: Vec::new(), ntype, data })
+        Payload::Notify(Notify {
+            protocol: 0,
+            spi: Vec::new(),
+            ntype,
+            data,
+        })
     }
 
     /// The body bytes (everything after the 4-byte generic payload header).
@@ -353,7 +381,11 @@ impl Payload {
                 b.extend_from_slice(&n.spi);
                 b.extend_from_slice(&n.data);
             }
-            Payload::Delete { protocol, spi_size, spis } => {
+            Payload::Delete {
+                protocol,
+                spi_size,
+                spis,
+            } => {
                 b.push(*protocol);
                 b.push(*spi_size);
                 b.extend_from_slice(&(spis.len() as u16).to_be_bytes());
@@ -405,7 +437,11 @@ fn write_ts(ts: &[WireTs], b: &mut Vec<u8>) {
     b.push(ts.len() as u8);
     b.extend_from_slice(&[0, 0, 0]);
     for t in ts {
-        let (ty, len) = if t.start.is_ipv4() { (TS_IPV4_ADDR_RANGE, 16u16) } else { (TS_IPV6_ADDR_RANGE, 40u16) };
+        let (ty, len) = if t.start.is_ipv4() {
+            (TS_IPV4_ADDR_RANGE, 16u16)
+        } else {
+            (TS_IPV6_ADDR_RANGE, 40u16)
+        };
         b.push(ty);
         b.push(t.ip_proto);
         b.extend_from_slice(&len.to_be_bytes());
@@ -472,7 +508,12 @@ fn parse_sa(body: &[u8]) -> Result<Vec<Proposal>> {
         if pr.remaining() != 0 {
             return Err(ParseError::BadLength("proposal (trailing bytes)"));
         }
-        props.push(Proposal { num, protocol, spi, transforms });
+        props.push(Proposal {
+            num,
+            protocol,
+            spi,
+            transforms,
+        });
         match last {
             0 => break,
             2 => {}
@@ -497,14 +538,22 @@ fn parse_ts(body: &[u8]) -> Result<Vec<WireTs>> {
         let alen = match (ty, len) {
             (TS_IPV4_ADDR_RANGE, 16) => 4,
             (TS_IPV6_ADDR_RANGE, 40) => 16,
-            (TS_IPV4_ADDR_RANGE, _) | (TS_IPV6_ADDR_RANGE, _) => return Err(ParseError::BadLength("traffic selector")),
+            (TS_IPV4_ADDR_RANGE, _) | (TS_IPV6_ADDR_RANGE, _) => {
+                return Err(ParseError::BadLength("traffic selector"))
+            }
             _ => return Err(ParseError::Invalid("traffic selector type")),
         };
         let start_port = r.u16("traffic selector")?;
         let end_port = r.u16("traffic selector")?;
         let start = read_addr(r.take(alen, "traffic selector")?)?;
         let end = read_addr(r.take(alen, "traffic selector")?)?;
-        out.push(WireTs { ip_proto, start_port, end_port, start, end });
+        out.push(WireTs {
+            ip_proto,
+            start_port,
+            end_port,
+            start,
+            end,
+        });
     }
     if r.remaining() != 0 {
         return Err(ParseError::BadLength("TS payload (trailing bytes)"));
@@ -529,7 +578,10 @@ fn parse_body(ptype: u8, critical: bool, body: &[u8]) -> Result<Payload> {
         PT_KE => {
             let group = r.u16("KE payload")?;
             r.take(2, "KE payload")?;
-            Payload::Ke { group, data: r.rest().to_vec() }
+            Payload::Ke {
+                group,
+                data: r.rest().to_vec(),
+            }
         }
         PT_IDI | PT_IDR => {
             let id_type = r.u8("ID payload")?;
@@ -544,7 +596,10 @@ fn parse_body(ptype: u8, critical: bool, body: &[u8]) -> Result<Payload> {
         PT_AUTH => {
             let method = r.u8("AUTH payload")?;
             r.take(3, "AUTH payload")?;
-            Payload::Auth { method, data: r.rest().to_vec() }
+            Payload::Auth {
+                method,
+                data: r.rest().to_vec(),
+            }
         }
         PT_NONCE => {
             // RFC 7296 3.9: 16..=256 bytes.
@@ -558,7 +613,12 @@ fn parse_body(ptype: u8, critical: bool, body: &[u8]) -> Result<Payload> {
             let spi_size = r.u8("Notify payload")? as usize;
             let ntype = r.u16("Notify payload")?;
             let spi = r.take(spi_size, "Notify SPI")?.to_vec();
-            Payload::Notify(Notify { protocol, spi, ntype, data: r.rest().to_vec() })
+            Payload::Notify(Notify {
+                protocol,
+                spi,
+                ntype,
+                data: r.rest().to_vec(),
+            })
         }
         PT_DELETE => {
             let protocol = r.u8("Delete payload")?;
@@ -571,14 +631,26 @@ fn parse_body(ptype: u8, critical: bool, body: &[u8]) -> Result<Payload> {
             if r.remaining() != 0 {
                 return Err(ParseError::BadLength("Delete payload (trailing bytes)"));
             }
-            Payload::Delete { protocol, spi_size, spis }
+            Payload::Delete {
+                protocol,
+                spi_size,
+                spis,
+            }
         }
         PT_VENDOR => Payload::Vendor(body.to_vec()),
         PT_TSI => Payload::TsI(parse_ts(body)?),
         PT_TSR => Payload::TsR(parse_ts(body)?),
-        PT_CERT | PT_CERTREQ | PT_CP | PT_EAP => Payload::Other { ptype, critical, body: body.to_vec() },
+        PT_CERT | PT_CERTREQ | PT_CP | PT_EAP => Payload::Other {
+            ptype,
+            critical,
+            body: body.to_vec(),
+        },
         _ if critical => return Err(ParseError::UnsupportedCritical(ptype)),
-        _ => Payload::Other { ptype, critical, body: body.to_vec() },
+        _ => Payload::Other {
+            ptype,
+            critical,
+            body: body.to_vec(),
+        },
     })
 }
 
@@ -601,7 +673,12 @@ pub struct Message {
 
 /// Parses a payload chain starting with type `first`. `base` is the offset of `data` within
 /// the whole message (to locate the SK payload). An SK payload must be the last one.
-pub fn parse_chain(first: u8, data: &[u8], base: usize, allow_sk: bool) -> Result<(Vec<Payload>, Option<SkLocation>)> {
+pub fn parse_chain(
+    first: u8,
+    data: &[u8],
+    base: usize,
+    allow_sk: bool,
+) -> Result<(Vec<Payload>, Option<SkLocation>)> {
     let mut r = Reader::new(data);
     let mut next = first;
     let mut payloads = Vec::new();
@@ -623,7 +700,13 @@ pub fn parse_chain(first: u8, data: &[u8], base: usize, allow_sk: bool) -> Resul
             if r.remaining() != 0 {
                 return Err(ParseError::Invalid("SK payload is not the last payload"));
             }
-            return Ok((payloads, Some(SkLocation { inner_next: next, offset: base + at })));
+            return Ok((
+                payloads,
+                Some(SkLocation {
+                    inner_next: next,
+                    offset: base + at,
+                }),
+            ));
         }
         payloads.push(parse_body(this, critical, body)?);
     }
@@ -636,9 +719,15 @@ pub fn parse_chain(first: u8, data: &[u8], base: usize, allow_sk: bool) -> Resul
 impl Message {
     pub fn parse(data: &[u8]) -> Result<Message> {
         let header = Header::parse(data)?;
-        let rest = data.get(HEADER_LEN..).ok_or(ParseError::Truncated("header"))?;
+        let rest = data
+            .get(HEADER_LEN..)
+            .ok_or(ParseError::Truncated("header"))?;
         let (payloads, sk) = parse_chain(header.next_payload, rest, HEADER_LEN, true)?;
-        Ok(Message { header, payloads, sk })
+        Ok(Message {
+            header,
+            payloads,
+            sk,
+        })
     }
 }
 
@@ -696,11 +785,31 @@ mod tests {
                     protocol: PROTO_IKE,
                     spi: vec![],
                     transforms: vec![
-                        Transform { ttype: TT_ENCR, id: 12, key_len: Some(256) },
-                        Transform { ttype: TT_ENCR, id: 3, key_len: None },
-                        Transform { ttype: TT_PRF, id: 2, key_len: None },
-                        Transform { ttype: TT_INTEG, id: 2, key_len: None },
-                        Transform { ttype: TT_DH, id: 2, key_len: None },
+                        Transform {
+                            ttype: TT_ENCR,
+                            id: 12,
+                            key_len: Some(256),
+                        },
+                        Transform {
+                            ttype: TT_ENCR,
+                            id: 3,
+                            key_len: None,
+                        },
+                        Transform {
+                            ttype: TT_PRF,
+                            id: 2,
+                            key_len: None,
+                        },
+                        Transform {
+                            ttype: TT_INTEG,
+                            id: 2,
+                            key_len: None,
+                        },
+                        Transform {
+                            ttype: TT_DH,
+                            id: 2,
+                            key_len: None,
+                        },
                     ],
                 },
                 Proposal {
@@ -708,18 +817,47 @@ mod tests {
                     protocol: PROTO_ESP,
                     spi: vec![0xc4, 0x86, 0x11, 0x13],
                     transforms: vec![
-                        Transform { ttype: TT_ENCR, id: 12, key_len: Some(128) },
-                        Transform { ttype: TT_ESN, id: 0, key_len: None },
+                        Transform {
+                            ttype: TT_ENCR,
+                            id: 12,
+                            key_len: Some(128),
+                        },
+                        Transform {
+                            ttype: TT_ESN,
+                            id: 0,
+                            key_len: None,
+                        },
                     ],
                 },
             ]),
-            Payload::Ke { group: 2, data: vec![7; 128] },
+            Payload::Ke {
+                group: 2,
+                data: vec![7; 128],
+            },
             Payload::Nonce(vec![9; 32]),
-            Payload::IdI { id_type: 1, data: vec![192, 0, 2, 1] },
-            Payload::IdR { id_type: 2, data: b"vpn.example".to_vec() },
-            Payload::Auth { method: AUTH_PSK, data: vec![0xaa; 20] },
-            Payload::Notify(Notify { protocol: PROTO_ESP, spi: vec![1, 2, 3, 4], ntype: notify::REKEY_SA, data: vec![] }),
-            Payload::Delete { protocol: PROTO_ESP, spi_size: 4, spis: vec![vec![1, 2, 3, 4], vec![5, 6, 7, 8]] },
+            Payload::IdI {
+                id_type: 1,
+                data: vec![192, 0, 2, 1],
+            },
+            Payload::IdR {
+                id_type: 2,
+                data: b"vpn.example".to_vec(),
+            },
+            Payload::Auth {
+                method: AUTH_PSK,
+                data: vec![0xaa; 20],
+            },
+            Payload::Notify(Notify {
+                protocol: PROTO_ESP,
+                spi: vec![1, 2, 3, 4],
+                ntype: notify::REKEY_SA,
+                data: vec![],
+            }),
+            Payload::Delete {
+                protocol: PROTO_ESP,
+                spi_size: 4,
+                spis: vec![vec![1, 2, 3, 4], vec![5, 6, 7, 8]],
+            },
             Payload::Vendor(b"strongSwan".to_vec()),
             Payload::TsI(vec![WireTs {
                 ip_proto: 0,
@@ -744,7 +882,11 @@ mod tests {
                     end: "2001:db8::ffff".parse().unwrap(),
                 },
             ]),
-            Payload::Other { ptype: 200, critical: false, body: vec![1, 2, 3] },
+            Payload::Other {
+                ptype: 200,
+                critical: false,
+                body: vec![1, 2, 3],
+            },
         ]
     }
 
@@ -780,7 +922,11 @@ mod tests {
             num: 1,
             protocol: PROTO_IKE,
             spi: vec![],
-            transforms: vec![Transform { ttype: TT_ENCR, id: 12, key_len: Some(256) }],
+            transforms: vec![Transform {
+                ttype: TT_ENCR,
+                id: 12,
+                key_len: Some(256),
+            }],
         }]);
         let body = sa.body();
         // proposal header (8) + transform header (8) + TV attribute 0x800e 0x0100
@@ -815,11 +961,25 @@ mod tests {
 
     #[test]
     fn unknown_critical_payload_is_reported() {
-        let p = vec![Payload::Other { ptype: 201, critical: true, body: vec![] }];
+        let p = vec![Payload::Other {
+            ptype: 201,
+            critical: true,
+            body: vec![],
+        }];
         let bytes = encode_plain(sample_header(), &p);
-        assert_eq!(Message::parse(&bytes), Err(ParseError::UnsupportedCritical(201)));
+        assert_eq!(
+            Message::parse(&bytes),
+            Err(ParseError::UnsupportedCritical(201))
+        );
         // Non-critical unknown payloads are kept aside and skipped.
-        let p = vec![Payload::Other { ptype: 201, critical: false, body: vec![5] }, Payload::Nonce(vec![1; 16])];
+        let p = vec![
+            Payload::Other {
+                ptype: 201,
+                critical: false,
+                body: vec![5],
+            },
+            Payload::Nonce(vec![1; 16]),
+        ];
         let msg = Message::parse(&encode_plain(sample_header(), &p)).unwrap();
         assert_eq!(msg.payloads.len(), 2);
     }
@@ -844,7 +1004,13 @@ mod tests {
         out.extend_from_slice(&[PT_IDI, 0, 0, 24]);
         out.extend_from_slice(&[0u8; 20]);
         let msg = Message::parse(&out).unwrap();
-        assert_eq!(msg.sk, Some(SkLocation { inner_next: PT_IDI, offset: HEADER_LEN }));
+        assert_eq!(
+            msg.sk,
+            Some(SkLocation {
+                inner_next: PT_IDI,
+                offset: HEADER_LEN
+            })
+        );
         assert!(!chain.is_empty());
     }
 

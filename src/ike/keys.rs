@@ -21,8 +21,19 @@ impl IkeAlgs {
     /// strongSwan-style name: `AES_CBC_256/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024`.
     pub fn describe(&self) -> String {
         match self.integ {
-            Some(i) => format!("{}/{}/{}/{}", self.encr.name(), i.name(), self.prf.name(), self.dh.name()),
-            None => format!("{}/{}/{}", self.encr.name(), self.prf.name(), self.dh.name()),
+            Some(i) => format!(
+                "{}/{}/{}/{}",
+                self.encr.name(),
+                i.name(),
+                self.prf.name(),
+                self.dh.name()
+            ),
+            None => format!(
+                "{}/{}/{}",
+                self.encr.name(),
+                self.prf.name(),
+                self.dh.name()
+            ),
         }
     }
 }
@@ -48,12 +59,25 @@ pub fn skeyseed(prf: PrfAlg, ni: &[u8], nr: &[u8], shared: &[u8]) -> Zeroizing<V
 
 /// SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr) for a rekeyed IKE SA, with the PRF of
 /// the old SA (as strongSwan does).
-pub fn rekey_skeyseed(old_prf: PrfAlg, old_sk_d: &[u8], shared: &[u8], ni: &[u8], nr: &[u8]) -> Zeroizing<Vec<u8>> {
+pub fn rekey_skeyseed(
+    old_prf: PrfAlg,
+    old_sk_d: &[u8],
+    shared: &[u8],
+    ni: &[u8],
+    nr: &[u8],
+) -> Zeroizing<Vec<u8>> {
     crypto::prf(old_prf, old_sk_d, &[shared, ni, nr])
 }
 
 /// {SK_d | SK_ai | SK_ar | SK_ei | SK_er | SK_pi | SK_pr} = prf+(SKEYSEED, Ni | Nr | SPIi | SPIr)
-pub fn derive_ike_keys(algs: &IkeAlgs, skeyseed: &[u8], ni: &[u8], nr: &[u8], spi_i: u64, spi_r: u64) -> IkeKeys {
+pub fn derive_ike_keys(
+    algs: &IkeAlgs,
+    skeyseed: &[u8],
+    ni: &[u8],
+    nr: &[u8],
+    spi_i: u64,
+    spi_r: u64,
+) -> IkeKeys {
     let prf_len = algs.prf.out_len();
     let integ_len = algs.integ.map(|i| i.key_len()).unwrap_or(0);
     let encr_len = algs.encr.keymat_len();
@@ -83,7 +107,14 @@ pub fn derive_ike_keys(algs: &IkeAlgs, skeyseed: &[u8], ni: &[u8], nr: &[u8], sp
 
 /// AUTH = prf(prf(Shared Secret, "Key Pad for IKEv2"), <SignedOctets>) where
 /// SignedOctets = RealMessage | NonceOfPeer | prf(SK_px, IDx body).
-pub fn psk_auth(prf: PrfAlg, psk: &[u8], message: &[u8], peer_nonce: &[u8], sk_p: &[u8], id_body: &[u8]) -> Zeroizing<Vec<u8>> {
+pub fn psk_auth(
+    prf: PrfAlg,
+    psk: &[u8],
+    message: &[u8],
+    peer_nonce: &[u8],
+    sk_p: &[u8],
+    id_body: &[u8],
+) -> Zeroizing<Vec<u8>> {
     let key = crypto::prf(prf, psk, &[b"Key Pad for IKEv2"]);
     let maced_id = crypto::prf(prf, sk_p, &[id_body]);
     crypto::prf(prf, &key, &[message, peer_nonce, &maced_id])
@@ -99,7 +130,15 @@ pub struct ChildKeys {
 
 /// KEYMAT = prf+(SK_d, [g^ir (new) |] Ni | Nr); taken as encr then integ for
 /// initiator-to-responder, then the same for responder-to-initiator (RFC 7296 2.17).
-pub fn child_keys(prf: PrfAlg, sk_d: &[u8], shared: Option<&[u8]>, ni: &[u8], nr: &[u8], encr: EncrAlg, integ: Option<IntegAlg>) -> ChildKeys {
+pub fn child_keys(
+    prf: PrfAlg,
+    sk_d: &[u8],
+    shared: Option<&[u8]>,
+    ni: &[u8],
+    nr: &[u8],
+    encr: EncrAlg,
+    integ: Option<IntegAlg>,
+) -> ChildKeys {
     let elen = encr.keymat_len();
     let ilen = integ.map(|i| i.key_len()).unwrap_or(0);
     let mut seed = Zeroizing::new(Vec::new());
@@ -115,7 +154,12 @@ pub fn child_keys(prf: PrfAlg, sk_d: &[u8], shared: Option<&[u8]>, ni: &[u8], nr
         pos += n;
         k
     };
-    ChildKeys { encr_i2r: take(elen), integ_i2r: take(ilen), encr_r2i: take(elen), integ_r2i: take(ilen) }
+    ChildKeys {
+        encr_i2r: take(elen),
+        integ_i2r: take(ilen),
+        encr_r2i: take(elen),
+        integ_r2i: take(ilen),
+    }
 }
 
 /// NAT_DETECTION_*_IP data: SHA1(SPIi | SPIr | IP | port).
@@ -172,12 +216,18 @@ pub struct SkCrypto {
 
 impl SkCrypto {
     /// `we_are_initiator` = original initiator of this IKE SA (uses SK_ei/SK_ai outbound).
-    pub fn new(algs: &IkeAlgs, keys: &IkeKeys, we_are_initiator: bool) -> Result<SkCrypto, CryptoError> {
+    pub fn new(
+        algs: &IkeAlgs,
+        keys: &IkeKeys,
+        we_are_initiator: bool,
+    ) -> Result<SkCrypto, CryptoError> {
         let make = |ek: &[u8], ak: &[u8]| -> Result<Direction, CryptoError> {
             let cipher = if algs.encr.is_aead() {
                 Cipher::Aead(crypto::new_aead(algs.encr, ek)?)
             } else {
-                let integ = algs.integ.ok_or(CryptoError::NotAead("CBC cipher without integrity algorithm"))?;
+                let integ = algs.integ.ok_or(CryptoError::NotAead(
+                    "CBC cipher without integrity algorithm",
+                ))?;
                 Cipher::Cbc(crypto::new_cbc(algs.encr, ek)?, crypto::new_mac(integ, ak)?)
             };
             Ok(Direction { cipher })
@@ -187,12 +237,26 @@ impl SkCrypto {
         } else {
             (&keys.sk_er, &keys.sk_ar, &keys.sk_ei, &keys.sk_ai)
         };
-        let icv_len = if algs.encr.is_aead() { algs.encr.icv_len() } else { algs.integ.map(|i| i.icv_len()).unwrap_or(0) };
-        Ok(SkCrypto { encr: algs.encr, icv_len, out: make(oe, oa)?, inn: make(ie, ia)? })
+        let icv_len = if algs.encr.is_aead() {
+            algs.encr.icv_len()
+        } else {
+            algs.integ.map(|i| i.icv_len()).unwrap_or(0)
+        };
+        Ok(SkCrypto {
+            encr: algs.encr,
+            icv_len,
+            out: make(oe, oa)?,
+            inn: make(ie, ia)?,
+        })
     }
 
     /// Builds a complete protected message: header | SK { payloads }.
-    pub fn seal(&self, mut header: Header, payloads: &[Payload], rng: &mut dyn rand::RngCore) -> Vec<u8> {
+    pub fn seal(
+        &self,
+        mut header: Header,
+        payloads: &[Payload],
+        rng: &mut dyn rand::RngCore,
+    ) -> Vec<u8> {
         let (first, chain) = codec::encode_chain(payloads);
         let block = self.encr.block_len().max(1);
         let pad = (block - (chain.len() + 1) % block) % block;
@@ -239,7 +303,9 @@ impl SkCrypto {
     /// Verifies and decrypts the SK payload of a received message, returning the inner payloads.
     pub fn open(&self, data: &[u8], sk: &SkLocation) -> Result<Vec<Payload>, SkError> {
         let body_at = sk.offset + 4;
-        let body = data.get(body_at..).ok_or(SkError::Malformed("SK payload truncated"))?;
+        let body = data
+            .get(body_at..)
+            .ok_or(SkError::Malformed("SK payload truncated"))?;
         let iv_len = self.encr.iv_len();
         if body.len() < iv_len + self.icv_len + 1 {
             return Err(SkError::Malformed("SK payload too short"));
@@ -252,16 +318,22 @@ impl SkCrypto {
         match &self.inn.cipher {
             Cipher::Cbc(c, mac) => {
                 if ct_len % self.encr.block_len().max(1) != 0 {
-                    return Err(SkError::Malformed("ciphertext is not a multiple of the block size"));
+                    return Err(SkError::Malformed(
+                        "ciphertext is not a multiple of the block size",
+                    ));
                 }
-                let signed = data.get(..data.len() - self.icv_len).ok_or(SkError::Malformed("SK payload too short"))?;
+                let signed = data
+                    .get(..data.len() - self.icv_len)
+                    .ok_or(SkError::Malformed("SK payload too short"))?;
                 if !mac.verify(&[signed], icv) {
                     return Err(SkError::Integrity);
                 }
                 c.decrypt(iv, &mut plain);
             }
             Cipher::Aead(a) => {
-                let aad = data.get(..body_at).ok_or(SkError::Malformed("SK payload truncated"))?;
+                let aad = data
+                    .get(..body_at)
+                    .ok_or(SkError::Malformed("SK payload truncated"))?;
                 let mut iv8 = [0u8; 8];
                 iv8.copy_from_slice(iv.get(..8).ok_or(SkError::Malformed("IV"))?);
                 if !a.open(&iv8, aad, &mut plain, icv) {
@@ -274,7 +346,9 @@ impl SkCrypto {
             return Err(SkError::Malformed("padding longer than plaintext"));
         }
         let inner = &plain[..plain.len() - pad - 1];
-        codec::parse_chain(sk.inner_next, inner, 0, false).map(|(p, _)| p).map_err(SkError::Parse)
+        codec::parse_chain(sk.inner_next, inner, 0, false)
+            .map(|(p, _)| p)
+            .map_err(SkError::Parse)
     }
 }
 
@@ -307,7 +381,12 @@ mod tests {
     }
 
     fn algs() -> IkeAlgs {
-        IkeAlgs { encr: EncrAlg::AesCbc256, integ: Some(IntegAlg::HmacSha1_96), prf: PrfAlg::HmacSha1, dh: DhGroup::Modp1024 }
+        IkeAlgs {
+            encr: EncrAlg::AesCbc256,
+            integ: Some(IntegAlg::HmacSha1_96),
+            prf: PrfAlg::HmacSha1,
+            dh: DhGroup::Modp1024,
+        }
     }
 
     #[test]
@@ -337,7 +416,14 @@ mod tests {
         let nonce = [5u8; 32];
         let sk_p = [6u8; 20];
         let id = [1u8, 0, 0, 0, 192, 0, 2, 1];
-        let got = psk_auth(PrfAlg::HmacSha1, b"lab-psk-0123456789", msg, &nonce, &sk_p, &id);
+        let got = psk_auth(
+            PrfAlg::HmacSha1,
+            b"lab-psk-0123456789",
+            msg,
+            &nonce,
+            &sk_p,
+            &id,
+        );
         let pad = hmac_sha1(b"lab-psk-0123456789", &[b"Key Pad for IKEv2"]);
         let maced = hmac_sha1(&sk_p, &[&id]);
         assert_eq!(&got[..], &hmac_sha1(&pad, &[msg, &nonce, &maced])[..]);
@@ -349,32 +435,64 @@ mod tests {
         let ni = [1u8; 32];
         let nr = [2u8; 32];
         let g = [3u8; 128];
-        let k = child_keys(PrfAlg::HmacSha1, &sk_d, Some(&g), &ni, &nr, EncrAlg::AesCbc128, Some(IntegAlg::HmacSha1_96));
+        let k = child_keys(
+            PrfAlg::HmacSha1,
+            &sk_d,
+            Some(&g),
+            &ni,
+            &nr,
+            EncrAlg::AesCbc128,
+            Some(IntegAlg::HmacSha1_96),
+        );
         let km = prf_plus_ref(&sk_d, &[&g[..], &ni[..], &nr[..]].concat(), 2 * (16 + 20));
         assert_eq!(&k.encr_i2r[..], &km[0..16]);
         assert_eq!(&k.integ_i2r[..], &km[16..36]);
         assert_eq!(&k.encr_r2i[..], &km[36..52]);
         assert_eq!(&k.integ_r2i[..], &km[52..72]);
-        let k2 = child_keys(PrfAlg::HmacSha1, &sk_d, None, &ni, &nr, EncrAlg::AesCbc128, Some(IntegAlg::HmacSha1_96));
+        let k2 = child_keys(
+            PrfAlg::HmacSha1,
+            &sk_d,
+            None,
+            &ni,
+            &nr,
+            EncrAlg::AesCbc128,
+            Some(IntegAlg::HmacSha1_96),
+        );
         assert_ne!(&k2.encr_i2r[..], &k.encr_i2r[..]);
     }
 
     #[test]
     fn rekey_skeyseed_reference() {
-        let s = rekey_skeyseed(PrfAlg::HmacSha1, &[4u8; 20], &[5u8; 128], &[6u8; 16], &[7u8; 16]);
-        assert_eq!(&s[..], &hmac_sha1(&[4u8; 20], &[&[5u8; 128], &[6u8; 16], &[7u8; 16]])[..]);
+        let s = rekey_skeyseed(
+            PrfAlg::HmacSha1,
+            &[4u8; 20],
+            &[5u8; 128],
+            &[6u8; 16],
+            &[7u8; 16],
+        );
+        assert_eq!(
+            &s[..],
+            &hmac_sha1(&[4u8; 20], &[&[5u8; 128], &[6u8; 16], &[7u8; 16]])[..]
+        );
     }
 
     #[test]
     fn nat_hash_reference() {
         let h = nat_hash(1, 2, "192.0.2.1:500".parse().unwrap());
         let mut d = Sha1::new();
-        d.update([0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 192, 0, 2, 1, 1, 0xf4]);
+        d.update([
+            0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 192, 0, 2, 1, 1, 0xf4,
+        ]);
         assert_eq!(h, d.finalize().to_vec());
     }
 
     fn sk_round_trip(encr: EncrAlg, integ: Option<IntegAlg>) {
-        let a = IkeAlgs { encr, integ, prf: PrfAlg::HmacSha1, dh: DhGroup::Modp1024 };
+        let a = IkeAlgs {
+            encr,
+            integ,
+            prf: PrfAlg::HmacSha1,
+            dh: DhGroup::Modp1024,
+        };
         let keys = derive_ike_keys(&a, &[1u8; 20], &[2u8; 16], &[3u8; 16], 7, 8);
         let ini = SkCrypto::new(&a, &keys, true).unwrap();
         let res = SkCrypto::new(&a, &keys, false).unwrap();
@@ -390,7 +508,16 @@ mod tests {
             length: 0,
         };
         for n in 0..40usize {
-            let payloads = vec![Payload::IdI { id_type: 2, data: vec![b'a'; n] }, Payload::Auth { method: 2, data: vec![9; 20] }];
+            let payloads = vec![
+                Payload::IdI {
+                    id_type: 2,
+                    data: vec![b'a'; n],
+                },
+                Payload::Auth {
+                    method: 2,
+                    data: vec![9; 20],
+                },
+            ];
             let msg = ini.seal(header.clone(), &payloads, &mut rng);
             let parsed = codec::Message::parse(&msg).unwrap();
             let sk = parsed.sk.unwrap();

@@ -9,6 +9,7 @@ mod engine;
 mod identity;
 pub mod keys;
 mod sa;
+mod select;
 
 pub use engine::Engine;
 pub use identity::Identity;
@@ -53,7 +54,11 @@ pub struct RetransmitConfig {
 
 impl Default for RetransmitConfig {
     fn default() -> Self {
-        RetransmitConfig { timeout: Duration::from_secs(4), base: 1.8, tries: 5 }
+        RetransmitConfig {
+            timeout: Duration::from_secs(4),
+            base: 1.8,
+            tries: 5,
+        }
     }
 }
 
@@ -143,7 +148,13 @@ impl TrafficSelector {
     /// The selector covering a whole prefix, any protocol and port.
     pub fn from_prefix(p: &IpPrefix) -> TrafficSelector {
         let (start, end) = p.range();
-        TrafficSelector { ip_proto: 0, start_port: 0, end_port: 65535, start, end }
+        TrafficSelector {
+            ip_proto: 0,
+            start_port: 0,
+            end_port: 65535,
+            start,
+            end,
+        }
     }
 
     /// True if `ip` lies within the address range.
@@ -172,7 +183,13 @@ impl TrafficSelector {
         if start_port > end_port || start > end || start.is_ipv4() != end.is_ipv4() {
             return None;
         }
-        Some(TrafficSelector { ip_proto, start_port, end_port, start, end })
+        Some(TrafficSelector {
+            ip_proto,
+            start_port,
+            end_port,
+            start,
+            end,
+        })
     }
 
     /// True if `other` lies entirely within `self`.
@@ -188,7 +205,11 @@ impl fmt::Display for TrafficSelector {
             None => write!(f, "{}..{}", self.start, self.end)?,
         }
         if self.ip_proto != 0 || self.start_port != 0 || self.end_port != 65535 {
-            write!(f, "[{}/{}-{}]", self.ip_proto, self.start_port, self.end_port)?;
+            write!(
+                f,
+                "[{}/{}-{}]",
+                self.ip_proto, self.start_port, self.end_port
+            )?;
         }
         Ok(())
     }
@@ -296,7 +317,19 @@ pub enum Event {
 impl fmt::Debug for Event {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Event::IkeUp { conn, spi_i, spi_r, local, remote, encr, integ, prf, dh, nat_detected, rekeyed } => f
+            Event::IkeUp {
+                conn,
+                spi_i,
+                spi_r,
+                local,
+                remote,
+                encr,
+                integ,
+                prf,
+                dh,
+                nat_detected,
+                rekeyed,
+            } => f
                 .debug_struct("IkeUp")
                 .field("conn", conn)
                 .field("spi_i", &format_args!("{spi_i:016x}"))
@@ -310,7 +343,12 @@ impl fmt::Debug for Event {
                 .field("nat_detected", nat_detected)
                 .field("rekeyed", rekeyed)
                 .finish(),
-            Event::IkeDown { conn, spi_i, spi_r, reason } => f
+            Event::IkeDown {
+                conn,
+                spi_i,
+                spi_r,
+                reason,
+            } => f
                 .debug_struct("IkeDown")
                 .field("conn", conn)
                 .field("spi_i", &format_args!("{spi_i:016x}"))
@@ -318,7 +356,13 @@ impl fmt::Debug for Event {
                 .field("reason", reason)
                 .finish(),
             Event::ChildUp(c) => f.debug_tuple("ChildUp").field(c).finish(),
-            Event::ChildDown { conn, child, spi_in, spi_out, reason } => f
+            Event::ChildDown {
+                conn,
+                child,
+                spi_in,
+                spi_out,
+                reason,
+            } => f
                 .debug_struct("ChildDown")
                 .field("conn", conn)
                 .field("child", child)
@@ -326,7 +370,13 @@ impl fmt::Debug for Event {
                 .field("spi_out", &format_args!("{spi_out:08x}"))
                 .field("reason", reason)
                 .finish(),
-            Event::KeyLog { spi_i, spi_r, encr, integ, .. } => f
+            Event::KeyLog {
+                spi_i,
+                spi_r,
+                encr,
+                integ,
+                ..
+            } => f
                 .debug_struct("KeyLog")
                 .field("spi_i", &format_args!("{spi_i:016x}"))
                 .field("spi_r", &format_args!("{spi_r:016x}"))
@@ -353,7 +403,10 @@ impl fmt::Display for IkeError {
         match self {
             IkeError::UnknownConnection(c) => write!(f, "no connection named '{c}'"),
             IkeError::NoRemoteAddress(c) => {
-                write!(f, "connection '{c}' has no remote address to initiate to (remote_addrs = %any)")
+                write!(
+                    f,
+                    "connection '{c}' has no remote address to initiate to (remote_addrs = %any)"
+                )
             }
             IkeError::NotEstablished(c) => write!(f, "connection '{c}' has no established IKE SA"),
         }

@@ -1,1 +1,186 @@
-//! IKE SA and CHILD SA state.
+//! IKE SA and CHILD SA state held by the engine.
+
+use super::keys::{IkeAlgs, IkeKeys, SkCrypto};
+use super::select::EspAlgs;
+use super::{IkeConfig, TrafficSelector};
+use crate::crypto::DhPrivate;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum IkeState {
+    /// Initiator: IKE_SA_INIT sent.
+    InitSent,
+    /// Initiator: IKE_AUTH sent.
+    AuthSent,
+    /// Responder: IKE_SA_INIT answered, waiting for IKE_AUTH.
+    InitReplied,
+    Established,
+    /// Replaced by a rekeyed IKE SA (children moved); waiting for the Delete exchange.
+    Rekeyed,
+    /// We sent a Delete for it; events already emitted.
+    Deleting,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum ChildState {
+    Installed,
+    /// Our CREATE_CHILD_SA rekey of it is in flight.
+    Rekeying,
+    /// Replaced by a new SA; the Delete exchange for it is pending.
+    Rekeyed,
+    /// We sent a Delete for it.
+    Deleting,
+}
+
+pub(crate) struct Child {
+    pub name: String,
+    pub spi_in: u32,
+    pub spi_out: u32,
+    pub algs: EspAlgs,
+    pub local_ts: Vec<TrafficSelector>,
+    pub remote_ts: Vec<TrafficSelector>,
+    pub installed_at: Instant,
+    pub rekey_at: Option<Instant>,
+    pub state: ChildState,
+    pub udp_encap: bool,
+    /// Last inbound ESP packet reported by the data plane.
+    pub last_activity: Option<Instant>,
+    /// Set when we answered the peer's rekey of this SA: (peer Ni, our Nr, new spi_in), to
+    /// resolve a simultaneous rekey by the lowest nonce (RFC 7296 2.8.1).
+    pub peer_rekeyed: Option<(Vec<u8>, Vec<u8>, u32)>,
+    /// Deadline to delete an SA replaced by the peer's rekey if the peer never deletes it.
+    pub expire_at: Option<Instant>,
+}
+
+/// What an outstanding request of ours was about.
+pub(crate) enum PendingKind {
+    Init,
+    Auth {
+        child: Option<(String, u32)>,
+    },
+    CreateChild {
+        child: String,
+        spi_in: u32,
+        nonce: Vec<u8>,
+        dh: Option<DhPrivate>,
+        rekey_of: Option<u32>,
+    },
+    RekeyIke {
+        spi: u64,
+        nonce: Vec<u8>,
+        dh: DhPrivate,
+    },
+    DeleteChildren(Vec<u32>),
+    DeleteIke,
+    Dpd,
+}
+
+impl PendingKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            PendingKind::Init => "IKE_SA_INIT",
+            PendingKind::Auth { .. } => "IKE_AUTH",
+            PendingKind::CreateChild {
+                rekey_of: Some(_), ..
+            } => "CREATE_CHILD_SA (rekey CHILD)",
+            PendingKind::CreateChild { .. } => "CREATE_CHILD_SA",
+            PendingKind::RekeyIke { .. } => "CREATE_CHILD_SA (rekey IKE)",
+            PendingKind::DeleteChildren(_) => "INFORMATIONAL (delete CHILD)",
+            PendingKind::DeleteIke => "INFORMATIONAL (delete IKE)",
+            PendingKind::Dpd => "INFORMATIONAL (DPD)",
+        }
+    }
+}
+
+pub(crate) struct Pending {
+    pub msg_id: u32,
+    pub data: Vec<u8>,
+    pub retransmits: u32,
+    pub next_at: Instant,
+    pub kind: PendingKind,
+}
+
+/// Work queued until the message window is free.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Task {
+    CreateChild(String),
+    /// Rekey the CHILD SA with this spi_in; optional DH group demanded by INVALID_KE.
+    RekeyChild(u32, Option<u16>),
+    RekeyIke(Option<u16>),
+    DeleteChild(u32),
+    Dpd,
+}
+
+pub(crate) struct IkeSa {
+    pub conn: String,
+    /// The configuration this SA runs under (for a responder before IKE_AUTH: the first
+    /// candidate; the PSK decides in IKE_AUTH).
+    pub cfg: IkeConfig,
+    /// Original initiator of this IKE SA (sets the I flag and picks SK_ei/SK_ai outbound).
+    pub initiator: bool,
+    pub spi_i: u64,
+    pub spi_r: u64,
+    pub state: IkeState,
+    pub local: SocketAddr,
+    pub remote: SocketAddr,
+    pub algs: Option<IkeAlgs>,
+    pub keys: Option<IkeKeys>,
+    pub sk: Option<SkCrypto>,
+    pub nonce_i: Vec<u8>,
+    pub nonce_r: Vec<u8>,
+    /// IKE_SA_INIT request and response as sent/received, for the AUTH payloads.
+    pub init_req: Vec<u8>,
+    pub init_resp: Vec<u8>,
+    /// Initiator's DH key while IKE_SA_INIT is in flight.
+    pub dh: Option<DhPrivate>,
+    pub cookie: Option<Vec<u8>>,
+    pub cookie_restarts: u32,
+    pub nat_detected: bool,
+    pub udp_encap: bool,
+    /// Message ID of our next request.
+    pub next_msg_id: u32,
+    /// Message ID we expect in the peer's next request.
+    pub peer_msg_id: u32,
+    /// The response to the peer's last request, re-sent when that request is retransmitted.
+    pub cached_response: Option<(u32, Vec<u8>)>,
+    pub pending: Option<Pending>,
+    pub tasks: VecDeque<Task>,
+    pub children: Vec<Child>,
+    pub established_at: Option<Instant>,
+    pub rekey_at: Option<Instant>,
+    /// Last authenticated message from the peer (DPD).
+    pub last_inbound: Instant,
+    /// Half-open responder SAs and replaced SAs are dropped at this time.
+    pub expire_at: Option<Instant>,
+    /// This SA replaced another one (IkeUp.rekeyed).
+    pub rekeyed: bool,
+}
+
+impl IkeSa {
+    /// Our own SPI, the key of the SA table.
+    pub fn our_spi(&self) -> u64 {
+        if self.initiator {
+            self.spi_i
+        } else {
+            self.spi_r
+        }
+    }
+
+    pub fn child_by_in(&self, spi_in: u32) -> Option<&Child> {
+        self.children.iter().find(|c| c.spi_in == spi_in)
+    }
+
+    pub fn child_by_in_mut(&mut self, spi_in: u32) -> Option<&mut Child> {
+        self.children.iter_mut().find(|c| c.spi_in == spi_in)
+    }
+
+    /// Latest sign of life from the peer (IKE or ESP).
+    pub fn last_alive(&self) -> Instant {
+        self.children
+            .iter()
+            .filter_map(|c| c.last_activity)
+            .fold(self.last_inbound, |a, b| a.max(b))
+    }
+}
