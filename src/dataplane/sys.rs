@@ -1,0 +1,345 @@
+//! Thin libc wrappers: recvmmsg/sendmmsg batches, the raw ESP socket, socket options, poll.
+//! Everything unsafe in the dataplane lives here.
+
+use std::io;
+use std::mem::{size_of, zeroed};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::time::Duration;
+
+/// Packets per recvmmsg/sendmmsg call.
+pub const BATCH: usize = 32;
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+fn setsockopt_int(
+    fd: RawFd,
+    level: libc::c_int,
+    name: libc::c_int,
+    value: libc::c_int,
+) -> io::Result<()> {
+    // SAFETY: value is a live c_int and its size is passed.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            &value as *const libc::c_int as *const libc::c_void,
+            size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    cvt(r).map(|_| ())
+}
+
+/// Large receive/send buffers: bursts of ESP overflow the default rmem (and rmem_default
+/// cannot be raised inside a network namespace). SO_RCVBUFFORCE needs CAP_NET_ADMIN; fall
+/// back to SO_RCVBUF (capped by rmem_max) without it.
+pub fn set_buffers(fd: RawFd, bytes: usize) {
+    let v = bytes.min(i32::MAX as usize) as libc::c_int;
+    if setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUFFORCE, v).is_err() {
+        let _ = setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_RCVBUF, v);
+    }
+    if setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, v).is_err() {
+        let _ = setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, v);
+    }
+}
+
+/// Receive timeout so blocking receive loops wake up to notice shutdown.
+pub fn set_recv_timeout(fd: RawFd, timeout: Duration) -> io::Result<()> {
+    let tv = libc::timeval {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_usec: timeout.subsec_micros() as libc::suseconds_t,
+    };
+    // SAFETY: tv is a live timeval and its size is passed.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            &tv as *const libc::timeval as *const libc::c_void,
+            size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    cvt(r).map(|_| ())
+}
+
+/// Waits until `fd` is readable or the timeout passes. Ok(true) when readable.
+pub fn poll_readable(fd: RawFd, timeout: Duration) -> io::Result<bool> {
+    let mut pfd = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let r = unsafe {
+        libc::poll(
+            &mut pfd,
+            1,
+            timeout.as_millis().min(i32::MAX as u128) as libc::c_int,
+        )
+    };
+    match cvt(r) {
+        Ok(0) => Ok(false),
+        Ok(_) => Ok(pfd.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0),
+        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// A raw IPPROTO_ESP (50) IPv4 socket: received datagrams start with the IPv4 header, sends
+/// take the ESP packet only (the kernel adds the IP header).
+pub fn raw_esp_socket() -> io::Result<OwnedFd> {
+    // SAFETY: plain socket(2) call; the fd is owned right away.
+    let fd = cvt(unsafe {
+        libc::socket(
+            libc::AF_INET,
+            libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+            libc::IPPROTO_ESP,
+        )
+    })?;
+    // SAFETY: fd was just returned by socket(2) and is owned by nobody else.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Storage for one socket address, convertible both ways.
+#[derive(Clone, Copy)]
+pub struct RawAddr {
+    storage: libc::sockaddr_storage,
+    len: libc::socklen_t,
+}
+
+impl RawAddr {
+    pub fn empty() -> RawAddr {
+        // SAFETY: sockaddr_storage is plain data; all-zero is a valid (AF_UNSPEC) value.
+        RawAddr {
+            storage: unsafe { zeroed() },
+            len: size_of::<libc::sockaddr_storage>() as libc::socklen_t,
+        }
+    }
+
+    pub fn from_socket_addr(addr: SocketAddr) -> RawAddr {
+        let mut r = RawAddr::empty();
+        match addr {
+            SocketAddr::V4(a) => {
+                let sin = libc::sockaddr_in {
+                    sin_family: libc::AF_INET as libc::sa_family_t,
+                    sin_port: a.port().to_be(),
+                    sin_addr: libc::in_addr {
+                        s_addr: u32::from_ne_bytes(a.ip().octets()),
+                    },
+                    sin_zero: [0; 8],
+                };
+                // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in.
+                unsafe { std::ptr::write(&mut r.storage as *mut _ as *mut libc::sockaddr_in, sin) };
+                r.len = size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            }
+            SocketAddr::V6(a) => {
+                let sin6 = libc::sockaddr_in6 {
+                    sin6_family: libc::AF_INET6 as libc::sa_family_t,
+                    sin6_port: a.port().to_be(),
+                    sin6_flowinfo: a.flowinfo(),
+                    sin6_addr: libc::in6_addr {
+                        s6_addr: a.ip().octets(),
+                    },
+                    sin6_scope_id: a.scope_id(),
+                };
+                // SAFETY: sockaddr_storage is larger than and aligned for sockaddr_in6.
+                unsafe {
+                    std::ptr::write(&mut r.storage as *mut _ as *mut libc::sockaddr_in6, sin6)
+                };
+                r.len = size_of::<libc::sockaddr_in6>() as libc::socklen_t;
+            }
+        }
+        r
+    }
+
+    pub fn as_socket_addr(&self) -> Option<SocketAddr> {
+        match i32::from(self.storage.ss_family) {
+            libc::AF_INET if self.len as usize >= size_of::<libc::sockaddr_in>() => {
+                // SAFETY: the family says sockaddr_in and the kernel wrote at least its size.
+                let sin = unsafe { &*(&self.storage as *const _ as *const libc::sockaddr_in) };
+                let ip = Ipv4Addr::from(sin.sin_addr.s_addr.to_ne_bytes());
+                Some(SocketAddr::V4(SocketAddrV4::new(
+                    ip,
+                    u16::from_be(sin.sin_port),
+                )))
+            }
+            libc::AF_INET6 if self.len as usize >= size_of::<libc::sockaddr_in6>() => {
+                // SAFETY: as above for sockaddr_in6.
+                let sin6 = unsafe { &*(&self.storage as *const _ as *const libc::sockaddr_in6) };
+                let ip = Ipv6Addr::from(sin6.sin6_addr.s6_addr);
+                Some(SocketAddr::V6(SocketAddrV6::new(
+                    ip,
+                    u16::from_be(sin6.sin6_port),
+                    sin6.sin6_flowinfo,
+                    sin6.sin6_scope_id,
+                )))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// One receive slot: buffer, sender and what the kernel reported.
+struct Slot {
+    buf: Vec<u8>,
+    addr: RawAddr,
+    len: usize,
+    truncated: bool,
+}
+
+/// Reusable receive batch for recvmmsg: BATCH buffers of `buf_len` bytes each.
+pub struct RecvBatch {
+    slots: Vec<Slot>,
+}
+
+impl RecvBatch {
+    pub fn new(buf_len: usize) -> RecvBatch {
+        RecvBatch {
+            slots: (0..BATCH)
+                .map(|_| Slot {
+                    buf: vec![0u8; buf_len],
+                    addr: RawAddr::empty(),
+                    len: 0,
+                    truncated: false,
+                })
+                .collect(),
+        }
+    }
+
+    /// Blocks (up to the socket's receive timeout) for at least one datagram, then takes what
+    /// is queued, up to BATCH. Returns how many arrived (0 on timeout).
+    pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
+        // SAFETY: arrays of plain C structs; all-zero is a valid value for them.
+        let mut iovs: [libc::iovec; BATCH] = unsafe { zeroed() };
+        // SAFETY: as above.
+        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
+        // Every pointer set here refers to storage owned by self (or the local iovs) that
+        // outlives the recvmmsg call, and the lengths match the buffers.
+        for ((slot, iov), hdr) in self
+            .slots
+            .iter_mut()
+            .zip(iovs.iter_mut())
+            .zip(hdrs.iter_mut())
+        {
+            *iov = libc::iovec {
+                iov_base: slot.buf.as_mut_ptr() as *mut libc::c_void,
+                iov_len: slot.buf.len(),
+            };
+            slot.addr.len = size_of::<libc::sockaddr_storage>() as libc::socklen_t;
+            hdr.msg_hdr.msg_name = &mut slot.addr.storage as *mut _ as *mut libc::c_void;
+            hdr.msg_hdr.msg_namelen = slot.addr.len;
+            hdr.msg_hdr.msg_iov = iov;
+            hdr.msg_hdr.msg_iovlen = 1;
+        }
+        let count = self.slots.len().min(BATCH) as libc::c_uint;
+        // SAFETY: hdrs holds `count` initialised mmsghdr pointing at live buffers.
+        let r = unsafe {
+            libc::recvmmsg(
+                fd,
+                hdrs.as_mut_ptr(),
+                count,
+                libc::MSG_WAITFORONE,
+                std::ptr::null_mut(),
+            )
+        };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            return match e.kind() {
+                io::ErrorKind::WouldBlock
+                | io::ErrorKind::TimedOut
+                | io::ErrorKind::Interrupted => Ok(0),
+                _ => Err(e),
+            };
+        }
+        let n = (r as usize).min(count as usize);
+        for (slot, hdr) in self.slots.iter_mut().zip(hdrs.iter()).take(n) {
+            slot.len = (hdr.msg_len as usize).min(slot.buf.len());
+            slot.addr.len = hdr.msg_hdr.msg_namelen;
+            slot.truncated = hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+        }
+        Ok(n)
+    }
+
+    /// Datagram `i` of the last receive: (bytes, sender, truncated by the buffer size).
+    pub fn get_mut(&mut self, i: usize) -> Option<(&mut [u8], Option<SocketAddr>, bool)> {
+        let slot = self.slots.get_mut(i)?;
+        let addr = slot.addr.as_socket_addr();
+        let truncated = slot.truncated;
+        let buf = slot.buf.get_mut(..slot.len)?;
+        Some((buf, addr, truncated))
+    }
+}
+
+/// Sends `packets` (each with its destination) with as few sendmmsg calls as possible.
+/// Returns how many were handed to the kernel; the rest failed with the returned error.
+pub fn send_batch(fd: RawFd, packets: &[(&[u8], RawAddr)]) -> (usize, Option<io::Error>) {
+    let mut sent = 0;
+    while sent < packets.len() {
+        let chunk = &packets[sent..(sent + BATCH).min(packets.len())];
+        // SAFETY: as in recv; iovecs point at caller-owned slices that outlive the call.
+        // sendmmsg does not write through iov_base or msg_name.
+        let mut iovs: [libc::iovec; BATCH] = unsafe { zeroed() };
+        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
+        for (i, (data, addr)) in chunk.iter().enumerate() {
+            iovs[i] = libc::iovec {
+                iov_base: data.as_ptr() as *mut libc::c_void,
+                iov_len: data.len(),
+            };
+            hdrs[i].msg_hdr.msg_name = &addr.storage as *const _ as *mut libc::c_void;
+            hdrs[i].msg_hdr.msg_namelen = addr.len;
+            hdrs[i].msg_hdr.msg_iov = &mut iovs[i];
+            hdrs[i].msg_hdr.msg_iovlen = 1;
+        }
+        // SAFETY: chunk.len() initialised headers.
+        let r = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), chunk.len() as libc::c_uint, 0) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return (sent, Some(e));
+        }
+        if r == 0 {
+            return (sent, Some(io::Error::from(io::ErrorKind::WriteZero)));
+        }
+        sent += r as usize;
+    }
+    (sent, None)
+}
+
+/// sendto(2) of one datagram (keepalives, IKE, the raw socket's occasional single packet).
+pub fn send_to(fd: RawFd, data: &[u8], addr: &RawAddr) -> io::Result<usize> {
+    // SAFETY: data and addr are live for the call.
+    let r = unsafe {
+        libc::sendto(
+            fd,
+            data.as_ptr() as *const libc::c_void,
+            data.len(),
+            0,
+            &addr.storage as *const _ as *const libc::sockaddr,
+            addr.len,
+        )
+    };
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r as usize)
+    }
+}
+
+/// The IP address of the peer for the raw socket: port 0, IPv4 only.
+pub fn raw_dest(ip: IpAddr) -> Option<RawAddr> {
+    match ip {
+        IpAddr::V4(v4) => Some(RawAddr::from_socket_addr(SocketAddr::V4(
+            SocketAddrV4::new(v4, 0),
+        ))),
+        IpAddr::V6(_) => None,
+    }
+}
