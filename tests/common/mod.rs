@@ -292,6 +292,18 @@ impl Lab {
         pid
     }
 
+    /// Loads a new swanctl.conf into this side's charon, starting charon if it is not running.
+    pub fn load_swanctl(&mut self, side: Side, conf: &str) {
+        let d = self.side_dir(side);
+        if !d.join("charon.vici").exists() {
+            self.start_charon(side, conf);
+            return;
+        }
+        fs::write(d.join("swanctl.conf"), conf).expect("write swanctl.conf");
+        let (ok, out) = self.swanctl(side, "--load-all --file", &d.join("swanctl.conf").display().to_string());
+        assert!(ok, "swanctl --load-all failed: {out}");
+    }
+
     /// Runs `swanctl <sub> <args>` against this side's charon; returns (success, output).
     pub fn swanctl(&self, side: Side, sub: &str, args: &str) -> (bool, String) {
         let d = self.side_dir(side);
@@ -327,7 +339,7 @@ impl Lab {
             side,
             "ipsecgw",
             &format!(
-                "env IPSECGW_KEYLOG={} RUST_LOG=debug {bin} run --config {}",
+                "env IPSECGW_KEYLOG={} RUST_LOG=ipsecgw=debug,warn {bin} run --config {}",
                 keylog.display(),
                 path.display()
             ),
@@ -341,6 +353,15 @@ impl Lab {
             );
         }
         pid
+    }
+
+    /// Rewrites the config of a running ipsecgw and sends SIGHUP; waits until it has reloaded.
+    pub fn reload_ipsecgw(&self, side: Side, pid: u32, config: &str) {
+        fs::write(self.side_dir(side).join("ipsecgw.toml"), config).expect("write config");
+        let before = self.log_of(pid).matches("reload:").count();
+        unsafe { libc::kill(pid as i32, libc::SIGHUP) };
+        let done = wait_for(Duration::from_secs(5), || (self.log_of(pid).matches("reload:").count() > before).then_some(()));
+        assert!(done.is_some(), "ipsecgw did not reload:\n{}", self.log_of(pid));
     }
 
     pub fn log_of(&self, pid: u32) -> String {
