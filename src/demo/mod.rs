@@ -13,8 +13,9 @@ use std::process::{Child, Command as Proc, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-const LEFT_CONF: &str = include_str!("left.toml");
-const RIGHT_CONF: &str = include_str!("right.toml");
+/// The demo runs the example pair shipped in deploy/, with the control sockets moved.
+const LEFT_CONF: &str = include_str!("../../deploy/configs/pair/left.toml");
+const RIGHT_CONF: &str = include_str!("../../deploy/configs/pair/right.toml");
 const LEFT_LAN: &str = "10.2.30.1";
 const RIGHT_LAN: &str = "10.10.1.1";
 
@@ -145,7 +146,8 @@ fn steps(d: &mut Demo) -> Result<(), String> {
     let dir = d.dir.display().to_string();
     for (ns, name, conf) in [(&l, "left", LEFT_CONF), (&r, "right", RIGHT_CONF)] {
         let path = d.dir.join(format!("{name}.toml"));
-        std::fs::write(&path, conf.replace("@DIR@", &dir)).map_err(|e| e.to_string())?;
+        let sock = format!("{dir}/{name}.sock");
+        std::fs::write(&path, conf.replace("/run/ipsecgw/control.sock", &sock)).map_err(|e| e.to_string())?;
         let log =
             std::fs::File::create(d.dir.join(format!("{name}.log"))).map_err(|e| e.to_string())?;
         let child = Proc::new("ip")
