@@ -11,6 +11,8 @@ pub struct IpPrefix {
     len: u8,
 }
 
+// `len` is the prefix length, not a size: there is no meaningful `is_empty`.
+#[allow(clippy::len_without_is_empty)]
 impl IpPrefix {
     /// Builds a prefix, masking host bits. Fails if `len` exceeds the address width.
     pub fn new(addr: IpAddr, len: u8) -> Result<Self, String> {
