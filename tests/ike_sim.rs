@@ -1143,3 +1143,107 @@ fn gcm_ike_and_esp() {
     assert_eq!(a.encr_key_in.len(), 36, "GCM key || salt");
     assert_eq!(a.integ, None);
 }
+
+#[test]
+fn both_ends_initiating_converge_to_one_sa() {
+    for seed in 160..164 {
+        let (mut ca, mut cb) = pair();
+        ca.start_action = StartAction::Start;
+        cb.start_action = StartAction::Start;
+        let mut sim = Sim::new(ca, cb, seed);
+        sim.run_for(Duration::from_secs(5));
+        let (sa, sb) = (sim.a.status(sim.now), sim.b.status(sim.now));
+        assert_eq!(sa[0].state, "established");
+        assert_eq!(
+            sa[0].ike.as_ref().unwrap().spi_i,
+            sb[0].ike.as_ref().unwrap().spi_i
+        );
+        let (ia, ib) = (sim.installed(Side::A), sim.installed(Side::B));
+        assert_eq!(
+            (ia.len(), ib.len()),
+            (1, 1),
+            "seed {seed}: {:?} {:?}",
+            sim.ev_a,
+            sim.ev_b
+        );
+        assert_mirrored(&ia[0], &ib[0]);
+        // Nothing left half-open or duplicated after a while.
+        sim.run_for(Duration::from_secs(120));
+        assert_eq!(sim.installed(Side::A).len(), 1);
+        assert_eq!(sim.ike_ups(Side::A).len() - sim.ike_downs(Side::A).len(), 1);
+        // Both initiations really happened and one SA was resolved away.
+        assert_eq!(sim.ike_ups(Side::A).len(), 2);
+        assert_eq!(
+            sim.ike_downs(Side::B),
+            vec!["duplicate IKE_SA (both ends initiated)".to_string()]
+        );
+    }
+}
+
+#[test]
+fn unknown_critical_payload_in_ike_sa_init_is_answered() {
+    use ipsecgw::ike::codec::{self, Header, Payload};
+    let (ca, cb) = pair();
+    let mut sim = Sim::new(ca, cb, 170);
+    let h = Header {
+        spi_i: 0x1122334455667788,
+        spi_r: 0,
+        next_payload: 0,
+        version: codec::IKE_VERSION,
+        exchange: codec::EXCH_IKE_SA_INIT,
+        flags: codec::FLAG_INITIATOR,
+        msg_id: 0,
+        length: 0,
+    };
+    let msg = codec::encode_plain(
+        h,
+        &[Payload::Other {
+            ptype: 222,
+            critical: true,
+            body: vec![1, 2],
+        }],
+    );
+    let now = sim.now;
+    let (b_local, a_remote): (SocketAddr, SocketAddr) = (
+        format!("{B_IP}:500").parse().unwrap(),
+        format!("{A_IP}:500").parse().unwrap(),
+    );
+    sim.b.handle_datagram(now, b_local, a_remote, &msg);
+    let t = sim.b.poll_transmit().expect("a response");
+    let parsed = codec::Message::parse(&t.data).unwrap();
+    let nt = codec::find_notify(
+        &parsed.payloads,
+        codec::notify::UNSUPPORTED_CRITICAL_PAYLOAD,
+    )
+    .unwrap();
+    assert_eq!(nt.data, vec![222]);
+    assert_eq!(t.remote, a_remote);
+    // A non-critical unknown payload is skipped: the request is otherwise judged normally
+    // (here: it lacks SA/KE/Nonce, so INVALID_SYNTAX).
+    let msg = codec::encode_plain(
+        h_clone(),
+        &[Payload::Other {
+            ptype: 222,
+            critical: false,
+            body: vec![1, 2],
+        }],
+    );
+    sim.b.handle_datagram(now, b_local, a_remote, &msg);
+    let t = sim.b.poll_transmit().expect("a response");
+    let parsed = codec::Message::parse(&t.data).unwrap();
+    assert!(codec::find_notify(&parsed.payloads, codec::notify::INVALID_SYNTAX).is_some());
+    assert!(sim.b.status(now)[0].ike.is_none());
+
+    fn h_clone() -> Header {
+        Header {
+            spi_i: 0x99,
+            spi_r: 0,
+            next_payload: 0,
+            version: codec::IKE_VERSION,
+            exchange: codec::EXCH_IKE_SA_INIT,
+            flags: codec::FLAG_INITIATOR,
+            msg_id: 0,
+            length: 0,
+        }
+    }
+}

@@ -344,6 +344,15 @@ impl Engine {
         self.emit_ike_down(sa, reason);
     }
 
+    /// Final events of an SA replaced by an IKE rekey (children normally moved already).
+    fn drop_replaced(&mut self, sa: &mut IkeSa) {
+        let children = std::mem::take(&mut sa.children);
+        for c in &children {
+            self.emit_child_down(&sa.conn.clone(), c, "IKE_SA rekeyed");
+        }
+        self.emit_ike_down(sa, "rekeyed");
+    }
+
     fn forget(&mut self, sa: &IkeSa) {
         let spi = sa.our_spi();
         self.init_index.retain(|_, v| *v != spi);
@@ -558,31 +567,57 @@ impl Engine {
         match sa.state {
             IkeState::Established | IkeState::AuthSent | IkeState::Rekeyed => {
                 if sa.state == IkeState::Rekeyed {
-                    self.emit_ike_down(&sa, "rekeyed");
+                    self.drop_replaced(&mut sa);
                 } else {
                     self.emit_all_down(&mut sa, reason);
                 }
                 sa.children.clear();
                 sa.tasks.clear();
-                sa.pending = None;
                 sa.state = IkeState::Deleting;
-                self.send_request(
-                    now,
-                    &mut sa,
-                    EXCH_INFORMATIONAL,
-                    &[Payload::Delete {
-                        protocol: PROTO_IKE,
-                        spi_size: 0,
-                        spis: vec![],
-                    }],
-                    PendingKind::DeleteIke,
-                );
+                // With a request in flight the window is full: the Delete follows its
+                // response (or the SA dies with its retransmissions).
+                if sa.pending.is_none() {
+                    Self::send_delete_ike(self, now, &mut sa);
+                }
                 self.sas.insert(id, sa);
             }
             IkeState::InitSent => self.emit_ike_down(&sa, reason),
             IkeState::InitReplied => {}
             IkeState::Deleting => {
                 self.sas.insert(id, sa);
+            }
+        }
+    }
+
+    fn send_delete_ike(&mut self, now: Instant, sa: &mut IkeSa) {
+        let d = Payload::Delete {
+            protocol: PROTO_IKE,
+            spi_size: 0,
+            spis: vec![],
+        };
+        self.send_request(now, sa, EXCH_INFORMATIONAL, &[d], PendingKind::DeleteIke);
+    }
+
+    /// Two IKE SAs for one connection and peer (both ends initiated at once): both ends
+    /// keep the one with the lowest SPIi and delete the other.
+    fn resolve_duplicates(&mut self, now: Instant, conn: &str) {
+        let mut up: Vec<(u64, u64, IpAddr)> = self
+            .sas
+            .iter()
+            .filter(|(_, s)| s.conn == conn && s.state == IkeState::Established)
+            .map(|(k, s)| (s.spi_i, *k, s.remote.ip()))
+            .collect();
+        up.sort();
+        let mut seen: Vec<IpAddr> = Vec::new();
+        for (spi_i, id, ip) in up {
+            if seen.contains(&ip) {
+                info!(
+                    conn,
+                    "duplicate IKE_SA {spi_i:016x}_i with {ip}, deleting it"
+                );
+                self.delete_sa(now, id, "duplicate IKE_SA (both ends initiated)");
+            } else {
+                seen.push(ip);
             }
         }
     }
@@ -729,6 +764,8 @@ impl Engine {
             if self.sa_timers(now, &mut sa) {
                 self.run_tasks(now, &mut sa);
                 self.sas.insert(id, sa);
+            } else {
+                self.forget(&sa);
             }
         }
     }
@@ -746,7 +783,7 @@ impl Engine {
                     return false;
                 }
                 IkeState::Rekeyed => {
-                    self.emit_ike_down(sa, "rekeyed");
+                    self.drop_replaced(sa);
                     return false;
                 }
                 _ => sa.expire_at = None,
@@ -819,7 +856,7 @@ impl Engine {
         match sa.state {
             IkeState::Deleting => return false,
             IkeState::Rekeyed => {
-                self.emit_ike_down(sa, "rekeyed");
+                self.drop_replaced(sa);
                 return false;
             }
             _ => {}
@@ -1049,10 +1086,14 @@ impl Engine {
         } else {
             self.on_request(now, &mut sa, local, remote, data, &msg)
         };
+        let conn = sa.conn.clone();
         if keep {
             self.run_tasks(now, &mut sa);
             self.sas.insert(our_spi, sa);
+        } else {
+            self.forget(&sa);
         }
+        self.resolve_duplicates(now, &conn);
     }
 
     // ---------------------------------------------------------------- IKE_SA_INIT (responder)
@@ -1066,7 +1107,12 @@ impl Engine {
         msg: &Message,
     ) {
         let h = &msg.header;
-        if let Some(spi) = self.init_index.get(&(remote, h.spi_i)).copied() {
+        if let Some(spi) = self
+            .init_index
+            .get(&(remote, h.spi_i))
+            .copied()
+            .filter(|s| self.sas.contains_key(s))
+        {
             // A retransmitted IKE_SA_INIT: answer from the cache, never twice the work.
             let resend = self.sas.get(&spi).and_then(|sa| {
                 (sa.state == IkeState::InitReplied && sa.init_req == data)
@@ -1538,7 +1584,14 @@ impl Engine {
             method: codec::AUTH_PSK,
             data: auth.to_vec(),
         });
-        payloads.push(Payload::notify(n::INITIAL_CONTACT, vec![]));
+        // Like strongSwan: only claim "no other SAs" when it is true.
+        let others = self
+            .sas
+            .values()
+            .any(|o| o.conn == sa.conn && o.spi_i != sa.spi_i);
+        if !others {
+            payloads.push(Payload::notify(n::INITIAL_CONTACT, vec![]));
+        }
         let mut child = None;
         if let Some(c) = sa.cfg.children.first().cloned() {
             let spi_in = self.new_child_spi(Some(sa));
@@ -1659,9 +1712,7 @@ impl Engine {
         dh: Option<DhPrivate>,
         rekey_of: Option<u32>,
     ) -> Option<u32> {
-        let Some(ccfg) = sa.cfg.children.iter().find(|c| c.name == name).cloned() else {
-            return None;
-        };
+        let ccfg = sa.cfg.children.iter().find(|c| c.name == name).cloned()?;
         if let Some(e) = codec::first_error_notify(payloads) {
             match e.ntype {
                 n::NO_PROPOSAL_CHOSEN => {
@@ -1850,6 +1901,7 @@ impl Engine {
     /// Responder: picks the child config, proposal and narrowed selectors for a request.
     /// Err = the notify to answer with.
     #[allow(clippy::type_complexity)]
+    #[allow(clippy::too_many_arguments)]
     fn negotiate_child(
         &mut self,
         sa: &IkeSa,
@@ -1875,7 +1927,7 @@ impl Engine {
             .cfg
             .children
             .iter()
-            .filter(|c| only.is_none_or(|o| o == c.name))
+            .filter(|c| only.map_or(true, |o| o == c.name))
         {
             let Some((rp, algs)) = select::select_esp(&c.proposals, props, with_dh, ke_group)
             else {
@@ -1962,7 +2014,7 @@ impl Engine {
                     .configs
                     .iter()
                     .filter(|c| conn_matches_addrs(c, sa.local.ip(), sa.remote.ip()))
-                    .filter(|c| c.remote_id.as_ref().is_none_or(|r| r == pid))
+                    .filter(|c| c.remote_id.as_ref().map_or(true, |r| r == pid))
                     .collect();
                 // Prefer connections whose local ID is the one the peer asked for.
                 let preferred: Vec<&IkeConfig> = cands
@@ -2115,6 +2167,10 @@ impl Engine {
         let Some(pending) = sa.pending.take() else {
             return true;
         };
+        if sa.state == IkeState::Deleting && !matches!(pending.kind, PendingKind::DeleteIke) {
+            self.send_delete_ike(now, sa);
+            return true;
+        }
         debug!(conn = %sa.conn, msg_id = pending.msg_id, "received {} response", pending.kind.name());
         match pending.kind {
             PendingKind::Init => true,
@@ -2150,7 +2206,7 @@ impl Engine {
             }
             PendingKind::DeleteIke => {
                 if sa.state == IkeState::Rekeyed {
-                    self.emit_ike_down(sa, "rekeyed");
+                    self.drop_replaced(sa);
                 }
                 self.forget(sa);
                 false
@@ -2299,7 +2355,7 @@ impl Engine {
         if delete_ike {
             self.send_response(sa, EXCH_INFORMATIONAL, msg_id, &[]);
             match sa.state {
-                IkeState::Rekeyed => self.emit_ike_down(sa, "rekeyed"),
+                IkeState::Rekeyed => self.drop_replaced(sa),
                 IkeState::Deleting => {}
                 _ => self.emit_all_down(sa, "deleted by peer"),
             }
@@ -2503,7 +2559,7 @@ impl Engine {
                     let g = e.data.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]));
                     let acceptable = g
                         .and_then(DhGroup::from_transform)
-                        .is_some_and(|g| dh.as_ref().is_none_or(|d| d.group() != g));
+                        .is_some_and(|g| dh.as_ref().map_or(true, |d| d.group() != g));
                     if let (Some(old), true) = (rekey_of, acceptable) {
                         sa.tasks.push_front(Task::RekeyChild(old, g));
                         return;
@@ -2612,13 +2668,8 @@ impl Engine {
         nonce_i: &[u8],
         ke: Option<(u16, &Vec<u8>)>,
     ) -> bool {
-        let collision = matches!(
-            &sa.pending,
-            Some(Pending {
-                kind: PendingKind::RekeyIke { .. },
-                ..
-            })
-        );
+        // Our own exchanges must finish first (strongSwan does the same).
+        let collision = matches!(&sa.pending, Some(p) if !matches!(p.kind, PendingKind::Dpd));
         let busy = sa.children.iter().any(|c| c.state == ChildState::Rekeying);
         if collision || busy {
             // Let the peer retry later; our own rekey (if any) proceeds.
