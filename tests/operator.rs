@@ -1,0 +1,235 @@
+//! The operator's view of a running gateway, in network namespaces: the control socket
+//! (status of down connections, initiate, rekey, terminate, errors), Prometheus metrics
+//! scraped over HTTP, SIGHUP reloads, and SIGTERM cleaning up routes and addresses.
+
+mod common;
+use common::*;
+use std::io::{Read, Write};
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+const TUN_L: &str = "[connection.tunnel]\ninterface = \"ipsec30\"\naddress = \"10.255.0.1/32\"\nmtu = 1400\nroutes = [\"10.2.0.0/24\"]\n";
+const TUN_R: &str = "[connection.tunnel]\ninterface = \"ipsec30\"\naddress = \"10.255.0.2/32\"\nmtu = 1400\nroutes = [\"10.1.0.0/24\"]\n";
+
+fn conn(lab: &Lab, side: Side) -> serde_json::Value {
+    lab.status_json(side)["connections"][0].clone()
+}
+
+fn wait_state(lab: &Lab, side: Side, want: &str) -> serde_json::Value {
+    wait_for(Duration::from_secs(15), || {
+        let c = conn(lab, side);
+        (c["state"] == want).then_some(c)
+    })
+    .unwrap_or_else(|| panic!("{side:?} never reached state {want}: {}", conn(lab, side)))
+}
+
+fn cli_ok(lab: &Lab, side: Side, args: &str) -> String {
+    let o = lab.ipsecgw_cli(side, args);
+    assert!(
+        o.status.success(),
+        "ipsecgw {args}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn scrape(lab: &Lab, side: Side, addr: &str) -> String {
+    let addr: std::net::SocketAddr = addr.parse().unwrap();
+    ipsecgw::routing::netns::in_netns(lab.ns(side), move || {
+        let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(3))
+            .expect("connect to metrics");
+        s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).unwrap();
+        out
+    })
+    .expect("netns")
+}
+
+#[test]
+fn control_socket_and_metrics_on_a_running_gateway() {
+    if !netns_env_ok(&[]) {
+        return;
+    }
+    let mut lab = Lab::new("ops");
+    let mut r = GwConf::new(Side::Right);
+    r.tunnel = Some(TUN_R);
+    let cfg = r.render(&lab);
+    lab.start_ipsecgw(Side::Right, &cfg);
+    let mut l = GwConf::new(Side::Left);
+    l.tunnel = Some(TUN_L);
+    let cfg = l.render(&lab).replace(
+        "[global]\n",
+        "[global]\nmetrics_listen = \"127.0.0.1:9813\"\n",
+    );
+    lab.start_ipsecgw(Side::Left, &cfg);
+
+    // The socket is root-only.
+    let mode = std::fs::metadata(lab.control_socket(Side::Left))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(mode, 0o600);
+    // A configured connection shows up while it is down.
+    let c = conn(&lab, Side::Left);
+    assert_eq!(c["name"], "gw");
+    assert_eq!(c["state"], "down");
+    assert!(cli_ok(&lab, Side::Left, "status").contains("gw"));
+
+    cli_ok(&lab, Side::Left, "initiate gw");
+    let up = wait_state(&lab, Side::Left, "established");
+    assert!(lab.ping(Side::Left, "10.1.0.1", "10.2.0.1", 3));
+    let spi_child = up["children"][0]["spi_in"].as_str().unwrap().to_string();
+    let spi_ike = up["ike"]["spi_i"].as_str().unwrap().to_string();
+
+    // CHILD rekey: new SPIs, traffic still flows, connection counters keep counting.
+    let before = conn(&lab, Side::Left)["counters"]["packets_in"]
+        .as_u64()
+        .unwrap();
+    cli_ok(&lab, Side::Left, "rekey gw --child");
+    let rekeyed = wait_for(Duration::from_secs(10), || {
+        let c = conn(&lab, Side::Left);
+        let spis: Vec<String> = c["children"]
+            .as_array()?
+            .iter()
+            .map(|ch| ch["spi_in"].as_str().unwrap_or("").to_string())
+            .collect();
+        (!spis.is_empty() && !spis.contains(&spi_child)).then_some(c)
+    });
+    assert!(
+        rekeyed.is_some(),
+        "CHILD SA was not rekeyed: {}",
+        conn(&lab, Side::Left)
+    );
+    assert!(
+        lab.ping(Side::Left, "10.1.0.1", "10.2.0.1", 3),
+        "no traffic after CHILD rekey"
+    );
+    let after = conn(&lab, Side::Left)["counters"]["packets_in"]
+        .as_u64()
+        .unwrap();
+    assert!(
+        after >= before + 3,
+        "connection counters did not survive the rekey: {before} -> {after}"
+    );
+
+    // IKE rekey: new IKE SPIs, CHILD SAs stay.
+    cli_ok(&lab, Side::Left, "rekey gw --ike");
+    let ike = wait_for(Duration::from_secs(10), || {
+        let c = conn(&lab, Side::Left);
+        (c["state"] == "established" && c["ike"]["spi_i"].as_str() != Some(&spi_ike)).then_some(c)
+    });
+    assert!(
+        ike.is_some(),
+        "IKE SA was not rekeyed: {}",
+        conn(&lab, Side::Left)
+    );
+    assert!(
+        lab.ping(Side::Left, "10.1.0.1", "10.2.0.1", 2),
+        "no traffic after IKE rekey"
+    );
+
+    // Metrics, scraped over HTTP inside the namespace and parsed.
+    let m = scrape(&lab, Side::Left, "127.0.0.1:9813");
+    assert!(m.starts_with("HTTP/1.1 200"), "{m}");
+    let body = m.split("\r\n\r\n").nth(1).unwrap();
+    let mut samples = 0;
+    for line in body
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (name, value) = line.rsplit_once(' ').unwrap();
+        assert!(name.starts_with("ipsecgw_"), "{line}");
+        value
+            .parse::<f64>()
+            .unwrap_or_else(|_| panic!("bad sample value: {line}"));
+        samples += 1;
+    }
+    assert!(samples > 5, "{body}");
+    assert!(
+        body.contains("ipsecgw_connection_up{connection=\"gw\"} 1"),
+        "{body}"
+    );
+    assert!(
+        body.contains("ipsecgw_rekeys_total{connection=\"gw\",sa=\"child\"} 1"),
+        "{body}"
+    );
+
+    // Errors are clear and exit 2.
+    let o = lab.ipsecgw_cli(Side::Left, "initiate nosuch");
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("nosuch"));
+
+    cli_ok(&lab, Side::Left, "terminate gw");
+    wait_state(&lab, Side::Left, "down");
+    wait_state(&lab, Side::Right, "down");
+}
+
+#[test]
+fn sighup_reload_and_sigterm_cleanup() {
+    if !netns_env_ok(&[]) {
+        return;
+    }
+    let mut lab = Lab::new("sig");
+    let mut r = GwConf::new(Side::Right);
+    r.tunnel = Some(TUN_R);
+    r.esp = "aes256-sha1,aes128-sha1";
+    let cfg = r.render(&lab).replace(
+        "esp_proposals = [\"aes256-sha1,aes128-sha1\"]",
+        "esp_proposals = [\"aes256-sha1\", \"aes128-sha1\"]",
+    );
+    lab.start_ipsecgw(Side::Right, &cfg);
+    let mut l = GwConf::new(Side::Left);
+    l.tunnel = Some(TUN_L);
+    l.start_action = "start";
+    let cfg = l.render(&lab);
+    let pid = lab.start_ipsecgw(Side::Left, &cfg);
+    let up = wait_state(&lab, Side::Left, "established");
+    let spi = up["ike"]["spi_i"].as_str().unwrap().to_string();
+    let route = String::from_utf8_lossy(&lab.exec(Side::Left, "ip route show 10.2.0.0/24").stdout)
+        .into_owned();
+    assert!(
+        route.contains("dev ipsec30") && route.contains("proto 169"),
+        "static route missing: {route}"
+    );
+
+    // Unchanged config: SIGHUP keeps the SA.
+    lab.reload_ipsecgw(Side::Left, pid, &cfg);
+    std::thread::sleep(Duration::from_secs(1));
+    let same = conn(&lab, Side::Left);
+    assert_eq!(
+        same["ike"]["spi_i"].as_str(),
+        Some(spi.as_str()),
+        "unchanged connection was restarted"
+    );
+
+    // Changed ESP proposal: the connection restarts with it.
+    let mut l2 = GwConf::new(Side::Left);
+    l2.tunnel = Some(TUN_L);
+    l2.start_action = "start";
+    l2.esp = "aes128-sha1";
+    lab.reload_ipsecgw(Side::Left, pid, &l2.render(&lab));
+    let changed = wait_for(Duration::from_secs(15), || {
+        let c = conn(&lab, Side::Left);
+        (c["state"] == "established" && c["children"][0]["encr"] == "AES_CBC_128").then_some(c)
+    });
+    assert!(
+        changed.is_some(),
+        "changed connection did not restart: {}",
+        conn(&lab, Side::Left)
+    );
+    assert!(lab.ping(Side::Left, "10.1.0.1", "10.2.0.1", 2));
+
+    // SIGTERM: exit 0, SA deleted at the peer, our route and address gone.
+    let st = lab.stop(pid).expect("exit status");
+    assert!(st.success(), "exit status {st}");
+    wait_state(&lab, Side::Right, "down");
+    let route = String::from_utf8_lossy(&lab.exec(Side::Left, "ip route show proto 169").stdout)
+        .into_owned();
+    assert!(route.trim().is_empty(), "routes left behind: {route}");
+    let addr =
+        String::from_utf8_lossy(&lab.exec(Side::Left, "ip addr show 2>&1").stdout).into_owned();
+    assert!(!addr.contains("10.255.0.1"), "address left behind: {addr}");
+}
