@@ -948,6 +948,17 @@ fn inbound_connection_collision_rules() {
     s.start(now);
     assert!(s.accept_inbound(now));
     assert_eq!(s.state(), BgpState::OpenSent);
+    // The higher-addressed side keeps its own fresh connect attempt for a grace period
+    // (the peer adopts that connection), then gives in so a hung connect cannot lock it out.
+    let mut high_cfg = cfg_b();
+    high_cfg.passive = false;
+    let mut high = Session::new(high_cfg, now);
+    high.start(now);
+    assert_eq!(high.state(), BgpState::Connect);
+    assert!(!high.accept_inbound(now + Duration::from_millis(100)));
+    assert_eq!(high.state(), BgpState::Connect);
+    assert!(high.accept_inbound(now + Duration::from_millis(1500)));
+    assert_eq!(high.state(), BgpState::OpenSent);
     // Idle: refuse.
     let mut idle = Session::new(cfg_a(), now);
     assert!(!idle.accept_inbound(now));

@@ -32,7 +32,7 @@ fn demo_runs_and_cleans_up() {
     // Nothing left: no namespaces, no gateway processes of the demo.
     let ns = must("ip netns list");
     assert!(!ns.contains("ipsecgw-demo"), "namespaces left behind: {ns}");
-    let procs = sh("pgrep -af 'ipsecgw-demo-'");
+    let procs = sh("pgrep -af 'ipsecgw-dem[o]-'");
     assert!(
         String::from_utf8_lossy(&procs.stdout).trim().is_empty(),
         "processes left behind"

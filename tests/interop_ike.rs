@@ -23,8 +23,11 @@ fn wait_established(lab: &Lab, gw: Side, swan: Side) -> Established {
         let s = lab.list_sas(swan);
         let j = lab.status_json(gw);
         let up = j["connections"][0]["state"] == "established"
-            && j["connections"][0]["children"].as_array().is_some_and(|c| !c.is_empty());
-        (s.contains("ESTABLISHED") && s.contains("INSTALLED") && up).then_some(Established { json: j, swan: s })
+            && j["connections"][0]["children"]
+                .as_array()
+                .is_some_and(|c| !c.is_empty());
+        (s.contains("ESTABLISHED") && s.contains("INSTALLED") && up)
+            .then_some(Established { json: j, swan: s })
     });
     let Some(e) = ok else {
         panic!(
@@ -38,12 +41,27 @@ fn wait_established(lab: &Lab, gw: Side, swan: Side) -> Established {
     let child = &c["children"][0];
     for spi in [&ike["spi_i"], &ike["spi_r"]] {
         let spi = spi.as_str().expect("IKE SPI string");
-        assert!(e.swan.contains(spi), "strongSwan does not show IKE SPI {spi}:\n{}", e.swan);
+        assert!(
+            e.swan.contains(spi),
+            "strongSwan does not show IKE SPI {spi}:\n{}",
+            e.swan
+        );
     }
     // Our inbound SPI is strongSwan's outbound and vice versa.
-    let (spi_in, spi_out) = (child["spi_in"].as_str().unwrap(), child["spi_out"].as_str().unwrap());
-    assert!(e.swan.contains(&format!("in  {spi_out}")), "strongSwan in-SPI is not our out-SPI {spi_out}:\n{}", e.swan);
-    assert!(e.swan.contains(&format!("out {spi_in}")), "strongSwan out-SPI is not our in-SPI {spi_in}:\n{}", e.swan);
+    let (spi_in, spi_out) = (
+        child["spi_in"].as_str().unwrap(),
+        child["spi_out"].as_str().unwrap(),
+    );
+    assert!(
+        e.swan.contains(&format!("in  {spi_out}")),
+        "strongSwan in-SPI is not our out-SPI {spi_out}:\n{}",
+        e.swan
+    );
+    assert!(
+        e.swan.contains(&format!("out {spi_in}")),
+        "strongSwan out-SPI is not our in-SPI {spi_in}:\n{}",
+        e.swan
+    );
     let ike_algs = format!(
         "{}/{}/{}/{}",
         swan_alg(ike["encr"].as_str().unwrap()),
@@ -51,16 +69,43 @@ fn wait_established(lab: &Lab, gw: Side, swan: Side) -> Established {
         ike["prf"].as_str().unwrap(),
         ike["dh"].as_str().unwrap()
     );
-    assert!(e.swan.contains(&ike_algs), "strongSwan IKE algorithms differ from ours ({ike_algs}):\n{}", e.swan);
-    let esp_algs = format!("ESP:{}/{}", swan_alg(child["encr"].as_str().unwrap()), child["integ"].as_str().unwrap());
-    assert!(e.swan.contains(&esp_algs), "strongSwan ESP algorithms differ from ours ({esp_algs}):\n{}", e.swan);
+    assert!(
+        e.swan.contains(&ike_algs),
+        "strongSwan IKE algorithms differ from ours ({ike_algs}):\n{}",
+        e.swan
+    );
+    let esp_algs = format!(
+        "ESP:{}/{}",
+        swan_alg(child["encr"].as_str().unwrap()),
+        child["integ"].as_str().unwrap()
+    );
+    assert!(
+        e.swan.contains(&esp_algs),
+        "strongSwan ESP algorithms differ from ours ({esp_algs}):\n{}",
+        e.swan
+    );
     e
 }
 
 const MATRIX: [(&str, &str, &str, &str); 3] = [
-    ("aes256-sha1-modp1024", "AES_CBC-256/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024", "aes256-sha1", "ESP:AES_CBC-256/HMAC_SHA1_96"),
-    ("aes128-sha1-modp1024", "AES_CBC-128/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024", "aes128-sha1", "ESP:AES_CBC-128/HMAC_SHA1_96"),
-    ("3des-sha1-modp1024", "3DES_CBC/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024", "3des-sha1", "ESP:3DES_CBC/HMAC_SHA1_96"),
+    (
+        "aes256-sha1-modp1024",
+        "AES_CBC-256/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024",
+        "aes256-sha1",
+        "ESP:AES_CBC-256/HMAC_SHA1_96",
+    ),
+    (
+        "aes128-sha1-modp1024",
+        "AES_CBC-128/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024",
+        "aes128-sha1",
+        "ESP:AES_CBC-128/HMAC_SHA1_96",
+    ),
+    (
+        "3des-sha1-modp1024",
+        "3DES_CBC/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024",
+        "3des-sha1",
+        "ESP:3DES_CBC/HMAC_SHA1_96",
+    ),
 ];
 
 #[test]
@@ -89,16 +134,34 @@ fn ipsecgw_initiates_to_strongswan_all_proposals() {
             let cfg = gw.render(&lab);
             let pid = lab.start_ipsecgw(Side::Left, &cfg);
             let e = wait_established(&lab, Side::Left, Side::Right);
-            assert!(e.swan.contains(ike_expect), "{ike}: strongSwan shows\n{}", e.swan);
-            assert!(e.swan.contains(esp_expect), "{esp}: strongSwan shows\n{}", e.swan);
+            assert!(
+                e.swan.contains(ike_expect),
+                "{ike}: strongSwan shows\n{}",
+                e.swan
+            );
+            assert!(
+                e.swan.contains(esp_expect),
+                "{esp}: strongSwan shows\n{}",
+                e.swan
+            );
             // strongSwan kernel-libipsec fakes its NAT hash: we must have floated to 4500.
             assert_eq!(e.json["connections"][0]["ike"]["nat_detected"], true);
-            assert!(e.swan.contains("192.0.2.1[4500]"), "IKE did not float to 4500:\n{}", e.swan);
+            assert!(
+                e.swan.contains("192.0.2.1[4500]"),
+                "IKE did not float to 4500:\n{}",
+                e.swan
+            );
             // SIGTERM: ipsecgw deletes the SA at the peer and exits 0.
             let st = lab.stop(pid).expect("ipsecgw exit status");
             assert!(st.success(), "ipsecgw exited with {st}");
-            let gone = wait_for(Duration::from_secs(5), || (!lab.list_sas(Side::Right).contains("ESTABLISHED")).then_some(()));
-            assert!(gone.is_some(), "strongSwan still has the SA after our Delete:\n{}", lab.list_sas(Side::Right));
+            let gone = wait_for(Duration::from_secs(5), || {
+                (!lab.list_sas(Side::Right).contains("ESTABLISHED")).then_some(())
+            });
+            assert!(
+                gone.is_some(),
+                "strongSwan still has the SA after our Delete:\n{}",
+                lab.list_sas(Side::Right)
+            );
         }
     }
 }
@@ -133,13 +196,19 @@ fn strongswan_initiates_to_ipsecgw() {
         let (ok, out) = lab.swanctl(Side::Left, "--initiate --child net --timeout 20", "");
         assert!(ok, "strongSwan could not initiate ({ike}, {esp}):\n{out}");
         let e = wait_established(&lab, Side::Right, Side::Left);
-        assert!(e.swan.contains(ike_expect) && e.swan.contains(esp_expect), "{}", e.swan);
+        assert!(
+            e.swan.contains(ike_expect) && e.swan.contains(esp_expect),
+            "{}",
+            e.swan
+        );
         let (ok, out) = lab.swanctl(Side::Left, "--terminate --ike gw --timeout 10", "");
         assert!(ok, "terminate: {out}");
         let down = wait_for(Duration::from_secs(5), || {
             (lab.status_json(Side::Right)["connections"][0]["state"] != "established").then_some(())
         });
-        assert!(down.is_some(), "ipsecgw kept the SA after strongSwan's Delete");
+        assert!(
+            down.is_some(),
+            "ipsecgw kept the SA after strongSwan's Delete"
+        );
     }
 }
-

@@ -11,8 +11,13 @@ const TUN: &str = "[connection.tunnel]\ninterface = \"ipsec30\"\naddress = \"@AD
 
 fn tunnel_section(side: Side) -> String {
     // Each side's tunnel address is a /32; the peer's LAN is routed into the tunnel.
-    let addr = if side == Side::Left { "10.255.0.1" } else { "10.255.0.2" };
-    TUN.replace("@ADDR@", addr).replace("@ROUTE@", side.peer().lan_net())
+    let addr = if side == Side::Left {
+        "10.255.0.1"
+    } else {
+        "10.255.0.2"
+    };
+    TUN.replace("@ADDR@", addr)
+        .replace("@ROUTE@", side.peer().lan_net())
 }
 
 /// Right side: a strongSwan responder/initiator with a route to the left LAN via ipsec0.
@@ -29,15 +34,28 @@ fn start_swan(lab: &mut Lab, side: Side, esp: &str, start: &str) {
     lab.start_charon(side, &swan.render());
     // kernel-libipsec's ipsec0 exists while charon runs: route the other LAN into it.
     let ok = wait_for(Duration::from_secs(5), || {
-        lab.exec(side, &format!("ip route replace {} dev ipsec0 src {}", side.peer().lan_net(), side.lan_ip()))
-            .status
-            .success()
-            .then_some(())
+        lab.exec(
+            side,
+            &format!(
+                "ip route replace {} dev ipsec0 src {}",
+                side.peer().lan_net(),
+                side.lan_ip()
+            ),
+        )
+        .status
+        .success()
+        .then_some(())
     });
     assert!(ok.is_some(), "cannot route via strongSwan's ipsec0");
 }
 
-fn gw_conf<'a>(side: Side, esp: &'a str, start: &'a str, encap: &'a str, tunnel: &'a str) -> GwConf<'a> {
+fn gw_conf<'a>(
+    side: Side,
+    esp: &'a str,
+    start: &'a str,
+    encap: &'a str,
+    tunnel: &'a str,
+) -> GwConf<'a> {
     let mut g = GwConf::new(side);
     g.esp = esp;
     g.start_action = start;
@@ -47,22 +65,43 @@ fn gw_conf<'a>(side: Side, esp: &'a str, start: &'a str, encap: &'a str, tunnel:
 }
 
 fn ping_both_ways(lab: &Lab) {
-    let ok = wait_for(Duration::from_secs(15), || lab.ping(Side::Left, "10.1.0.1", "10.2.0.1", 1).then_some(()));
+    let ok = wait_for(Duration::from_secs(15), || {
+        lab.ping(Side::Left, "10.1.0.1", "10.2.0.1", 1)
+            .then_some(())
+    });
     assert!(ok.is_some(), "no ping through the tunnel left -> right");
-    assert!(lab.ping(Side::Left, "10.1.0.1", "10.2.0.1", 5), "ping loss left -> right");
-    assert!(lab.ping(Side::Right, "10.2.0.1", "10.1.0.1", 5), "ping loss right -> left");
+    assert!(
+        lab.ping(Side::Left, "10.1.0.1", "10.2.0.1", 5),
+        "ping loss left -> right"
+    );
+    assert!(
+        lab.ping(Side::Right, "10.2.0.1", "10.1.0.1", 5),
+        "ping loss right -> left"
+    );
 }
 
 /// A few seconds of iperf3 TCP left -> right; returns Mbit/s received.
 fn iperf(lab: &mut Lab, secs: u32) -> f64 {
     let _srv = lab.spawn(Side::Right, "iperf3-server", "iperf3 -s -1 -B 10.2.0.1");
     std::thread::sleep(Duration::from_millis(500));
-    let out = lab.exec(Side::Left, &format!("iperf3 -c 10.2.0.1 -B 10.1.0.1 -t {secs} -J"));
+    let out = lab.exec(
+        Side::Left,
+        &format!("iperf3 -c 10.2.0.1 -B 10.1.0.1 -t {secs} -J"),
+    );
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("iperf3 output is not JSON ({e}): {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+        panic!(
+            "iperf3 output is not JSON ({e}): {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
     });
-    let bps = j["end"]["sum_received"]["bits_per_second"].as_f64().unwrap_or(0.0);
-    assert!(bps > 1e6, "iperf3 through the tunnel moved almost nothing: {j}");
+    let bps = j["end"]["sum_received"]["bits_per_second"]
+        .as_f64()
+        .unwrap_or(0.0);
+    assert!(
+        bps > 1e6,
+        "iperf3 through the tunnel moved almost nothing: {j}"
+    );
     bps / 1e6
 }
 
@@ -75,10 +114,19 @@ fn strongswan_tunnel_traffic_all_ciphers() {
     if !netns_env_ok(&["swanctl", "/usr/lib/ipsec/charon", "iperf3"]) {
         return;
     }
-    for (esp, swan_esp) in [("aes256-sha1", "AES_CBC-256"), ("aes128-sha1", "AES_CBC-128"), ("3des-sha1", "3DES_CBC")] {
+    for (esp, swan_esp) in [
+        ("aes256-sha1", "AES_CBC-256"),
+        ("aes128-sha1", "AES_CBC-128"),
+        ("3des-sha1", "3DES_CBC"),
+    ] {
         // ipsecgw initiates to a strongSwan responder
         let mut lab = Lab::new("tun-sw");
-        start_swan(&mut lab, Side::Right, "aes256-sha1,aes128-sha1,3des-sha1", "none");
+        start_swan(
+            &mut lab,
+            Side::Right,
+            "aes256-sha1,aes128-sha1,3des-sha1",
+            "none",
+        );
         let t = tunnel_section(Side::Left);
         let cfg = gw_conf(Side::Left, esp, "start", "auto", &t).render(&lab);
         lab.start_ipsecgw(Side::Left, &cfg);
@@ -86,9 +134,16 @@ fn strongswan_tunnel_traffic_all_ciphers() {
         let mbps = iperf(&mut lab, 3);
         eprintln!("{esp}: ipsecgw -> strongSwan {mbps:.0} Mbit/s");
         let sas = lab.list_sas(Side::Right);
-        assert!(sas.contains(swan_esp) && sas.contains("TUNNEL-in-UDP"), "{sas}");
+        assert!(
+            sas.contains(swan_esp) && sas.contains("TUNNEL-in-UDP"),
+            "{sas}"
+        );
         let c = child_counters(&lab, Side::Left);
-        assert!(c["packets_in"].as_u64().unwrap_or(0) > 10 && c["packets_out"].as_u64().unwrap_or(0) > 10, "{c}");
+        assert!(
+            c["packets_in"].as_u64().unwrap_or(0) > 10
+                && c["packets_out"].as_u64().unwrap_or(0) > 10,
+            "{c}"
+        );
         assert_eq!(c["encap"], "udp");
         assert_eq!(c["auth_failures"], 0);
     }
@@ -112,7 +167,9 @@ fn strongswan_initiates_tunnel_traffic() {
     eprintln!("strongSwan -> ipsecgw {mbps:.0} Mbit/s");
     let sas = lab.list_sas(Side::Left);
     // strongSwan's own byte counters moved too
-    let moved = sas.lines().any(|l| l.trim_start().starts_with("in ") && !l.contains(" 0 bytes"));
+    let moved = sas
+        .lines()
+        .any(|l| l.trim_start().starts_with("in ") && !l.contains(" 0 bytes"));
     assert!(moved, "strongSwan counted no inbound bytes:\n{sas}");
 }
 
@@ -138,22 +195,41 @@ fn ipsecgw_pair_raw_esp_and_udp() {
         let (mut lab, st) = ipsecgw_pair(&format!("pair-{encap}"), "aes256-sha1", encap);
         let child = &st["connections"][0]["children"][0];
         assert_eq!(child["encap"], want, "encap = {encap}: {st}");
-        assert_eq!(st["connections"][0]["ike"]["nat_detected"], encap == "always");
+        assert_eq!(
+            st["connections"][0]["ike"]["nat_detected"],
+            encap == "always"
+        );
         // On the wire: our outbound SPI on ESP leaving the left side.
         let pcap = lab.dir.join(format!("{encap}.pcap"));
-        let td = lab.spawn(Side::Left, "tcpdump", &format!("tcpdump -i ul-l -n -U -w {} 'ip proto 50 or udp port 4500'", pcap.display()));
+        let td = lab.spawn(
+            Side::Left,
+            "tcpdump",
+            &format!(
+                "tcpdump -i ul-l -n -U -w {} 'ip proto 50 or udp port 4500'",
+                pcap.display()
+            ),
+        );
         std::thread::sleep(Duration::from_millis(800));
         assert!(lab.ping(Side::Left, "10.1.0.1", "10.2.0.1", 3));
         std::thread::sleep(Duration::from_millis(300));
         lab.stop(td);
-        let text = String::from_utf8_lossy(&sh(&format!("tcpdump -nr {} 2>/dev/null", pcap.display())).stdout).into_owned();
+        let text = String::from_utf8_lossy(
+            &sh(&format!("tcpdump -nr {} 2>/dev/null", pcap.display())).stdout,
+        )
+        .into_owned();
         let spi_out = child["spi_out"].as_str().unwrap();
         let spi_in = child["spi_in"].as_str().unwrap();
         let out_line = format!("spi=0x{spi_out}");
         let in_line = format!("spi=0x{spi_in}");
-        assert!(text.contains(&out_line) && text.contains(&in_line), "capture lacks SPIs {spi_out}/{spi_in}:\n{text}");
+        assert!(
+            text.contains(&out_line) && text.contains(&in_line),
+            "capture lacks SPIs {spi_out}/{spi_in}:\n{text}"
+        );
         if want == "udp" {
-            assert!(text.contains("UDP-encap") || text.contains(".4500"), "not UDP-encapsulated:\n{text}");
+            assert!(
+                text.contains("UDP-encap") || text.contains(".4500"),
+                "not UDP-encapsulated:\n{text}"
+            );
         } else {
             assert!(!text.contains(".4500"), "raw ESP expected:\n{text}");
         }
@@ -169,7 +245,10 @@ fn ipsecgw_pair_gcm_and_3des() {
     }
     for esp in ["aes256gcm16", "aes128gcm16", "3des-sha1", "aes128-sha1"] {
         let (mut lab, st) = ipsecgw_pair(&format!("pair-{esp}"), esp, "always");
-        let enc = st["connections"][0]["children"][0]["encr"].as_str().unwrap_or_default().to_string();
+        let enc = st["connections"][0]["children"][0]["encr"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
         assert!(!enc.is_empty(), "{st}");
         let mbps = iperf(&mut lab, 2);
         eprintln!("ipsecgw <-> ipsecgw {esp} ({enc}): {mbps:.0} Mbit/s");

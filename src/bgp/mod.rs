@@ -16,7 +16,9 @@
 //!   says whether to adopt it (dropping whatever transport the driver had) or to close it.
 //!
 //! Connection collisions (RFC 4271 6.8) with only one transport at a time: an inbound
-//! connection is adopted in Connect/Active; in OpenSent (peer's BGP Identifier still unknown)
+//! connection is adopted in Active, and in Connect too except that the side with the higher
+//! peering address keeps its own connect attempt for its first second; in OpenSent (peer's BGP
+//! Identifier still unknown)
 //! the connection opened by the side with the higher peering address survives, which is the
 //! RFC rule whenever router ids equal peering addresses (as in the lab); in OpenConfirm the
 //! RFC rule is applied with the peer's BGP Identifier; in Established the newcomer is refused.

@@ -19,6 +19,8 @@ const OPEN_HOLD: Duration = Duration::from_secs(240);
 const MAX_PREFIX_IDLE: Duration = Duration::from_secs(60);
 /// NLRI per UPDATE we send: 700 × at most 5 bytes stays well below 4096 with our attributes.
 const NLRI_PER_UPDATE: usize = 700;
+/// How long the higher-addressed side prefers its own pending connect over an inbound one.
+const COLLISION_GRACE: Duration = Duration::from_secs(1);
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Direction {
@@ -48,6 +50,8 @@ pub struct Session {
     events: VecDeque<BgpEvent>,
 
     connect_retry_at: Option<Instant>,
+    /// When the current active connect attempt began (collision handling).
+    connect_started_at: Option<Instant>,
     hold_at: Option<Instant>,
     keepalive_at: Option<Instant>,
     idle_restart_at: Option<Instant>,
@@ -87,6 +91,7 @@ impl Session {
             outq: VecDeque::new(),
             events: VecDeque::new(),
             connect_retry_at: None,
+            connect_started_at: None,
             hold_at: None,
             keepalive_at: None,
             idle_restart_at: None,
@@ -139,6 +144,7 @@ impl Session {
         } else {
             self.state = BgpState::Connect;
             self.connect_retry_at = after(now, self.cfg.connect_retry);
+            self.connect_started_at = Some(now);
             self.events.push_back(BgpEvent::Connect);
         }
     }
@@ -179,7 +185,17 @@ impl Session {
         self.last_now = now;
         let adopt = match self.state {
             BgpState::Idle | BgpState::Established => false,
-            BgpState::Connect | BgpState::Active => true,
+            BgpState::Active => true,
+            // Our own connect may be completing right now (a collision): the side with the
+            // higher address keeps its attempt for a short grace period, so both ends settle on
+            // its connection; after that a hung connect must not lock the peer out.
+            BgpState::Connect => {
+                let grace = (self.cfg.connect_retry / 2).min(COLLISION_GRACE);
+                let young = self
+                    .connect_started_at
+                    .is_some_and(|t| now.saturating_duration_since(t) < grace);
+                !(young && self.cfg.local_address > self.cfg.peer_address)
+            }
             // Peer's id unknown yet: the connection initiated by the higher address wins.
             BgpState::OpenSent => {
                 self.direction == Some(Direction::Outbound)

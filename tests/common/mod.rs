@@ -300,7 +300,11 @@ impl Lab {
             return;
         }
         fs::write(d.join("swanctl.conf"), conf).expect("write swanctl.conf");
-        let (ok, out) = self.swanctl(side, "--load-all --file", &d.join("swanctl.conf").display().to_string());
+        let (ok, out) = self.swanctl(
+            side,
+            "--load-all --file",
+            &d.join("swanctl.conf").display().to_string(),
+        );
         assert!(ok, "swanctl --load-all failed: {out}");
     }
 
@@ -360,8 +364,14 @@ impl Lab {
         fs::write(self.side_dir(side).join("ipsecgw.toml"), config).expect("write config");
         let before = self.log_of(pid).matches("reload:").count();
         unsafe { libc::kill(pid as i32, libc::SIGHUP) };
-        let done = wait_for(Duration::from_secs(5), || (self.log_of(pid).matches("reload:").count() > before).then_some(()));
-        assert!(done.is_some(), "ipsecgw did not reload:\n{}", self.log_of(pid));
+        let done = wait_for(Duration::from_secs(5), || {
+            (self.log_of(pid).matches("reload:").count() > before).then_some(())
+        });
+        assert!(
+            done.is_some(),
+            "ipsecgw did not reload:\n{}",
+            self.log_of(pid)
+        );
     }
 
     pub fn log_of(&self, pid: u32) -> String {
