@@ -1247,3 +1247,26 @@ fn unknown_critical_payload_in_ike_sa_init_is_answered() {
         }
     }
 }
+
+#[test]
+fn start_action_start_reinitiates_after_peer_delete() {
+    let (mut ca, cb) = pair();
+    ca.start_action = StartAction::Start;
+    let mut sim = Sim::new(ca, cb, 180);
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(sim.ike_ups(Side::A).len(), 1);
+    let now = sim.now;
+    sim.b.terminate(now, "c").unwrap();
+    sim.run_for(Duration::from_secs(2));
+    assert_eq!(sim.ike_downs(Side::A), vec!["deleted by peer".to_string()]);
+    assert_eq!(
+        sim.ike_ups(Side::A).len(),
+        1,
+        "waits a retransmit timeout first"
+    );
+    sim.run_for(Duration::from_secs(5));
+    assert_eq!(sim.ike_ups(Side::A).len(), 2, "kept up: re-initiated");
+    let (ia, ib) = (sim.installed(Side::A), sim.installed(Side::B));
+    assert_eq!((ia.len(), ib.len()), (1, 1));
+    assert_mirrored(&ia[0], &ib[0]);
+}

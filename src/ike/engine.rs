@@ -2302,7 +2302,7 @@ impl Engine {
                 );
                 true
             }
-            (EXCH_INFORMATIONAL, _) => self.on_informational_request(sa, mid, &payloads),
+            (EXCH_INFORMATIONAL, _) => self.on_informational_request(now, sa, mid, &payloads),
             _ => {
                 self.stats.malformed_dropped += 1;
                 true
@@ -2312,6 +2312,7 @@ impl Engine {
 
     fn on_informational_request(
         &mut self,
+        now: Instant,
         sa: &mut IkeSa,
         msg_id: u32,
         payloads: &[Payload],
@@ -2357,7 +2358,14 @@ impl Engine {
             match sa.state {
                 IkeState::Rekeyed => self.drop_replaced(sa),
                 IkeState::Deleting => {}
-                _ => self.emit_all_down(sa, "deleted by peer"),
+                _ => {
+                    self.emit_all_down(sa, "deleted by peer");
+                    // start_action=start means "keep it up", like strongSwan's close_action=start.
+                    if sa.cfg.start_action == StartAction::Start {
+                        let at = now + sa.cfg.retransmit.timeout;
+                        self.schedule_restart(&sa.conn.clone(), at);
+                    }
+                }
             }
             self.forget(sa);
             return false;

@@ -56,8 +56,9 @@ pub fn ike_to_wire(props: &[IkeProposal], spi: &[u8]) -> Vec<Proposal> {
         .enumerate()
         .map(|(i, p)| {
             let mut ts: Vec<Transform> = p.encr.iter().map(|&e| encr_t(e)).collect();
-            ts.extend(p.prf.iter().map(|a| t(TT_PRF, a.transform_id())));
+            // strongSwan's order (ENCR, INTEG, PRF, DH), so logs read the same on both ends.
             ts.extend(p.integ.iter().map(|a| t(TT_INTEG, a.transform_id())));
+            ts.extend(p.prf.iter().map(|a| t(TT_PRF, a.transform_id())));
             ts.extend(p.dh.iter().map(|a| t(TT_DH, a.transform_id())));
             Proposal {
                 num: (i + 1) as u8,
@@ -444,7 +445,7 @@ mod tests {
         assert!(select_ike(&b, &ike_to_wire(&a, &[]), Some(2)).is_none());
         assert_eq!(
             describe(&ike_to_wire(&a, &[])),
-            "3DES_CBC/PRF_HMAC_SHA1/HMAC_SHA1_96/MODP_1024"
+            "3DES_CBC/HMAC_SHA1_96/PRF_HMAC_SHA1/MODP_1024"
         );
     }
 
