@@ -1035,6 +1035,41 @@ mod fuzz {
         }
 
         #[test]
+        fn random_updates_round_trip(
+            withdrawn in proptest::collection::vec((any::<u32>(), 0u8..=32), 0..20),
+            nlri in proptest::collection::vec((any::<u32>(), 0u8..=32), 0..20),
+            segments in proptest::collection::vec((any::<bool>(), proptest::collection::vec(any::<u32>(), 1..20)), 0..4),
+            origin in 0u8..3,
+            med in proptest::option::of(any::<u32>()),
+            next_hop in any::<u32>(),
+            four_octet in any::<bool>(),
+        ) {
+            let pfx = |(a, l): (u32, u8)| IpPrefix::new(IpAddr::V4(Ipv4Addr::from(a)), l).unwrap();
+            let as_path = AsPath {
+                segments: segments
+                    .into_iter()
+                    .map(|(set, asns)| if set { msg::AsSegment::Set(asns) } else { msg::AsSegment::Sequence(asns) })
+                    .collect(),
+            };
+            let u = Update {
+                withdrawn: withdrawn.into_iter().map(pfx).collect(),
+                attrs: PathAttrs {
+                    origin: Some([Origin::Igp, Origin::Egp, Origin::Incomplete][origin as usize]),
+                    as_path: Some(as_path),
+                    next_hop: Some(Ipv4Addr::from(next_hop)),
+                    med,
+                    ..PathAttrs::default()
+                },
+                nlri: nlri.into_iter().map(pfx).collect(),
+            };
+            let bytes = msg::encode(&Message::Update(u.clone()), four_octet);
+            let body = &bytes[msg::HEADER_LEN..];
+            let d = msg::decode_update(body, four_octet).unwrap();
+            prop_assert_eq!(d.treat_as_withdraw, None);
+            prop_assert_eq!(d.update, u);
+        }
+
+        #[test]
         fn mutated_updates_never_panic(idx in 0usize..80, val in any::<u8>()) {
             let mut peer = Peer::established(cfg_a(), true);
             let mut u = route(&["10.2.0.0/24", "10.3.0.0/16"], vec![65515, 65516]);
