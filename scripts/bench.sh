@@ -1,0 +1,596 @@
+#!/usr/bin/env bash
+# End-to-end tunnel throughput: ipsecgw and strongSwan measured IN THE SAME RUN.
+#
+#   sudo ./scripts/bench.sh            full run (all ciphers, -P 1 and -P 4, BENCH_T s per run)
+#   sudo ./scripts/bench.sh --quick    smoke run: 3 s runs, aes256-sha1 only, -P 1
+#
+# Pairings (iperf3 TCP from LAN 10.1.0.1 on the left to LAN 10.2.0.1 on the right):
+#   a  plain veth, no IPsec (ceiling)
+#   b  strongSwan kernel-libipsec <-> strongSwan kernel-libipsec (ESP in UDP 4500, forced)
+#   c  ipsecgw <-> ipsecgw, encap = "always" (ESP in UDP 4500: the fair comparison with b)
+#   d  ipsecgw <-> ipsecgw, encap = "auto" (raw ESP, IP protocol 50)
+#   e  ipsecgw (left, encrypts) <-> strongSwan (right, decrypts)
+#
+# Env: BENCH_T (10)  seconds per iperf3 run
+#      BENCH_ALGS ("aes256-sha1 aes128-sha1 3des-sha1 aes256gcm16")  ESP proposals
+#      BENCH_REPEAT (1)  repetitions; each one sets up and runs every pairing back to back
+#      BENCH_PAR ("1 4")  iperf3 -P values
+#      BENCH_PAIRS ("a b c d e")
+#      BENCH_OUT (/tmp/ipsecgw-bench-<date>.md)  results file
+#      BENCH_NO_BUILD=1  use the existing target/release/ipsecgw (IPSECGW_BIN overrides the path)
+#      BENCH_KEEP=1      keep the work directory (configs, daemon logs, iperf3 JSON)
+#
+# Needs root on Debian 12; installs strongSwan, iperf3 and jq with apt when missing.
+# Every process it starts is stopped by PID and every namespace it creates is deleted on exit
+# (also on error or Ctrl-C).
+set -u
+set -o pipefail
+
+REPO=$(cd "$(dirname "$0")/.." && pwd)
+QUICK=0
+for arg in "$@"; do
+    case "$arg" in
+        --quick) QUICK=1 ;;
+        -h|--help) sed -n '2,26p' "$0"; exit 0 ;;
+        *) echo "bench.sh: unknown argument '$arg' (try --help)" >&2; exit 1 ;;
+    esac
+done
+
+BENCH_T=${BENCH_T:-10}
+BENCH_ALGS=${BENCH_ALGS:-aes256-sha1 aes128-sha1 3des-sha1 aes256gcm16}
+BENCH_REPEAT=${BENCH_REPEAT:-1}
+BENCH_PAR=${BENCH_PAR:-1 4}
+BENCH_PAIRS=${BENCH_PAIRS:-a b c d e}
+if [ $QUICK = 1 ]; then
+    BENCH_T=3; BENCH_ALGS=aes256-sha1; BENCH_PAR=1
+fi
+STAMP=$(date -u +%Y%m%d-%H%M%S)
+BENCH_OUT=${BENCH_OUT:-/tmp/ipsecgw-bench-$STAMP.md}
+IPSECGW_BIN=${IPSECGW_BIN:-$REPO/target/release/ipsecgw}
+IKE_PROPOSAL=aes256-sha1-modp1024
+PSK="bench-psk-0123456789"
+HZ=$(getconf CLK_TCK)
+
+log() { echo "[bench $(date -u +%H:%M:%S)] $*" >&2; }
+die() { echo "[bench] ERROR: $*" >&2; exit 1; }
+
+case "$BENCH_T" in ''|*[!0-9]*) die "BENCH_T must be a whole number of seconds, not '$BENCH_T'" ;; esac
+case "$BENCH_REPEAT" in ''|*[!0-9]*|0) die "BENCH_REPEAT must be a positive integer, not '$BENCH_REPEAT'" ;; esac
+[ "$BENCH_T" -ge 1 ] || die "BENCH_T must be >= 1"
+for p in $BENCH_PAIRS; do
+    case "$p" in a|b|c|d|e) ;; *) die "BENCH_PAIRS: unknown pairing '$p' (a b c d e)" ;; esac
+done
+for n in $BENCH_PAR; do
+    case "$n" in ''|*[!0-9]*|0) die "BENCH_PAR: '$n' is not a positive integer" ;; esac
+done
+[ "$(id -u)" = 0 ] || die "run as root (network namespaces, TUN devices)"
+
+# ---- state and cleanup ------------------------------------------------------------------
+WORK=$(mktemp -d /tmp/ipsecgw-bench.XXXXXX) || die "mktemp failed"
+PIDS=()        # every process we started and have not stopped yet (our children)
+NSS=()         # every namespace we created and have not deleted yet
+SEQ=0
+RUNS=$WORK/runs.tsv
+: > "$RUNS"
+FAILED_RUNS=0
+
+alive() { # true while the pid runs (a zombie counts as gone)
+    local st
+    st=$(sed 's/.*) //' /proc/$1/stat 2>/dev/null | cut -d' ' -f1) || return 1
+    [ -n "$st" ] && [ "$st" != Z ]
+}
+
+stop_pid() { # SIGTERM, up to 5 s, then SIGKILL; reaps it. Only pids from PIDS get here.
+    local p=$1 i
+    if alive "$p"; then
+        kill -TERM "$p" 2>/dev/null
+        for i in $(seq 50); do alive "$p" || break; sleep 0.1; done
+        alive "$p" && kill -KILL "$p" 2>/dev/null
+    fi
+    wait "$p" 2>/dev/null
+    local keep=() q
+    for q in "${PIDS[@]}"; do [ "$q" = "$p" ] || keep+=("$q"); done
+    PIDS=("${keep[@]}")
+}
+
+stop_all() {
+    local i
+    for (( i=${#PIDS[@]}-1; i>=0; i-- )); do stop_pid "${PIDS[$i]}"; done
+    PIDS=()
+}
+
+del_namespaces() {
+    local ns
+    for ns in "${NSS[@]}"; do ip netns del "$ns" 2>/dev/null; done
+    NSS=()
+}
+
+cleanup() {
+    local rc=$?
+    trap - EXIT INT TERM
+    stop_all
+    del_namespaces
+    if [ $rc = 0 ] && [ "${BENCH_KEEP:-0}" != 1 ]; then
+        rm -rf "$WORK"
+    else
+        echo "[bench] work directory (configs, logs, iperf3 JSON) kept: $WORK" >&2
+    fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'echo "[bench] interrupted" >&2; exit 130' INT TERM
+
+wait_for() { # wait_for <seconds> <command...>
+    local t=$1; shift
+    local end=$(( $(date +%s) + t ))
+    while ! "$@" >/dev/null 2>&1; do
+        [ "$(date +%s)" -ge $end ] && return 1
+        sleep 0.2
+    done
+}
+
+# ---- prerequisites ----------------------------------------------------------------------
+PKGS=(strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins
+      libstrongswan-standard-plugins iperf3 jq iproute2 iputils-ping procps)
+missing=()
+for p in "${PKGS[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    log "installing ${missing[*]}"
+    apt-get update -qq || die "apt-get update failed"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null \
+        || die "apt-get install ${missing[*]} failed"
+fi
+for t in ip iperf3 jq swanctl ping ss timeout; do
+    command -v $t >/dev/null || die "'$t' not found after installing packages"
+done
+[ -x /usr/lib/ipsec/charon ] || die "/usr/lib/ipsec/charon missing (strongswan-charon)"
+[ -e /usr/lib/ipsec/plugins/libstrongswan-kernel-libipsec.so ] \
+    || die "kernel-libipsec plugin missing (libcharon-extra-plugins)"
+
+if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
+    command -v cargo >/dev/null || die "cargo not found (install Rust, or set BENCH_NO_BUILD=1 IPSECGW_BIN=...)"
+    log "building ipsecgw (cargo build --release --bin ipsecgw)"
+    (cd "$REPO" && cargo build --release --bin ipsecgw) >"$WORK/build.log" 2>&1 \
+        || { tail -n 40 "$WORK/build.log" >&2; die "cargo build --release failed"; }
+fi
+[ -x "$IPSECGW_BIN" ] || die "ipsecgw binary not found at $IPSECGW_BIN"
+
+# ---- lab: one fresh namespace pair per setup ----------------------------------------------
+NSL="" NSR="" DIR=""
+ns_of()  { [ "$1" = left ] && echo "$NSL" || echo "$NSR"; }
+peer_of() { [ "$1" = left ] && echo right || echo left; }
+ul_ip()  { [ "$1" = left ] && echo 192.0.2.1 || echo 192.0.2.2; }
+lan_ip() { [ "$1" = left ] && echo 10.1.0.1 || echo 10.2.0.1; }
+lan_net() { [ "$1" = left ] && echo 10.1.0.0/24 || echo 10.2.0.0/24; }
+tun_ip() { [ "$1" = left ] && echo 10.255.0.1 || echo 10.255.0.2; }
+
+new_pair() { # <label>: namespaces, veth underlay, ifb "LAN" on each side
+    local s ns ul
+    SEQ=$((SEQ + 1))
+    NSL="igbl$$-$SEQ"; NSR="igbr$$-$SEQ"
+    DIR=$WORK/$SEQ-$1
+    mkdir -p "$DIR/left" "$DIR/right" || die "mkdir $DIR"
+    ip netns add "$NSL" || die "ip netns add $NSL"
+    NSS+=("$NSL")
+    ip netns add "$NSR" || die "ip netns add $NSR"
+    NSS+=("$NSR")
+    ip link add ul-l netns "$NSL" type veth peer name ul-r netns "$NSR" || die "veth"
+    for s in left right; do
+        ns=$(ns_of $s); [ $s = left ] && ul=ul-l || ul=ul-r
+        ip -n "$ns" link set lo up || die "lo up in $ns"
+        ip -n "$ns" addr add "$(ul_ip $s)/24" dev $ul || die "underlay address in $ns"
+        ip -n "$ns" link set $ul up || die "$ul up"
+        # this kernel has no dummy driver: ifb is an always-up stand-in LAN interface
+        ip -n "$ns" link add lan0 type ifb || die "ifb lan0 in $ns (CONFIG_IFB?)"
+        ip -n "$ns" addr add "$(lan_ip $s)/24" dev lan0 || die "LAN address in $ns"
+        ip -n "$ns" link set lan0 up || die "lan0 up"
+    done
+    wait_for 5 ip netns exec "$NSL" ping -c1 -W1 192.0.2.2 || die "underlay veth does not pass traffic"
+}
+
+end_pair() { stop_all; del_namespaces; }
+
+LAST_PID=""
+spawn() { # <side> <name> <command...>: runs in the side's namespace; pid in LAST_PID
+    local side=$1 name=$2; shift 2
+    ip netns exec "$(ns_of $side)" "$@" >"$DIR/$side/$name.log" 2>&1 </dev/null &
+    LAST_PID=$!
+    PIDS+=("$LAST_PID")
+}
+
+fail_setup() { # <what>: daemon log tails, then exit 1
+    local f
+    echo "[bench] ERROR: $1" >&2
+    for f in "$DIR"/left/*.log "$DIR"/right/*.log; do
+        [ -f "$f" ] || continue
+        echo "===== $f (last 40 lines)" >&2
+        tail -n 40 "$f" >&2
+    done
+    exit 1
+}
+
+# ---- strongSwan (charon with kernel-libipsec, one instance per namespace) ------------------
+sw() { # sw <side> <swanctl args...>
+    local side=$1; shift
+    STRONGSWAN_CONF=$DIR/$side/strongswan.conf swanctl "$@" --uri "unix://$DIR/$side/charon.vici"
+}
+
+start_charon() { # <side> <esp proposal>; pid in LAST_PID
+    local side=$1 esp=$2 d=$DIR/$1 peer
+    peer=$(peer_of $side)
+    mkdir -p "$d/varrun"
+    cat >"$d/strongswan.conf" <<EOF
+# charon for the benchmark: stock crypto (openssl), kernel-libipsec as the IPsec backend
+# (this kernel has no ESP), its own vici socket and log. kdf is required since 5.9.6.
+charon {
+    load_modular = no
+    load = random nonce openssl gmp aes gcm sha1 sha2 hmac kdf kernel-libipsec kernel-netlink socket-default vici updown
+    port = 500
+    port_nat_t = 4500
+    install_routes = no
+    retransmit_tries = 3
+    retransmit_timeout = 2.0
+    plugins {
+        # TS are 0.0.0.0/0: keep kernel-libipsec's table-220 default route inert
+        kernel-netlink {
+            fwmark = 0x2200
+        }
+        vici {
+            socket = unix://$d/charon.vici
+        }
+    }
+    filelog {
+        bench {
+            path = $d/charon.log
+            time_format = %H:%M:%S
+            time_add_ms = yes
+            ike_name = yes
+            append = no
+            flush_line = yes
+            default = 1
+            ike = 1
+            cfg = 1
+            knl = 1
+        }
+    }
+    syslog {
+        daemon {
+            default = -1
+        }
+    }
+}
+EOF
+    cat >"$d/swanctl.conf" <<EOF
+connections {
+    gw {
+        version = 2
+        local_addrs = $(ul_ip $side)
+        remote_addrs = $(ul_ip $peer)
+        proposals = $IKE_PROPOSAL
+        encap = no          # kernel-libipsec forces UDP 4500 anyway
+        mobike = no
+        dpd_delay = 10s
+        rekey_time = 4h
+        local {
+            auth = psk
+            id = $(ul_ip $side)
+        }
+        remote {
+            auth = psk
+            id = $(ul_ip $peer)
+        }
+        children {
+            net {
+                mode = tunnel
+                local_ts = 0.0.0.0/0
+                remote_ts = 0.0.0.0/0
+                esp_proposals = $esp
+                start_action = none
+                dpd_action = restart
+                close_action = none
+                rekey_time = 1h
+            }
+        }
+    }
+}
+secrets {
+    ike-gw {
+        id-a = $(ul_ip $side)
+        id-b = $(ul_ip $peer)
+        secret = "$PSK"
+    }
+}
+EOF
+    # charon 5.9.8 has a fixed pidfile /run/charon.pid: bind a private dir over /run
+    # (ip netns exec gives a private mount namespace), then exec charon (same pid).
+    spawn $side charon sh -c "mount --bind '$d/varrun' /run && exec env STRONGSWAN_CONF='$d/strongswan.conf' /usr/lib/ipsec/charon"
+    local pid=$LAST_PID
+    wait_for 15 test -S "$d/charon.vici" || fail_setup "charon ($side) did not open its vici socket"
+    [ "$(cat /proc/$pid/comm 2>/dev/null)" = charon ] || fail_setup "pid $pid ($side) is not charon"
+    sw $side --load-all --file "$d/swanctl.conf" >"$d/swanctl-load.log" 2>&1 \
+        || fail_setup "swanctl --load-all ($side) failed: $(cat "$d/swanctl-load.log")"
+    # ipsec0 (the libipsec TUN) exists while charon runs; route the other LAN into it
+    wait_for 10 ip -n "$(ns_of $side)" route replace "$(lan_net $peer)" dev ipsec0 src "$(lan_ip $side)" \
+        || fail_setup "cannot route $(lan_net $peer) via strongSwan's ipsec0 ($side)"
+    LAST_PID=$pid
+}
+
+# ---- ipsecgw ----------------------------------------------------------------------------
+start_ipsecgw() { # <side> <esp> <encap> <start_action>; pid in LAST_PID
+    local side=$1 esp=$2 encap=$3 start=$4 d=$DIR/$1 peer
+    peer=$(peer_of $side)
+    cat >"$d/ipsecgw.toml" <<EOF
+[global]
+control_socket = "$d/ipsecgw.sock"
+log_level = "info"
+retransmit_timeout = "1s"
+retransmit_tries = 3
+
+[[connection]]
+name = "gw"
+local_addrs = ["$(ul_ip $side)"]
+remote_addrs = ["$(ul_ip $peer)"]
+local_id = "$(ul_ip $side)"
+remote_id = "$(ul_ip $peer)"
+psk = "$PSK"
+ike_proposals = ["$IKE_PROPOSAL"]
+start_action = "$start"
+encap = "$encap"
+dpd_delay = "10s"
+
+[[connection.children]]
+name = "net"
+local_ts = ["0.0.0.0/0"]
+remote_ts = ["0.0.0.0/0"]
+esp_proposals = ["$esp"]
+
+[connection.tunnel]
+interface = "ipsec30"
+address = "$(tun_ip $side)/32"
+mtu = 1400
+routes = ["$(lan_net $peer)"]
+EOF
+    spawn $side ipsecgw "$IPSECGW_BIN" run --config "$d/ipsecgw.toml"
+    local pid=$LAST_PID
+    wait_for 10 test -S "$d/ipsecgw.sock" || fail_setup "ipsecgw ($side) did not open its control socket"
+    LAST_PID=$pid
+}
+
+gw_status() { "$IPSECGW_BIN" --socket "$DIR/$1/ipsecgw.sock" status --json 2>/dev/null; }
+gw_child_installed() { gw_status $1 | jq -e '.connections[0].children[0].state == "installed"' >/dev/null; }
+
+gw_esp() { # the CHILD SA's algorithms as ipsecgw reports them
+    gw_status $1 | jq -r '.connections[0].children[0] | [.encr, .integ] | map(select(. != null and . != "")) | join("/")'
+}
+swan_esp() { # the CHILD SA's algorithms as strongSwan reports them (from list-sas.txt)
+    grep -o 'ESP:[^ ,]*' "$DIR/$1/list-sas.txt" | head -n 1 | cut -d: -f2
+}
+
+lan_ping() { ip netns exec "$NSL" ping -c1 -W1 -I 10.1.0.1 10.2.0.1; }
+
+# ---- setups: each sets DAEMONS (pids whose CPU is measured), SERVER_IP, CLIENT_IP, TRANSPORT --
+DAEMONS="" TRANSPORT="" NEGOTIATED=""
+
+setup_a() { # plain veth: LAN-to-LAN routed over the underlay
+    new_pair "a-veth"
+    ip -n "$NSL" route add 10.2.0.0/24 via 192.0.2.2 src 10.1.0.1 || die "route (a)"
+    ip -n "$NSR" route add 10.1.0.0/24 via 192.0.2.1 src 10.2.0.1 || die "route (a)"
+    wait_for 5 lan_ping || fail_setup "plain veth: no LAN-to-LAN ping"
+    DAEMONS="" TRANSPORT="-" NEGOTIATED="-"
+}
+
+setup_b() { # <esp>
+    local esp=$1 pl pr out
+    new_pair "b-sswan-$esp"
+    start_charon right "$esp"; pr=$LAST_PID
+    start_charon left "$esp"; pl=$LAST_PID
+    out=$(sw left --initiate --child net --timeout 20 2>&1) \
+        || { echo "$out" | tail -n 15 >&2; fail_setup "strongSwan <-> strongSwan ($esp): tunnel did not come up"; }
+    wait_for 15 lan_ping || fail_setup "strongSwan <-> strongSwan ($esp): SA up but no LAN-to-LAN ping"
+    sw left --list-sas >"$DIR/left/list-sas.txt" 2>&1
+    grep -q "TUNNEL-in-UDP" "$DIR/left/list-sas.txt" && TRANSPORT="udp/4500" || TRANSPORT="?"
+    NEGOTIATED=$(swan_esp left)
+    DAEMONS="$pl $pr"
+}
+
+setup_gw_pair() { # <esp> <encap>
+    local esp=$1 encap=$2 pl pr want got
+    new_pair "gw-$encap-$esp"
+    start_ipsecgw right "$esp" "$encap" none; pr=$LAST_PID
+    start_ipsecgw left "$esp" "$encap" start; pl=$LAST_PID
+    wait_for 20 gw_child_installed left \
+        || { gw_status left >&2; fail_setup "ipsecgw <-> ipsecgw ($esp, encap=$encap): CHILD SA not installed within 20 s"; }
+    wait_for 15 lan_ping || fail_setup "ipsecgw <-> ipsecgw ($esp, encap=$encap): SA installed but no LAN-to-LAN ping"
+    got=$(gw_status left | jq -r '.connections[0].children[0].encap')
+    [ "$encap" = always ] && want=udp || want=none
+    [ "$got" = "$want" ] || fail_setup "ipsecgw encap=$encap: expected ESP transport '$want', status says '$got'"
+    [ "$got" = udp ] && TRANSPORT="udp/4500" || TRANSPORT="esp/50"
+    NEGOTIATED=$(gw_esp left)
+    DAEMONS="$pl $pr"
+}
+setup_c() { setup_gw_pair "$1" always; }
+setup_d() { setup_gw_pair "$1" auto; }
+
+setup_e() { # <esp>: ipsecgw initiator (left) -> strongSwan responder (right)
+    local esp=$1 pl pr
+    new_pair "e-mixed-$esp"
+    start_charon right "$esp"; pr=$LAST_PID
+    start_ipsecgw left "$esp" auto start; pl=$LAST_PID
+    wait_for 20 gw_child_installed left \
+        || { gw_status left >&2; fail_setup "ipsecgw -> strongSwan ($esp): CHILD SA not installed within 20 s"; }
+    wait_for 15 lan_ping || fail_setup "ipsecgw -> strongSwan ($esp): SA installed but no LAN-to-LAN ping"
+    [ "$(gw_status left | jq -r '.connections[0].children[0].encap')" = udp ] && TRANSPORT="udp/4500" || TRANSPORT="?"
+    sw right --list-sas >"$DIR/right/list-sas.txt" 2>&1
+    NEGOTIATED="$(gw_esp left) = $(swan_esp right)"
+    DAEMONS="$pl $pr"
+}
+
+# ---- measurement --------------------------------------------------------------------------
+cpu_ticks() { # utime+stime of the whole process (all threads), clock ticks
+    sed 's/.*) //' /proc/$1/stat 2>/dev/null | awk '{print $12+$13}'
+}
+udp_rcvbuf_errors() { # UDP RcvbufErrors of a namespace
+    ip netns exec "$1" cat /proc/net/snmp | awk '/^Udp:/{ if (!h) { for (i=1;i<=NF;i++) if ($i=="RcvbufErrors") c=i; h=1 } else { print $c; exit } }'
+}
+raw_drops() { # drops of all raw sockets of a namespace (raw ESP receive path)
+    ip netns exec "$1" cat /proc/net/raw | awk 'NR>1{s+=$NF} END{print s+0}'
+}
+
+SERVER_PID=""
+start_server() {
+    spawn right iperf3 iperf3 -s -B 10.2.0.1
+    SERVER_PID=$LAST_PID
+    wait_for 5 sh -c "ip netns exec '$NSR' ss -ltnH | grep -q '10.2.0.1:5201'" || fail_setup "iperf3 server did not listen"
+}
+
+run_iperf() { # <rep> <pairing> <esp> <parallel>: one measurement, appended to $RUNS
+    local rep=$1 pair=$2 esp=$3 par=$4 p before=() after=() rb0 rb1 rw0 rw1 t0 t1 i cpu
+    local json=$DIR/iperf-P$par.json
+    for p in $DAEMONS; do before+=("$(cpu_ticks $p)"); done
+    rb0=$(udp_rcvbuf_errors "$NSR"); rw0=$(raw_drops "$NSR")
+    t0=$(date +%s.%N)
+    # in the background + wait, so Ctrl-C/TERM reach our trap at once
+    ip netns exec "$NSL" timeout $((BENCH_T + 30)) iperf3 -c 10.2.0.1 -B 10.1.0.1 -t "$BENCH_T" -P "$par" -J \
+        --connect-timeout 5000 >"$json" 2>"$DIR/iperf-P$par.err" </dev/null &
+    local cp=$!
+    PIDS+=("$cp")
+    wait $cp
+    local rc=$?
+    local keep=() q
+    for q in "${PIDS[@]}"; do [ "$q" = "$cp" ] || keep+=("$q"); done
+    PIDS=("${keep[@]}")
+    t1=$(date +%s.%N)
+    rb1=$(udp_rcvbuf_errors "$NSR"); rw1=$(raw_drops "$NSR")
+    for p in $DAEMONS; do after+=("$(cpu_ticks $p)"); done
+    cpu=""
+    i=0
+    for p in $DAEMONS; do
+        cpu="$cpu${cpu:+/}$(awk -v a="${after[$i]:-0}" -v b="${before[$i]:-0}" -v hz="$HZ" -v t0="$t0" -v t1="$t1" \
+            'BEGIN{printf "%.0f", 100*(a-b)/hz/(t1-t0)}')"
+        i=$((i + 1))
+    done
+    [ -n "$cpu" ] || cpu="-"
+    local mbps retr err
+    mbps=$(jq -r '(.end.sum_received.bits_per_second // 0) / 1e6 | floor' "$json" 2>/dev/null) || mbps=0
+    retr=$(jq -r '.end.sum_sent.retransmits // "-"' "$json" 2>/dev/null) || retr="-"
+    err=$(jq -r '.error // empty' "$json" 2>/dev/null)
+    local status=ok
+    if [ $rc != 0 ] || [ -n "$err" ] || [ "${mbps:-0}" = 0 ]; then
+        status="FAILED(rc=$rc${err:+: $err})"
+        FAILED_RUNS=$((FAILED_RUNS + 1))
+        log "iperf3 run failed: $pair $esp -P $par: rc=$rc ${err:-$(tail -n 3 "$DIR/iperf-P$par.err")}"
+        mbps=0
+    fi
+    local rawd="-"
+    [ "$pair" = d ] && rawd=$((rw1 - rw0))
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rep" "$pair" "$esp" "$par" "$mbps" "$retr" \
+        "$cpu" "$((rb1 - rb0))" "$rawd" "$TRANSPORT" "$(cut -d' ' -f1 /proc/loadavg)" "$status" "$NEGOTIATED" >>"$RUNS"
+    log "$(printf '%-2s %-12s -P %s  %6s Mbit/s  retr %-6s cpu(L/R %%) %-9s rcvbuf %s%s' "$pair" "$esp" "$par" "$mbps" "$retr" "$cpu" \
+        "$((rb1 - rb0))" "$([ "$rawd" = - ] || echo " rawdrops $rawd")")"
+}
+
+measure() { # <rep> <pairing> <esp>
+    local rep=$1 pair=$2 esp=$3 par
+    log "setup ($pair) $esp"
+    case $pair in
+        a) setup_a ;;
+        *) setup_$pair "$esp" ;;
+    esac
+    start_server
+    for par in $BENCH_PAR; do run_iperf "$rep" "$pair" "$esp" "$par"; done
+    end_pair
+}
+
+# ---- the run -------------------------------------------------------------------------------
+CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
+GW_REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
+git -C "$REPO" diff --quiet HEAD -- src Cargo.toml 2>/dev/null || GW_REV="$GW_REV+uncommitted"
+SW_VER=$(dpkg-query -W -f='${Version}' strongswan-charon 2>/dev/null)
+IPERF_VER=$(iperf3 --version 2>/dev/null | head -1)
+CMDLINE="BENCH_T=$BENCH_T BENCH_ALGS=\"$BENCH_ALGS\" BENCH_REPEAT=$BENCH_REPEAT BENCH_PAR=\"$BENCH_PAR\" BENCH_PAIRS=\"$BENCH_PAIRS\" scripts/bench.sh$([ $QUICK = 1 ] && echo ' --quick')"
+log "work dir $WORK; results -> $BENCH_OUT"
+
+FIRST_ALG=$(echo $BENCH_ALGS | awk '{print $1}')
+for esp in $BENCH_ALGS; do
+    for rep in $(seq "$BENCH_REPEAT"); do
+        order=""
+        for p in $BENCH_PAIRS; do
+            # the plain-veth ceiling does not depend on the cipher: measure it with the first one
+            [ $p = a ] && [ "$esp" != "$FIRST_ALG" ] && continue
+            order="$order $p"
+        done
+        # reverse the order on every other repetition so drifts hit all pairings alike
+        [ $((rep % 2)) = 0 ] && order=$(echo $order | tr ' ' '\n' | tac | tr '\n' ' ')
+        for p in $order; do measure "$rep" "$p" "$esp"; done
+    done
+done
+
+# ---- report --------------------------------------------------------------------------------
+{
+    echo "# ipsecgw end-to-end throughput ($(date -u '+%Y-%m-%d %H:%M UTC'))"
+    echo
+    echo "- host: $CPU_MODEL, $(nproc) CPUs, kernel $(uname -r), load at end $(cut -d' ' -f1-3 /proc/loadavg)"
+    echo "- ipsecgw $GW_REV (target/release), strongSwan $SW_VER (charon + kernel-libipsec, openssl), $IPERF_VER"
+    echo "- command: \`$CMDLINE\`"
+    echo "- iperf3 TCP, ${BENCH_T} s per run, LAN 10.1.0.1 (left) -> LAN 10.2.0.1 (right) through the tunnel (TUN MTU 1400);"
+    echo "  IKE $IKE_PROPOSAL, PSK auth, traffic selectors 0.0.0.0/0; a fresh namespace pair per setup."
+    echo "- runs are interleaved: for each cipher and repetition every pairing is set up and measured back to back"
+    echo "  (order reversed on every other repetition; BENCH_REPEAT=$BENCH_REPEAT), so machine noise hits all alike."
+    echo "  Other jobs may share this machine: see load1 per run."
+    echo "- pairings: (a) plain veth, no IPsec; (b) strongSwan libipsec <-> libipsec (ESP in UDP 4500, forced);"
+    echo "  (c) ipsecgw <-> ipsecgw, encap=always (UDP 4500); (d) ipsecgw <-> ipsecgw, encap=auto (raw ESP, proto 50);"
+    echo "  (e) ipsecgw (left, encrypts) -> strongSwan (right, decrypts)."
+    echo "- cpu = utime+stime of each daemon process (all threads) during the run, % of ONE core, left/right;"
+    echo "  retr = TCP retransmits (sender); rcvbuf = UDP RcvbufErrors in the receiving (right) namespace;"
+    echo "  raw drops = drops on raw sockets in the right namespace (raw ESP only)."
+    echo
+    echo "## Summary (mean Mbit/s over repetitions)"
+    echo
+    echo "| cipher | P | (a) veth | (b) strongSwan | (c) ipsecgw udp | (d) ipsecgw esp | (e) ipsecgw->sswan | **(c)/(b)** | (d)/(b) | Mbit/s per core (b) | Mbit/s per core (c) |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|"
+    awk -F'\t' -v algs="$BENCH_ALGS" -v pars="$BENCH_PAR" '
+        $12 == "ok" {
+            k = $2 SUBSEP $3 SUBSEP $4; sum[k] += $5; n[k]++
+            if ($2 == "a") { ka = $4; asum[ka] += $5; an[ka]++ }
+            split($7, c, "/"); cs[k] += c[1] + c[2]; cn[k]++
+        }
+        $12 != "ok" { bad[$2 SUBSEP $3 SUBSEP $4] = 1 }
+        function mean(p, e, q,   k) { k = p SUBSEP e SUBSEP q
+            if (n[k]) return sprintf("%.0f", sum[k] / n[k]); if (bad[k]) return "FAILED"; return "n/a" }
+        function percore(p, e, q,   k) { k = p SUBSEP e SUBSEP q
+            if (!n[k] || cs[k] <= 0) return "n/a"; return sprintf("%.0f", (sum[k] / n[k]) / ((cs[k] / cn[k]) / 100)) }
+        function ratio(x, y) { if (x ~ /^[0-9.]+$/ && y ~ /^[0-9.]+$/ && y > 0) return sprintf("%.2f", x / y); return "n/a" }
+        END {
+            na = split(algs, A, " "); np = split(pars, P, " ")
+            for (i = 1; i <= na; i++) for (j = 1; j <= np; j++) {
+                e = A[i]; q = P[j]
+                va = an[q] ? sprintf("%.0f", asum[q] / an[q]) : "n/a"
+                vb = mean("b", e, q); vc = mean("c", e, q); vd = mean("d", e, q); ve = mean("e", e, q)
+                printf "| %s | %s | %s | %s | %s | %s | %s | **%s** | %s | %s | %s |\n", e, q, va, vb, vc, vd, ve,
+                    ratio(vc, vb), ratio(vd, vb), percore("b", e, q), percore("c", e, q)
+            }
+        }' "$RUNS"
+    echo
+    echo "\"Mbit/s per core\" = Mbit/s divided by the two daemons' CPU together (in cores): throughput per unit of CPU."
+    echo
+    echo "## All runs (in the order they ran)"
+    echo
+    echo "| rep | pairing | cipher | negotiated ESP | P | Mbit/s | retr | cpu L/R % | rcvbuf | raw drops | ESP transport | load1 | status |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    awk -F'\t' 'BEGIN{ nm["a"]="(a) plain veth"; nm["b"]="(b) strongSwan<->strongSwan"; nm["c"]="(c) ipsecgw<->ipsecgw always";
+                      nm["d"]="(d) ipsecgw<->ipsecgw auto"; nm["e"]="(e) ipsecgw->strongSwan" }
+        { cipher = ($2 == "a") ? "-" : $3
+          printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, nm[$2], cipher, $13, $4, $5, $6, $7, $8, $9, $10, $11, $12 }' "$RUNS"
+} >"$BENCH_OUT" || die "cannot write $BENCH_OUT"
+
+echo
+cat "$BENCH_OUT"
+echo
+log "results written to $BENCH_OUT"
+if [ $FAILED_RUNS -gt 0 ]; then
+    log "$FAILED_RUNS iperf3 run(s) failed (see the table)"
+    exit 3
+fi
+exit 0
