@@ -51,6 +51,28 @@ fn float_port(p: u16) -> u16 {
     }
 }
 
+/// Longest wait the engine ever schedules; keeps configured durations from overflowing.
+const MAX_DELAY: Duration = Duration::from_secs(365 * 24 * 3600);
+
+/// `at + d` that cannot panic on absurd configured durations.
+fn later(at: Instant, d: Duration) -> Instant {
+    let d = d.min(MAX_DELAY);
+    at.checked_add(d).unwrap_or(at)
+}
+
+/// Retransmission n (1-based) waits `timeout * base^n`, capped.
+fn backoff(rt: &RetransmitConfig, n: u32) -> Duration {
+    let base = if rt.base.is_finite() {
+        rt.base.max(1.0)
+    } else {
+        1.0
+    };
+    let factor = base.powi(n.min(1000) as i32);
+    Duration::try_from_secs_f64(rt.timeout.as_secs_f64() * factor)
+        .unwrap_or(MAX_DELAY)
+        .min(MAX_DELAY)
+}
+
 fn id_body(id_type: u8, data: &[u8]) -> Vec<u8> {
     let mut b = vec![id_type, 0, 0, 0];
     b.extend_from_slice(data);
@@ -173,7 +195,10 @@ impl Engine {
         } else {
             self.rng.next_u64() % (max_ms + 1)
         };
-        Some(now + d.saturating_sub(Duration::from_millis(j)))
+        Some(later(
+            now,
+            d.min(MAX_DELAY).saturating_sub(Duration::from_millis(j)),
+        ))
     }
 
     fn header(sa: &IkeSa, exchange: u8, msg_id: u32, response: bool) -> Header {
@@ -221,7 +246,7 @@ impl Engine {
             msg_id,
             data,
             retransmits: 0,
-            next_at: now + sa.cfg.retransmit.timeout,
+            next_at: later(now, sa.cfg.retransmit.timeout),
             kind,
         });
     }
@@ -729,7 +754,7 @@ impl Engine {
                 add(c.expire_at);
             }
             if !sa.cfg.dpd_delay.is_zero() && sa.pending.is_none() && sa.tasks.is_empty() {
-                add(Some(sa.last_alive() + sa.cfg.dpd_delay));
+                add(Some(later(sa.last_alive(), sa.cfg.dpd_delay)));
             }
         }
         t
@@ -794,9 +819,7 @@ impl Engine {
                 let rt = sa.cfg.retransmit;
                 if p.retransmits < rt.tries {
                     p.retransmits += 1;
-                    p.next_at = now
-                        + rt.timeout
-                            .mul_f64(rt.base.max(1.0).powi(p.retransmits as i32));
+                    p.next_at = later(now, backoff(&rt, p.retransmits));
                     let data = p.data.clone();
                     debug!(conn = %sa.conn, "retransmit {} of {} request {}", p.retransmits, p.kind.name(), p.msg_id);
                     self.stats.retransmits += 1;
@@ -841,7 +864,7 @@ impl Engine {
         if !sa.cfg.dpd_delay.is_zero()
             && sa.pending.is_none()
             && sa.tasks.is_empty()
-            && sa.last_alive() + sa.cfg.dpd_delay <= now
+            && later(sa.last_alive(), sa.cfg.dpd_delay) <= now
         {
             sa.tasks.push_back(Task::Dpd);
         }
@@ -877,7 +900,7 @@ impl Engine {
                 || (established && sa.cfg.dpd_action == DpdAction::Restart)
         };
         if restart {
-            self.schedule_restart(&sa.conn.clone(), now + sa.cfg.retransmit.timeout);
+            self.schedule_restart(&sa.conn.clone(), later(now, sa.cfg.retransmit.timeout));
         }
         false
     }
@@ -2362,7 +2385,7 @@ impl Engine {
                     self.emit_all_down(sa, "deleted by peer");
                     // start_action=start means "keep it up", like strongSwan's close_action=start.
                     if sa.cfg.start_action == StartAction::Start {
-                        let at = now + sa.cfg.retransmit.timeout;
+                        let at = later(now, sa.cfg.retransmit.timeout);
                         self.schedule_restart(&sa.conn.clone(), at);
                     }
                 }
@@ -2963,4 +2986,34 @@ impl Engine {
 
 fn crypto_prf(key: &[u8], data: &[&[u8]]) -> Zeroizing<Vec<u8>> {
     crate::crypto::prf(PrfAlg::HmacSha1, key, data)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_matches_strongswan_and_never_overflows() {
+        let rt = RetransmitConfig {
+            timeout: Duration::from_secs(4),
+            base: 1.8,
+            tries: 5,
+        };
+        let got: Vec<u128> = (1..=5).map(|n| backoff(&rt, n).as_millis()).collect();
+        assert_eq!(got, vec![7200, 12960, 23328, 41990, 75582]);
+        let silly = RetransmitConfig {
+            timeout: Duration::from_secs(4),
+            base: f64::NAN,
+            tries: u32::MAX,
+        };
+        assert_eq!(backoff(&silly, 3), Duration::from_secs(4));
+        let huge = RetransmitConfig {
+            timeout: Duration::MAX,
+            base: 1e300,
+            tries: u32::MAX,
+        };
+        assert_eq!(backoff(&huge, u32::MAX), MAX_DELAY);
+        let now = Instant::now();
+        assert!(later(now, Duration::MAX) > now);
+    }
 }
