@@ -358,6 +358,15 @@ fn row(dp: &Dataplane, spi_in: u32) -> SaCounters {
 /// An ESP packet as the B side would send it with the B->A keys, from a fresh sender (so its
 /// sequence numbers restart at 1).
 fn forge_b_to_a(keys: &Keys, spi_ba: u32, seq_count: u32) -> Vec<u8> {
+    // A UDP packet 10.99.0.2 -> 10.99.0.1 (inside the selectors).
+    let mut inner = vec![0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0];
+    inner.extend_from_slice(&INNER_B.octets());
+    inner.extend_from_slice(&INNER_A.octets());
+    inner.extend_from_slice(&[0x30, 0x39, 0x30, 0x39, 0, 8, 0, 0]);
+    forge_b_to_a_inner(keys, spi_ba, seq_count, &inner)
+}
+
+fn forge_b_to_a_inner(keys: &Keys, spi_ba: u32, seq_count: u32, inner: &[u8]) -> Vec<u8> {
     let mut tx = OutboundSa::new(&SaParams {
         spi: spi_ba,
         encr: keys.encr,
@@ -368,15 +377,10 @@ fn forge_b_to_a(keys: &Keys, spi_ba: u32, seq_count: u32) -> Vec<u8> {
         replay_window: 0,
     })
     .unwrap();
-    // A UDP packet 10.99.0.2 -> 10.99.0.1 (inside the selectors).
-    let mut inner = vec![0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0];
-    inner.extend_from_slice(&INNER_B.octets());
-    inner.extend_from_slice(&INNER_A.octets());
-    inner.extend_from_slice(&[0x30, 0x39, 0x30, 0x39, 0, 8, 0, 0]);
     let mut out = Vec::new();
     let mut rng = rand::thread_rng();
     for _ in 0..seq_count {
-        tx.encapsulate(&inner, &mut rng, &mut out).unwrap();
+        tx.encapsulate(inner, &mut rng, &mut out).unwrap();
     }
     out
 }
@@ -457,9 +461,23 @@ fn esp_in_udp_between_namespaces() {
     let (n, from) = sender.recv_from(&mut buf).unwrap();
     assert_eq!(&buf[..n], b"\0\0\0\0hello");
     assert_eq!(from, to_a);
+    // An authentic packet whose inner packet is outside the selectors (IPv6; only IPv4
+    // was negotiated) is a traffic selector violation.
+    let mut v6 = vec![0x60, 0, 0, 0, 0, 0, 59, 64];
+    v6.extend_from_slice(&[0xfd; 32]);
+    sender
+        .send_to(&forge_b_to_a_inner(&keys, spi_ba, 2000, &v6), to_a)
+        .unwrap();
+    wait_for("TS violation", || row(&a, spi_ba).ts_violations == 1);
     // The drops did not count as traffic.
     let ra = row(&a, spi_ba);
     assert_eq!((ra.replay_drops, ra.auth_failures), (1, 1));
+    // NAT-T keepalives go out for UDP-encapsulated SAs.
+    a.set_keepalive_interval(Duration::from_millis(300));
+    wait_for("keepalive from A", || {
+        b.global_drops().keepalives_received >= 1
+    });
+    assert!(a.global_drops().keepalives_sent >= 1);
 
     // Make-before-break rekey: new SAs take over sending; the old inbound SAs stay until removed.
     let keys2 = Keys::new(EncrAlg::AesGcm16_256, None, 77);
@@ -558,4 +576,104 @@ fn raw_esp_between_namespaces() {
         row(&a, spi_ba).replay_drops == 1
     });
     assert_eq!(row(&a, spi_ba).auth_failures, 0);
+}
+
+/// Runs `f` on a new thread inside namespace `ns` and returns its handle.
+fn spawn_in_netns<T: Send + 'static>(
+    ns: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    let path = format!("/var/run/netns/{ns}");
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("open {path}: {e}"));
+        // SAFETY: valid fd of a network namespace file; affects only this thread.
+        let r = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(r, 0, "setns({path}): {}", std::io::Error::last_os_error());
+        f()
+    })
+}
+
+/// TCP bulk transfer A -> B through the tunnel for a few suites; prints Mbit/s. A measurement
+/// rather than a check (it still verifies every byte arrived in order). Run with
+/// `cargo test --release --test esp_dataplane -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn throughput_tcp_through_tunnel() {
+    use std::io::{Read, Write};
+    if !require_netns() {
+        return;
+    }
+    let total: usize = std::env::var("IPSECGW_TPUT_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200)
+        << 20;
+    for (i, (encr, integ, udp)) in [
+        (EncrAlg::AesCbc256, Some(IntegAlg::HmacSha1_96), true),
+        (EncrAlg::AesCbc128, Some(IntegAlg::HmacSha1_96), true),
+        (EncrAlg::AesGcm16_256, None, true),
+        (EncrAlg::AesCbc256, Some(IntegAlg::HmacSha1_96), false),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let net = Netns::new("tput");
+        let (a, _ia) = start_side(&net, &net.a, UNDERLAY_A, INNER_A, !udp);
+        let (b, _ib) = start_side(&net, &net.b, UNDERLAY_B, INNER_B, !udp);
+        let _stop = Stop(vec![a.clone(), b.clone()]);
+        let keys = Keys::new(encr, integ, 40 + i as u8);
+        a.install(&child(&keys, true, 0x11, 0x22, udp, None))
+            .unwrap();
+        b.install(&child(&keys, false, 0x11, 0x22, udp, None))
+            .unwrap();
+        let listener = in_netns(&net.b, || {
+            std::net::TcpListener::bind((INNER_B, 5201)).unwrap()
+        });
+        let server = std::thread::spawn(move || {
+            let (mut s, _) = listener.accept().unwrap();
+            let mut buf = vec![0u8; 1 << 16];
+            let mut got = 0usize;
+            let mut expect = 0u8;
+            loop {
+                let n = s.read(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                for &byte in &buf[..n] {
+                    assert_eq!(byte, expect, "stream corrupted at byte {got}");
+                    expect = expect.wrapping_add(1);
+                    got += 1;
+                }
+            }
+            got
+        });
+        let start = Instant::now();
+        let sent = spawn_in_netns(&net.a, move || {
+            let mut s = std::net::TcpStream::connect((INNER_B, 5201)).unwrap();
+            let chunk: Vec<u8> = (0..1usize << 16).map(|i| i as u8).collect();
+            let mut sent = 0;
+            while sent < total {
+                s.write_all(&chunk).unwrap();
+                sent += chunk.len();
+            }
+            sent
+        })
+        .join()
+        .unwrap();
+        let got = server.join().unwrap();
+        let secs = start.elapsed().as_secs_f64();
+        assert_eq!(got, sent);
+        let mbit = got as f64 * 8.0 / secs / 1e6;
+        let ra = row(&a, 0x22);
+        println!(
+            "{} {} {}: {} MiB in {secs:.2} s = {mbit:.0} Mbit/s (A: {} packets out, B drops {:?})",
+            encr.name(),
+            integ.map_or("", |i| i.name()),
+            if udp { "udp" } else { "raw" },
+            got >> 20,
+            ra.packets_out,
+            b.global_drops()
+        );
+        assert!(mbit > 1.0);
+    }
 }

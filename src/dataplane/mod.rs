@@ -23,7 +23,7 @@ use std::collections::HashMap;
 use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -157,6 +157,8 @@ struct Shared {
     threads: Mutex<Vec<JoinHandle<()>>>,
     /// Base for the nanosecond timestamps kept in atomics.
     epoch: Instant,
+    /// NAT-T keepalive interval in milliseconds.
+    keepalive_ms: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -250,6 +252,7 @@ impl Dataplane {
             drops: GlobalStats::default(),
             threads: Mutex::new(Vec::new()),
             epoch: Instant::now(),
+            keepalive_ms: AtomicU64::new(KEEPALIVE_INTERVAL.as_millis() as u64),
         });
         let dp = Dataplane {
             shared: shared.clone(),
@@ -467,6 +470,12 @@ impl Dataplane {
                 )
             })
             .collect()
+    }
+
+    /// Changes the NAT-T keepalive interval (default 20 s); takes effect within one interval.
+    pub fn set_keepalive_interval(&self, interval: Duration) {
+        let ms = interval.as_millis().clamp(100, u128::from(u32::MAX)) as u64;
+        self.shared.keepalive_ms.store(ms, Ordering::Relaxed);
     }
 
     /// Drops not attributable to an SA.
@@ -803,7 +812,8 @@ fn keepalive_loop(shared: &Shared) {
     let mut last = Instant::now();
     while !shared.shutdown.load(Ordering::Relaxed) {
         std::thread::sleep(IDLE_WAKE);
-        if last.elapsed() < KEEPALIVE_INTERVAL {
+        let interval = Duration::from_millis(shared.keepalive_ms.load(Ordering::Relaxed));
+        if last.elapsed() < interval {
             continue;
         }
         last = Instant::now();
