@@ -156,6 +156,10 @@ if [ "${BENCH_NO_BUILD:-0}" != 1 ]; then
         || { tail -n 40 "$WORK/build.log" >&2; die "cargo build --release failed"; }
 fi
 [ -x "$IPSECGW_BIN" ] || die "ipsecgw binary not found at $IPSECGW_BIN"
+# run a private copy: a rebuild during the benchmark must not mix two versions in one table
+BIN_BUILT=$(date -u -r "$IPSECGW_BIN" '+%Y-%m-%d %H:%M UTC')
+cp "$IPSECGW_BIN" "$WORK/ipsecgw" || die "cannot copy $IPSECGW_BIN"
+IPSECGW_BIN=$WORK/ipsecgw
 
 # ---- lab: one fresh namespace pair per setup ----------------------------------------------
 NSL="" NSR="" DIR=""
@@ -532,7 +536,7 @@ done
     echo "# ipsecgw end-to-end throughput ($(date -u '+%Y-%m-%d %H:%M UTC'))"
     echo
     echo "- host: $CPU_MODEL, $(nproc) CPUs, kernel $(uname -r), load at end $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "- ipsecgw $GW_REV (target/release), strongSwan $SW_VER (charon + kernel-libipsec, openssl), $IPERF_VER"
+    echo "- ipsecgw $GW_REV (binary built $BIN_BUILT), strongSwan $SW_VER (charon + kernel-libipsec, openssl), $IPERF_VER"
     echo "- command: \`$CMDLINE\`"
     echo "- iperf3 TCP, ${BENCH_T} s per run, LAN 10.1.0.1 (left) -> LAN 10.2.0.1 (right) through the tunnel (TUN MTU 1400);"
     echo "  IKE $IKE_PROPOSAL, PSK auth, traffic selectors 0.0.0.0/0; a fresh namespace pair per setup."
