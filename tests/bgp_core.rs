@@ -832,6 +832,44 @@ fn max_prefixes_exceeded_sends_cease_and_withdraws() {
     assert!(peer.s.poll_timeout().unwrap() >= peer.now + Duration::from_secs(60));
 }
 
+/// Captures formatted `tracing` output of one closure.
+fn capture_logs(f: impl FnOnce()) -> String {
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf(Arc::new(Mutex::new(Vec::new())));
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    let bytes = buf.0.lock().unwrap().clone();
+    String::from_utf8(bytes).unwrap()
+}
+
+#[test]
+fn max_prefixes_logs_the_cisco_style_warning() {
+    let mut cfg = cfg_a();
+    cfg.max_prefixes = 1;
+    let mut peer = Peer::established(cfg, true);
+    let logs = capture_logs(|| peer.update(route(&["10.2.0.0/24", "10.3.0.0/24"], vec![65515])));
+    assert!(logs.contains("WARN"), "{logs}");
+    assert!(
+        logs.contains("maximum-prefix limit 1 reached from 10.10.30.254"),
+        "{logs}"
+    );
+}
+
 #[test]
 fn route_refresh_is_answered_with_our_announcements() {
     let mut peer = Peer::established(cfg_a(), true);

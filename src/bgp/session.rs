@@ -322,6 +322,7 @@ impl Session {
                 Err(_) => "received malformed NOTIFICATION".into(),
             };
             // The peer closes the stream after a NOTIFICATION; we close our side too.
+            tracing::warn!("bgp {}: {reason}", self.cfg.peer_address);
             self.teardown(now, reason, Some(self.cfg.connect_retry));
             return;
         }
@@ -335,7 +336,7 @@ impl Session {
                 self.established_at = Some(now);
                 self.restart_hold(now);
                 self.events.push_back(BgpEvent::Established);
-                tracing::info!(
+                tracing::debug!(
                     "bgp {}: session established (AS{}, hold {}s)",
                     self.cfg.peer_address,
                     self.cfg.peer_as,
@@ -454,7 +455,6 @@ impl Session {
         }
         if due(self.hold_at, now) && self.has_transport() {
             self.hold_at = None;
-            tracing::warn!("bgp {}: hold timer expired", self.cfg.peer_address);
             self.fatal(now, Notification::new(err::HOLD_TIMER_EXPIRED, 0, vec![]));
         }
         if due(self.keepalive_at, now)
@@ -519,7 +519,8 @@ impl Session {
         close: bool,
     ) {
         if self.state == BgpState::Established {
-            tracing::warn!("bgp {}: session down: {reason}", self.cfg.peer_address);
+            // The daemon logs the Down event; errors were logged where they happened.
+            tracing::debug!("bgp {}: session down: {reason}", self.cfg.peer_address);
             self.events.push_back(BgpEvent::Down {
                 reason: reason.clone(),
             });

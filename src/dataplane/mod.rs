@@ -40,6 +40,8 @@ const SOCKET_BUFFER: usize = 8 << 20;
 const RX_BUF_LEN: usize = 9216;
 /// One TUN read: the largest IP packet.
 const TUN_BUF_LEN: usize = 65536;
+/// Headroom in front of packets written to a TUN (the virtio-net header with offloads).
+const TUN_OFFSET: usize = tun_rs::VIRTIO_NET_HDR_LEN;
 /// RFC 3948 2.2: IKE on port 4500 is prefixed with four zero bytes.
 const NON_ESP_MARKER: [u8; 4] = [0; 4];
 
@@ -534,10 +536,73 @@ struct HeldInbound<'t> {
     sa: MutexGuard<'t, InboundSa>,
 }
 
+/// Decrypted packets waiting to be written to a TUN device, written together at the end of
+/// a receive batch (or when the next packet belongs to another tunnel) so the TUN can
+/// coalesce TCP segments (GRO) when offloads are on. Buffers are reused across batches.
+struct TunOut<'t> {
+    store: TunStore,
+    count: usize,
+    tun: Option<&'t Tunnel>,
+}
+
+/// The part of `TunOut` that lives as long as the receive thread.
+#[derive(Default)]
+struct TunStore {
+    bufs: Vec<Vec<u8>>,
+    gro: tun_rs::GROTable,
+}
+
+impl<'t> TunOut<'t> {
+    fn new(store: TunStore) -> TunOut<'t> {
+        TunOut {
+            store,
+            count: 0,
+            tun: None,
+        }
+    }
+
+    /// Flushes and hands the buffers back for the next batch.
+    fn finish(mut self, shared: &Shared) -> TunStore {
+        self.flush(shared);
+        self.store
+    }
+
+    fn push(&mut self, shared: &Shared, tun: &'t Tunnel, pkt: &[u8]) {
+        if self.tun.is_some_and(|t| !std::ptr::eq(t, tun)) {
+            self.flush(shared);
+        }
+        self.tun = Some(tun);
+        if self.count == self.store.bufs.len() {
+            self.store.bufs.push(Vec::with_capacity(2048));
+        }
+        if let Some(b) = self.store.bufs.get_mut(self.count) {
+            // Headroom for the virtio-net header the offload path writes in front.
+            b.clear();
+            b.resize(TUN_OFFSET, 0);
+            b.extend_from_slice(pkt);
+            self.count += 1;
+        }
+    }
+
+    fn flush(&mut self, shared: &Shared) {
+        if let (Some(tun), Some(bufs)) = (self.tun, self.store.bufs.get_mut(..self.count)) {
+            if !bufs.is_empty() {
+                if let Err(e) = tun.dev.send_multiple(&mut self.store.gro, bufs, TUN_OFFSET) {
+                    shared.drops.tun_write_errors.inc();
+                    tracing::debug!(ifname = %tun.ifname, "TUN write: {e}");
+                }
+            }
+        }
+        self.count = 0;
+        self.tun = None;
+    }
+}
+
 fn esp_in<'t>(
     shared: &Shared,
     tables: &'t Tables,
     held: &mut Option<HeldInbound<'t>>,
+    sink: &mut TunOut<'t>,
     data: &mut [u8],
     now_ns: u64,
 ) {
@@ -562,7 +627,8 @@ fn esp_in<'t>(
         }
     }
     let Some(h) = held.as_mut() else { return };
-    let sa = &h.route.sa;
+    let route: &'t InRoute = h.route;
+    let sa = &route.sa;
     match h.sa.decapsulate(data) {
         Ok(inner) => {
             sa.stats.last_inbound_ns.store(now_ns, Ordering::Relaxed);
@@ -574,17 +640,13 @@ fn esp_in<'t>(
                 sa.stats.ts_violations.inc();
                 return;
             }
-            let Some(tun) = &h.route.tun else {
+            let Some(tun) = &route.tun else {
                 shared.drops.no_tunnel.inc();
                 return;
             };
-            match tun.dev.send(inner.packet) {
-                Ok(_) => {
-                    sa.stats.packets_in.inc();
-                    sa.stats.bytes_in.add(inner.packet.len() as u64);
-                }
-                Err(_) => shared.drops.tun_write_errors.inc(),
-            }
+            sink.push(shared, tun, inner.packet);
+            sa.stats.packets_in.inc();
+            sa.stats.bytes_in.add(inner.packet.len() as u64);
         }
         Err(reason) => sa.stats.count_drop(reason),
     }
@@ -596,6 +658,7 @@ fn udp_rx_loop(shared: &Shared, idx: usize) {
     };
     let fd = ep.socket.as_raw_fd();
     let mut batch = RecvBatch::new(RX_BUF_LEN);
+    let mut store = TunStore::default();
     while !shared.shutdown.load(Ordering::Relaxed) {
         let n = match batch.recv(fd) {
             Ok(0) => continue,
@@ -610,6 +673,7 @@ fn udp_rx_loop(shared: &Shared, idx: usize) {
         let tables = shared.snapshot();
         let now_ns = shared.now_ns();
         let mut held = None;
+        let mut sink = TunOut::new(std::mem::take(&mut store));
         for i in 0..n {
             let Some((data, from, truncated)) = batch.get_mut(i) else {
                 continue;
@@ -632,10 +696,12 @@ fn udp_rx_loop(shared: &Shared, idx: usize) {
                         shared.drops.ike_queue_full.inc();
                     }
                 }
-                esp if esp.len() >= 8 => esp_in(shared, &tables, &mut held, esp, now_ns),
+                esp if esp.len() >= 8 => esp_in(shared, &tables, &mut held, &mut sink, esp, now_ns),
                 _ => shared.drops.not_esp.inc(),
             }
         }
+        drop(held);
+        store = sink.finish(shared);
     }
 }
 
@@ -645,6 +711,7 @@ fn raw_rx_loop(shared: &Shared) {
     };
     let fd = raw.as_raw_fd();
     let mut batch = RecvBatch::new(RX_BUF_LEN);
+    let mut store = TunStore::default();
     while !shared.shutdown.load(Ordering::Relaxed) {
         let n = match batch.recv(fd) {
             Ok(0) => continue,
@@ -659,6 +726,7 @@ fn raw_rx_loop(shared: &Shared) {
         let tables = shared.snapshot();
         let now_ns = shared.now_ns();
         let mut held = None;
+        let mut sink = TunOut::new(std::mem::take(&mut store));
         for i in 0..n {
             let Some((data, _, truncated)) = batch.get_mut(i) else {
                 continue;
@@ -680,10 +748,14 @@ fn raw_rx_loop(shared: &Shared) {
                 continue;
             }
             match data.get_mut(ihl..) {
-                Some(esp) if esp.len() >= 8 => esp_in(shared, &tables, &mut held, esp, now_ns),
+                Some(esp) if esp.len() >= 8 => {
+                    esp_in(shared, &tables, &mut held, &mut sink, esp, now_ns)
+                }
                 _ => shared.drops.truncated.inc(),
             }
         }
+        drop(held);
+        store = sink.finish(shared);
     }
 }
 
@@ -708,10 +780,18 @@ fn select_outbound(sas: &[Arc<OutSa>], flow: &Flow) -> Option<usize> {
 fn tun_tx_loop(shared: &Shared, tun: &Tunnel) {
     let fd: RawFd = tun.dev.as_raw_fd();
     let mut rng = rand::thread_rng();
-    let mut inbuf = vec![0u8; TUN_BUF_LEN];
+    // One TUN read (with offloads a TSO super-packet of up to 64 KiB plus the virtio-net
+    // header), split into at most IDEAL_BATCH_SIZE IP packets. calloc'd: pages are only
+    // touched when used.
+    let mut original = vec![0u8; TUN_OFFSET + TUN_BUF_LEN];
+    let mut split: Vec<Vec<u8>> = (0..tun_rs::IDEAL_BATCH_SIZE)
+        .map(|_| vec![0u8; TUN_BUF_LEN])
+        .collect();
+    let mut sizes = vec![0usize; tun_rs::IDEAL_BATCH_SIZE];
     // Reused output buffers: no allocation per packet once they reached full size.
-    let mut outs: Vec<Vec<u8>> = (0..BATCH).map(|_| Vec::with_capacity(2048)).collect();
-    let mut vias: Vec<(Via, RawAddr)> = vec![(Via::Raw, RawAddr::empty()); BATCH];
+    let max_out = BATCH + tun_rs::IDEAL_BATCH_SIZE;
+    let mut outs: Vec<Vec<u8>> = (0..max_out).map(|_| Vec::with_capacity(2048)).collect();
+    let mut vias: Vec<(Via, RawAddr)> = vec![(Via::Raw, RawAddr::empty()); max_out];
     while !shared.shutdown.load(Ordering::Relaxed) && !tun.stop.load(Ordering::Relaxed) {
         match sys::poll_readable(fd, IDLE_WAKE) {
             Ok(true) => {}
@@ -728,46 +808,53 @@ fn tun_tx_loop(shared: &Shared, tun: &Tunnel) {
         {
             let mut held: Option<HeldOutbound<'_>> = None;
             while count < BATCH {
-                let n = match tun.dev.recv(&mut inbuf) {
+                let n = match tun
+                    .dev
+                    .recv_multiple(&mut original, &mut split, &mut sizes, 0)
+                {
                     Ok(n) => n,
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => {
-                        tracing::warn!(ifname = %tun.ifname, "TUN read: {e}");
+                        // A malformed GSO packet: counted, the loop goes on.
+                        shared.drops.not_ip_outbound.inc();
+                        tracing::debug!(ifname = %tun.ifname, "TUN read: {e}");
+                        continue;
+                    }
+                };
+                for (buf, &size) in split.iter().zip(sizes.iter()).take(n) {
+                    let Some(pkt) = buf.get(..size) else { continue };
+                    let Some(flow) = Flow::parse(pkt) else {
+                        shared.drops.not_ip_outbound.inc();
+                        continue;
+                    };
+                    let Some(index) = select_outbound(sas, &flow) else {
+                        shared.drops.no_sa_outbound.inc();
+                        continue;
+                    };
+                    if held.as_ref().map(|h| h.index) != Some(index) {
+                        held = None;
+                        let Some(sa) = sas.get(index) else { continue };
+                        held = Some(HeldOutbound {
+                            index,
+                            sa,
+                            esp: lock(&sa.esp),
+                        });
+                    }
+                    let Some(h) = held.as_mut() else { continue };
+                    let (Some(out), Some(via)) = (outs.get_mut(count), vias.get_mut(count)) else {
                         break;
+                    };
+                    match h.esp.encapsulate(pkt, &mut rng, out) {
+                        Ok(()) => {
+                            *via = (h.sa.via, h.sa.dest);
+                            h.sa.stats.packets_out.inc();
+                            h.sa.stats.bytes_out.add(pkt.len() as u64);
+                            count += 1;
+                        }
+                        Err(crate::esp::EspError::SeqExhausted) => shared.drops.seq_exhausted.inc(),
+                        Err(_) => shared.drops.not_ip_outbound.inc(),
                     }
-                };
-                let Some(pkt) = inbuf.get(..n) else { break };
-                let Some(flow) = Flow::parse(pkt) else {
-                    shared.drops.not_ip_outbound.inc();
-                    continue;
-                };
-                let Some(index) = select_outbound(sas, &flow) else {
-                    shared.drops.no_sa_outbound.inc();
-                    continue;
-                };
-                if held.as_ref().map(|h| h.index) != Some(index) {
-                    held = None;
-                    let Some(sa) = sas.get(index) else { continue };
-                    held = Some(HeldOutbound {
-                        index,
-                        sa,
-                        esp: lock(&sa.esp),
-                    });
-                }
-                let Some(h) = held.as_mut() else { continue };
-                let (Some(out), Some(via)) = (outs.get_mut(count), vias.get_mut(count)) else {
-                    break;
-                };
-                match h.esp.encapsulate(pkt, &mut rng, out) {
-                    Ok(()) => {
-                        *via = (h.sa.via, h.sa.dest);
-                        h.sa.stats.packets_out.inc();
-                        h.sa.stats.bytes_out.add(pkt.len() as u64);
-                        count += 1;
-                    }
-                    Err(crate::esp::EspError::SeqExhausted) => shared.drops.seq_exhausted.inc(),
-                    Err(_) => shared.drops.not_ip_outbound.inc(),
                 }
             }
         }
@@ -782,7 +869,8 @@ fn flush(shared: &Shared, outs: &[Vec<u8>], vias: &[(Via, RawAddr)]) {
         let via = vias[start].0;
         let end = (start..outs.len())
             .find(|&i| vias[i].0 != via)
-            .unwrap_or(outs.len());
+            .unwrap_or(outs.len())
+            .min(start + BATCH);
         let fd = match via {
             Via::Udp(i) => shared.udp.get(i).map(|u| u.socket.as_raw_fd()),
             Via::Raw => shared.raw.as_ref().map(|r| r.as_raw_fd()),

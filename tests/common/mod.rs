@@ -343,7 +343,7 @@ impl Lab {
             side,
             "ipsecgw",
             &format!(
-                "env IPSECGW_KEYLOG={} RUST_LOG=ipsecgw=debug,warn {bin} run --config {}",
+                "env IPSECGW_KEYLOG={} RUST_LOG=ipsecgw=debug,warn,netlink_packet_route=error {bin} run --config {}",
                 keylog.display(),
                 path.display()
             ),
