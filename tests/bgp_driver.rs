@@ -161,6 +161,15 @@ async fn pair_exchanges_prefixes(b_passive: bool) {
     })
     .await;
 
+    // Stop + Start (what the daemon does when the tunnel flaps) brings the session back.
+    a.cmd.send(BgpCommand::Start).await.unwrap();
+    let want_a = BgpEvent::InstallRoute {
+        prefix: p("10.2.0.0/24"),
+        next_hop: ip("127.0.0.2"),
+    };
+    wait_for(&mut a, |e| *e == want_a).await;
+    assert_eq!(a.status.lock().unwrap().0.state, BgpState::Established);
+
     // Closing the command channel ends the task.
     drop(a.cmd);
     timeout(Duration::from_secs(5), a.task)

@@ -161,6 +161,8 @@ struct Shared {
     epoch: Instant,
     /// NAT-T keepalive interval in milliseconds.
     keepalive_ms: AtomicU64,
+    /// Open new TUN devices with IFF_VNET_HDR + TSO/GRO offloads.
+    tun_offload: AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -255,6 +257,7 @@ impl Dataplane {
             threads: Mutex::new(Vec::new()),
             epoch: Instant::now(),
             keepalive_ms: AtomicU64::new(KEEPALIVE_INTERVAL.as_millis() as u64),
+            tun_offload: AtomicBool::new(true),
         });
         let dp = Dataplane {
             shared: shared.clone(),
@@ -310,15 +313,28 @@ impl Dataplane {
                 format!("connection {conn} already has a tunnel device"),
             ));
         }
-        let dev = tun_rs::DeviceBuilder::new()
-            .name(ifname)
-            .mtu(mtu)
-            .layer(tun_rs::Layer::L3)
-            .packet_information(false)
-            .build_sync()
-            .map_err(|e| {
-                io::Error::new(e.kind(), format!("cannot open TUN device {ifname}: {e}"))
-            })?;
+        let build = |offload: bool| {
+            tun_rs::DeviceBuilder::new()
+                .name(ifname)
+                .mtu(mtu)
+                .layer(tun_rs::Layer::L3)
+                .packet_information(false)
+                .with(|b| {
+                    b.offload(offload);
+                })
+                .build_sync()
+        };
+        let want_offload = self.shared.tun_offload.load(Ordering::Relaxed);
+        let dev = match build(want_offload) {
+            Ok(dev) => Ok(dev),
+            Err(e) if want_offload => {
+                tracing::warn!(ifname, "TUN offloads unavailable ({e}); using plain TUN");
+                build(false)
+            }
+            Err(e) => Err(e),
+        }
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot open TUN device {ifname}: {e}")))?;
+        let offload = dev.tcp_gso();
         let ifindex = dev.if_index()?;
         dev.set_nonblocking(true)?;
         let tun = Arc::new(Tunnel {
@@ -332,7 +348,7 @@ impl Dataplane {
         let handle = spawn(format!("esp-tx-{ifname}"), move || tun_tx_loop(&s, &t))?;
         state.tunnels.insert(conn.to_string(), (tun, Some(handle)));
         self.shared.rebuild(&state);
-        tracing::info!(conn, ifname, ifindex, mtu, "tunnel device up");
+        tracing::info!(conn, ifname, ifindex, mtu, offload, "tunnel device up");
         Ok(ifindex)
     }
 
@@ -478,6 +494,12 @@ impl Dataplane {
     pub fn set_keepalive_interval(&self, interval: Duration) {
         let ms = interval.as_millis().clamp(100, u128::from(u32::MAX)) as u64;
         self.shared.keepalive_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Whether TUN devices opened from now on use IFF_VNET_HDR with TSO/GRO offloads
+    /// (default on; falls back to a plain TUN when the kernel refuses).
+    pub fn set_tun_offload(&self, on: bool) {
+        self.shared.tun_offload.store(on, Ordering::Relaxed);
     }
 
     /// Drops not attributable to an SA.
