@@ -389,6 +389,132 @@ mod tests {
         }
     }
 
+    fn unhex(s: &str) -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    }
+
+    /// A real exchange with strongSwan 5.9.8 (charon, ike=4/chd=4 log): aes256-sha1-modp1024
+    /// IKE SA, aes256-sha1 CHILD SA, SPIs 9507b1d01bf6cc9f_i b453f2ff63bb4c3c_r.
+    #[test]
+    fn strongswan_known_answer() {
+        let g_ir = unhex(
+            "b36fd065f83c2e817534922aca13d1784ad199ed532befb539e9a678a811e497a35ebf9dc21f5ee8fbc6c34f3f0c993e\
+             ad7de329066e872110cf7bd69900fcdebb30b28ec7ff6b51c8b1259396163e1b887f480b9cfffe3966c00e77f20559ed\
+             5f600cae83c9de1dfd52242aa77801f37c5d6e6e09247172ba6976aa6b4a58ff",
+        );
+        let ni_nr = unhex(
+            "813a2f65da83dfeca99486bc718194d75e6a52fc130a93303ed85855c0c67e47\
+             f3c80ec428162474db35fb356ac59d77c038988e198fa3f9ebeba7cabe73a027",
+        );
+        let (ni, nr) = ni_nr.split_at(32);
+        let seed = skeyseed(PrfAlg::HmacSha1, ni, nr, &g_ir);
+        assert_eq!(
+            &seed[..],
+            &unhex("a2224b48b5fdfe6444fbf585b8bf981c852a18dc")[..]
+        );
+        let k = derive_ike_keys(
+            &algs(),
+            &seed,
+            ni,
+            nr,
+            0x9507b1d01bf6cc9f,
+            0xb453f2ff63bb4c3c,
+        );
+        assert_eq!(
+            &k.sk_d[..],
+            &unhex("613cf242a0ae0262f25b43c17378babe7ec21ff5")[..]
+        );
+        assert_eq!(
+            &k.sk_ai[..],
+            &unhex("063600a375c5cf2f5707d70243e0164abe10bd60")[..]
+        );
+        assert_eq!(
+            &k.sk_ar[..],
+            &unhex("c4e99fbccc8c062f1ee4746b3a541637c1a2c709")[..]
+        );
+        assert_eq!(
+            &k.sk_ei[..],
+            &unhex("319a076a0263b55f2d41672a938983781494a4c18235d311e11856e5bab8cbbe")[..]
+        );
+        assert_eq!(
+            &k.sk_er[..],
+            &unhex("fa35ef963607ff149c900c54edee2b350db273e776e38b098be49d218401ae53")[..]
+        );
+        assert_eq!(
+            &k.sk_pi[..],
+            &unhex("c5eda20aa55e849d3fb707f5a2e880a82f2c32a0")[..]
+        );
+        assert_eq!(
+            &k.sk_pr[..],
+            &unhex("886ad2d252c3cdf6a0abaf731255e8a7b5eae5a9")[..]
+        );
+        let c = child_keys(
+            PrfAlg::HmacSha1,
+            &k.sk_d,
+            None,
+            ni,
+            nr,
+            EncrAlg::AesCbc256,
+            Some(IntegAlg::HmacSha1_96),
+        );
+        assert_eq!(
+            &c.encr_i2r[..],
+            &unhex("34a577683c8425eb3aef315f4cf0febad2fe0280fbb873a72c29c44bfa4cf22a")[..]
+        );
+        assert_eq!(
+            &c.encr_r2i[..],
+            &unhex("aa242ad0853bc0b1ea3174043e829580209569a6ec3d8d4e34420975774ef3c7")[..]
+        );
+        assert_eq!(
+            &c.integ_i2r[..],
+            &unhex("da5874604d0047bfdf65f68ffb2ff1bef48b1a08")[..]
+        );
+        assert_eq!(
+            &c.integ_r2i[..],
+            &unhex("72ef50e312b066c07b93ebe9b8707bf22f48b60b")[..]
+        );
+    }
+
+    /// IKE_AUTH of the same exchange: charon's view of our AUTH payload (InitiatorSignedOctets
+    /// = our IKE_SA_INIT request | Nr | prf(SK_pi, IDi')).
+    #[test]
+    fn strongswan_auth_known_answer() {
+        let octets = unhex(
+            "9507b1d01bf6cc9f0000000000000000212022080000000000000130220000300000002c010100040300000c0100000c\
+             800e01000300000803000002030000080200000200000008040000022800008800020000a594e443590d902a74586917\
+             55daf33a3d54560487d4f0aadbc6776e81b73a5764ef8b6b52c420346368ef7762185bc30e6a61918ee05ff442c1a063\
+             bbfcd0fb208d997f7778e384e516c952abd64655487851b63f62114ee087a175d65894fb497bf79ba12b693e7791fd04\
+             ae6f9d2728d632973d591c8723f66f623f08c89a29000024813a2f65da83dfeca99486bc718194d75e6a52fc130a9330\
+             3ed85855c0c67e472900001c00004004a9806bf284316d7f8899fa2a36c1a42a44848b790000001c00004005ac2a2f5e\
+             05e733129baec42144582b50d4576825f3c80ec428162474db35fb356ac59d77c038988e198fa3f9ebeba7cabe73a027\
+             bb5a1ed8443f054eecb0a895cfa6157f5d7af85a",
+        );
+        assert_eq!(octets.len(), 356);
+        let (message, rest) = octets.split_at(356 - 32 - 20);
+        let nonce_r = &rest[..32];
+        let sk_pi = unhex("c5eda20aa55e849d3fb707f5a2e880a82f2c32a0");
+        let id = unhex("01000000c0000201");
+        let auth = psk_auth(
+            PrfAlg::HmacSha1,
+            b"lab-psk-0123456789",
+            message,
+            nonce_r,
+            &sk_pi,
+            &id,
+        );
+        assert_eq!(
+            &auth[..],
+            &unhex("ed5b9c0b91789057889eaefcb7a128f6a86b3056")[..]
+        );
+        assert_eq!(
+            &crypto::prf(PrfAlg::HmacSha1, &sk_pi, &[&id])[..],
+            &rest[32..]
+        );
+    }
+
     #[test]
     fn ike_keys_match_reference() {
         let ni = [0x11u8; 32];
