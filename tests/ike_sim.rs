@@ -1270,3 +1270,56 @@ fn start_action_start_reinitiates_after_peer_delete() {
     assert_eq!((ia.len(), ib.len()), (1, 1));
     assert_mirrored(&ia[0], &ib[0]);
 }
+
+#[test]
+fn initial_contact_replaces_stale_sa_after_peer_restart() {
+    let (ca, cb) = pair();
+    let mut sim = established(ca.clone(), cb, 190);
+    let old_b = sim.child_ups(Side::B)[0].spi_in;
+    // A "reboots": a fresh engine with the same config knows nothing of the old SA.
+    sim.a = Engine::new(vec![ca], Box::new(StdRng::seed_from_u64(191)), sim.now);
+    sim.initiate();
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(sim.ike_ups(Side::B).len(), 2);
+    assert_eq!(
+        sim.ike_downs(Side::B),
+        vec!["replaced (peer sent INITIAL_CONTACT)".to_string()]
+    );
+    assert_eq!(
+        sim.child_downs(Side::B),
+        vec![(old_b, "replaced (peer sent INITIAL_CONTACT)".to_string())]
+    );
+    assert_eq!(sim.installed(Side::B).len(), 1);
+    assert_eq!(sim.b.status(sim.now)[0].state, "established");
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(64))]
+    /// Arbitrary datagrams at an engine holding an established SA: no panic, SA intact.
+    #[test]
+    fn engine_survives_arbitrary_datagrams(datagrams in proptest::collection::vec(proptest::collection::vec(proptest::prelude::any::<u8>(), 0..300), 1..40), header_of in 0usize..6) {
+        let (ca, cb) = pair();
+        let mut sim = established(ca, cb, 200);
+        let captured: Vec<Transmit> = sim.wire.iter().map(|(_, _, t)| t.clone()).collect();
+        let now = sim.now;
+        for mut d in datagrams {
+            // Half of them carry a real IKE header of this session so the SA lookup succeeds.
+            if header_of < captured.len() && d.len() % 2 == 0 {
+                let hdr = &captured[header_of].data[..28];
+                let mut m = hdr.to_vec();
+                m.extend_from_slice(&d);
+                let l = m.len() as u32;
+                m[24..28].copy_from_slice(&l.to_be_bytes());
+                d = m;
+            }
+            let (la, lb): (SocketAddr, SocketAddr) = (format!("{A_IP}:500").parse().unwrap(), format!("{B_IP}:500").parse().unwrap());
+            sim.a.handle_datagram(now, la, lb, &d);
+            sim.b.handle_datagram(now, lb, la, &d);
+        }
+        while sim.a.poll_transmit().is_some() {}
+        while sim.b.poll_transmit().is_some() {}
+        proptest::prop_assert_eq!(sim.a.status(now)[0].state.clone(), "established");
+        proptest::prop_assert_eq!(sim.b.status(now)[0].state.clone(), "established");
+        proptest::prop_assert!(sim.ike_downs(Side::A).is_empty());
+    }
+}
