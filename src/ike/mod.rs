@@ -3,6 +3,20 @@
 //! The driver feeds received datagrams ([`Engine::handle_datagram`]) and the clock
 //! ([`Engine::handle_timeout`]), and drains [`Engine::poll_transmit`] / [`Engine::poll_event`].
 //! The engine never reads a clock and never touches a socket; randomness is injected.
+//!
+//! Contract with the driver:
+//! - `handle_datagram(local, remote, ..)`: `local` should be the real address the datagram
+//!   arrived on (not 0.0.0.0), else the NAT_DETECTION hashes never match and every SA is
+//!   treated as NATed (UDP-encapsulated) — harmless, but not what `encap = auto` means.
+//! - Connections with `start_action = Start` are initiated by the engine itself at the first
+//!   `handle_timeout` (`poll_timeout` returns `now`); `initiate` is idempotent, so calling it
+//!   as well is fine. Such connections are also re-initiated after failures, DPD death and a
+//!   peer's Delete ("keep up").
+//! - CHILD rekey is make-before-break: `ChildUp { rekey_of: Some(old spi_in) }` arrives first,
+//!   the old SA is removed only by its own `ChildDown` (reason "rekeyed").
+//! - IKE rekey: `IkeUp { rekeyed: true }` for the new SA, then `IkeDown { reason: "rekeyed" }`
+//!   for the old one. The children moved to the new SA: no ChildDown is emitted for them.
+//! - `IkeDown` is always preceded by `ChildDown` for every child that was still installed.
 
 pub mod codec;
 mod engine;
