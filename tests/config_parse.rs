@@ -485,7 +485,10 @@ fn bgp_cross_checks() {
     assert_error(&errs, 15, "not reachable through tunnel ipsec0");
     assert_error(&errs, 16, "neither the tunnel address");
     assert_error(&errs, 17, "at least 3s");
-    assert_error(&errs, 19, "10.1.0.0/16 is not permitted by `export`");
+    assert!(
+        !errs.iter().any(|e| e.message.contains("export")),
+        "a network filtered by the export prefix-list is legal: {errs:?}"
+    );
 }
 
 #[test]

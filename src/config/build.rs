@@ -1108,17 +1108,9 @@ fn bgp(
     let passive = s.boolean(ctx, "passive").unwrap_or(false);
     let networks = s.list(ctx, "networks", prefix).unwrap_or_default();
     let export = match s.list(ctx, "export", |e| e.parse::<PrefixFilter>()) {
-        Some(filters) => {
-            for net in &networks {
-                if !filters.iter().any(|f| f.matches(net)) {
-                    ctx.err(
-                        &s.span_of("export"),
-                        format!("`networks` entry {net} is not permitted by `export`, so it would never be announced"),
-                    );
-                }
-            }
-            filters
-        }
+        // A `networks` entry that `export` does not permit is legal, as on a router: the
+        // prefix-list is the last word on what leaves (the speaker logs what it filters).
+        Some(filters) => filters,
         None => networks
             .iter()
             .map(|n| PrefixFilter {

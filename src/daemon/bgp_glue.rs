@@ -51,6 +51,9 @@ pub fn spawn(
     tx: mpsc::Sender<(String, BgpEvent)>,
 ) -> BgpHandle {
     let cfg = session_config(b);
+    for n in cfg.networks.iter().filter(|n| !cfg.export.iter().any(|f| f.matches(n))) {
+        info!("{name}: network {n} is not permitted by the export prefix-list and will not be announced");
+    }
     let initial = BgpStatus {
         state: BgpState::Idle,
         prefixes_received: 0,
