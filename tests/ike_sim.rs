@@ -1323,3 +1323,27 @@ proptest::proptest! {
         proptest::prop_assert!(sim.ike_downs(Side::A).is_empty());
     }
 }
+
+#[test]
+fn absurd_durations_do_not_panic() {
+    let (mut ca, mut cb) = pair();
+    for c in [&mut ca, &mut cb] {
+        c.rekey_time = Duration::MAX;
+        c.dpd_delay = Duration::MAX;
+        c.retransmit = RetransmitConfig {
+            timeout: Duration::MAX,
+            base: f64::INFINITY,
+            tries: u32::MAX,
+        };
+        c.children[0].rekey_time = Duration::MAX;
+    }
+    let mut sim = established(ca, cb, 210);
+    sim.run_for(Duration::from_secs(10));
+    let st = sim.a.status(sim.now);
+    assert_eq!(st[0].state, "established");
+    assert!(st[0].ike.as_ref().unwrap().rekey_in_secs.unwrap() > 300 * 24 * 3600);
+    let now = sim.now;
+    sim.a.rekey(now, "c", true).unwrap();
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(sim.ike_ups(Side::B).len(), 2);
+}

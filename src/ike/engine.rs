@@ -189,16 +189,14 @@ impl Engine {
         if d.is_zero() {
             return None;
         }
+        let d = d.min(MAX_DELAY);
         let max_ms = (d.as_millis() / 10) as u64;
         let j = if max_ms == 0 {
             0
         } else {
             self.rng.next_u64() % (max_ms + 1)
         };
-        Some(later(
-            now,
-            d.min(MAX_DELAY).saturating_sub(Duration::from_millis(j)),
-        ))
+        Some(later(now, d.saturating_sub(Duration::from_millis(j))))
     }
 
     fn header(sa: &IkeSa, exchange: u8, msg_id: u32, response: bool) -> Header {
@@ -602,7 +600,7 @@ impl Engine {
                 // With a request in flight the window is full: the Delete follows its
                 // response (or the SA dies with its retransmissions).
                 if sa.pending.is_none() {
-                    Self::send_delete_ike(self, now, &mut sa);
+                    self.send_delete_ike(now, &mut sa);
                 }
                 self.sas.insert(id, sa);
             }
@@ -3013,7 +3011,5 @@ mod tests {
             tries: u32::MAX,
         };
         assert_eq!(backoff(&huge, u32::MAX), MAX_DELAY);
-        let now = Instant::now();
-        assert!(later(now, Duration::MAX) > now);
     }
 }
