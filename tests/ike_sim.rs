@@ -1347,3 +1347,23 @@ fn absurd_durations_do_not_panic() {
     sim.run_for(Duration::from_secs(1));
     assert_eq!(sim.ike_ups(Side::B).len(), 2);
 }
+
+#[test]
+fn ipv6_handshake_and_selectors() {
+    let mut ca = cfg("c", "2001:db8::1", Some("2001:db8::2"), &IKE3, &ESP3);
+    let mut cb = cfg("c", "2001:db8::2", Some("2001:db8::1"), &IKE3, &ESP3);
+    ca.children[0].local_ts = vec!["::/0".parse().unwrap()];
+    ca.children[0].remote_ts = vec!["::/0".parse().unwrap()];
+    cb.children[0].local_ts = vec!["2001:db8:2::/48".parse().unwrap()];
+    cb.children[0].remote_ts = vec!["2001:db8:1::/48".parse().unwrap()];
+    let mut sim = established(ca, cb, 220);
+    let (a, b) = (&sim.child_ups(Side::A)[0], &sim.child_ups(Side::B)[0]);
+    assert_mirrored(a, b);
+    assert_eq!(a.remote_ts[0].to_string(), "2001:db8:2::/48");
+    assert_eq!(a.local_ts[0].to_string(), "2001:db8:1::/48");
+    assert!(!a.udp_encap);
+    let now = sim.now;
+    sim.b.rekey(now, "c", true).unwrap();
+    sim.run_for(Duration::from_secs(1));
+    assert_eq!(sim.ike_ups(Side::A).len(), 2);
+}
