@@ -2262,6 +2262,7 @@ impl Engine {
                 self.stats.responses_resent += 1;
                 let d = cached.clone();
                 self.transmit(local, remote, d);
+                sa.last_inbound = now; // authenticated, so the peer is alive
                 return true;
             }
         }
