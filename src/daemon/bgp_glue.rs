@@ -16,6 +16,7 @@ pub struct BgpHandle {
     shared: Arc<Mutex<(BgpStatus, Vec<RibEntry>)>>,
     /// Routes learned from the peer and installed in the kernel.
     learned: RouteSet,
+    local_as: u32,
     task: tokio::task::JoinHandle<()>,
     forward: tokio::task::JoinHandle<()>,
 }
@@ -86,6 +87,7 @@ pub fn spawn(
         cmd: cmd_tx,
         shared,
         learned: RouteSet::new(),
+        local_as: b.local_as,
         task,
         forward,
     }
@@ -162,7 +164,7 @@ impl BgpHandle {
             prefixes_received: u64::from(s.prefixes_received),
             prefixes_announced: u64::from(s.prefixes_announced),
             peer_address: Some(s.peer_address),
-            local_as: 0,
+            local_as: self.local_as,
             peer_as: s.peer_as,
             uptime_secs: s.uptime_secs,
             last_error: s.last_error.clone(),

@@ -249,6 +249,16 @@ impl Lab {
         st
     }
 
+    /// Kills one process started by `spawn` with SIGKILL: a crash, or the peer vanishing.
+    pub fn kill9(&mut self, pid: u32) {
+        if let Some(idx) = self.procs.iter().position(|p| p.child.id() == pid) {
+            let mut p = self.procs.remove(idx);
+            let _ = p.child.kill();
+            let _ = p.child.wait();
+            self.extra_logs.push(p.log);
+        }
+    }
+
     pub fn is_running(&mut self, pid: u32) -> bool {
         self.procs
             .iter_mut()
@@ -269,6 +279,8 @@ impl Lab {
         let vici = d.join("charon.vici");
         let conf = d.join("strongswan.conf");
         let log = d.join("charon.log");
+        // A socket file left by an earlier charon of this side would look like a live one.
+        let _ = fs::remove_file(&vici);
         fs::write(&conf, strongswan_conf(&vici, &log)).expect("write strongswan.conf");
         fs::write(d.join("swanctl.conf"), swanctl_conf).expect("write swanctl.conf");
         let pid = self.spawn(
