@@ -72,7 +72,13 @@ fn start_right(lab: &mut Lab) -> u32 {
     };
     let pid = lab.start_charon(Side::Right, &swan.render());
     let ok = wait_for(Duration::from_secs(5), || {
-        lab.exec(Side::Right, "ip route replace 10.2.30.125/32 dev ipsec0 src 10.10.30.254").status.success().then_some(())
+        lab.exec(
+            Side::Right,
+            "ip route replace 10.2.30.125/32 dev ipsec0 src 10.10.30.254",
+        )
+        .status
+        .success()
+        .then_some(())
     });
     assert!(ok.is_some(), "cannot route via strongSwan's ipsec0");
     pid
@@ -88,7 +94,10 @@ fn bgp_over_tunnel_with_bird() {
         return;
     }
     let mut lab = Lab::new("bgp-bird");
-    must(&format!("ip -n {} addr add 10.10.30.254/32 dev lo", lab.ns(Side::Right)));
+    must(&format!(
+        "ip -n {} addr add 10.10.30.254/32 dev lo",
+        lab.ns(Side::Right)
+    ));
     let charon = start_right(&mut lab);
     let bird_cfg = bird_conf(&lab);
     lab.start_bird(Side::Right, &bird_cfg);
@@ -100,17 +109,36 @@ fn bgp_over_tunnel_with_bird() {
     lab.start_ipsecgw(Side::Left, &cfg);
 
     // The session is Established within seconds, in BIRD's own words.
-    let est = wait_for(Duration::from_secs(30), || lab.birdc(Side::Right, "show protocols ipsecgw").contains("Established").then_some(()));
-    assert!(est.is_some(), "BIRD session not Established:\n{}", lab.birdc(Side::Right, "show protocols all ipsecgw"));
+    let est = wait_for(Duration::from_secs(30), || {
+        lab.birdc(Side::Right, "show protocols ipsecgw")
+            .contains("Established")
+            .then_some(())
+    });
+    assert!(
+        est.is_some(),
+        "BIRD session not Established:\n{}",
+        lab.birdc(Side::Right, "show protocols all ipsecgw")
+    );
 
     // BIRD holds our LAN prefix and nothing else of ours (192.168.99.0/24 stayed in).
     let ours = wait_for(Duration::from_secs(15), || {
         let r = lab.birdc(Side::Right, "show route protocol ipsecgw");
         r.contains("10.1.0.0/24").then_some(r)
     })
-    .unwrap_or_else(|| panic!("BIRD did not receive 10.1.0.0/24:\n{}", lab.birdc(Side::Right, "show route all")));
-    assert!(!ours.contains("192.168.99.0"), "the export prefix-list let 192.168.99.0/24 out:\n{ours}");
-    let n = ours.lines().filter(|l| l.contains('/') && l.contains("unicast")).count();
+    .unwrap_or_else(|| {
+        panic!(
+            "BIRD did not receive 10.1.0.0/24:\n{}",
+            lab.birdc(Side::Right, "show route all")
+        )
+    });
+    assert!(
+        !ours.contains("192.168.99.0"),
+        "the export prefix-list let 192.168.99.0/24 out:\n{ours}"
+    );
+    let n = ours
+        .lines()
+        .filter(|l| l.contains('/') && l.contains("unicast"))
+        .count();
     assert_eq!(n, 1, "BIRD holds other prefixes from us:\n{ours}");
     let all = lab.birdc(Side::Right, "show route all 10.1.0.0/24");
     assert!(all.contains("BGP.as_path: 65021"), "{all}");
@@ -120,10 +148,19 @@ fn bgp_over_tunnel_with_bird() {
         let r = kernel_route(&lab);
         (r.contains("dev ipsec30") && r.contains("proto 169")).then_some(r)
     });
-    assert!(r.is_some(), "10.2.0.0/24 not installed via ipsec30: {}", kernel_route(&lab));
+    assert!(
+        r.is_some(),
+        "10.2.0.0/24 not installed via ipsec30: {}",
+        kernel_route(&lab)
+    );
     let rib = lab.ipsecgw_cli(Side::Left, "bgp --json");
     let rib: serde_json::Value = serde_json::from_slice(&rib.stdout).expect("bgp --json");
-    let learned = rib["routes"].as_array().unwrap().iter().find(|r| r["prefix"] == "10.2.0.0/24").cloned();
+    let learned = rib["routes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["prefix"] == "10.2.0.0/24")
+        .cloned();
     let learned = learned.unwrap_or_else(|| panic!("10.2.0.0/24 not in our RIB: {rib}"));
     assert_eq!(learned["local_pref"], 200, "{learned}");
     assert_eq!(learned["as_path"], serde_json::json!([65515]));
@@ -132,7 +169,10 @@ fn bgp_over_tunnel_with_bird() {
     assert_eq!(st["connections"][0]["bgp"]["prefixes_received"], 1);
 
     // LAN to LAN follows the learned route (BIRD installed ours on the right).
-    let ping = wait_for(Duration::from_secs(15), || lab.ping(Side::Left, "10.1.0.1", "10.2.0.1", 1).then_some(()));
+    let ping = wait_for(Duration::from_secs(15), || {
+        lab.ping(Side::Left, "10.1.0.1", "10.2.0.1", 1)
+            .then_some(())
+    });
     assert!(ping.is_some(), "no LAN-to-LAN ping over the BGP route");
     assert!(lab.ping(Side::Left, "10.1.0.1", "10.2.0.1", 3));
 
@@ -140,19 +180,47 @@ fn bgp_over_tunnel_with_bird() {
     // within the BGP hold time.
     lab.kill9(charon);
     let t0 = std::time::Instant::now();
-    let gone = wait_for(Duration::from_secs(40), || (!kernel_route(&lab).contains("ipsec30")).then_some(()));
-    assert!(gone.is_some(), "learned route still there after the tunnel died: {}", kernel_route(&lab));
-    let peer = String::from_utf8_lossy(&lab.exec(Side::Left, "ip route show 10.10.30.254").stdout).into_owned();
-    assert!(!peer.contains("ipsec30"), "static /32 to the BGP peer still there: {peer}");
-    eprintln!("routes withdrawn {:.1}s after strongSwan was killed (hold time 30s)", t0.elapsed().as_secs_f32());
+    let gone = wait_for(Duration::from_secs(40), || {
+        (!kernel_route(&lab).contains("ipsec30")).then_some(())
+    });
+    assert!(
+        gone.is_some(),
+        "learned route still there after the tunnel died: {}",
+        kernel_route(&lab)
+    );
+    let peer = String::from_utf8_lossy(&lab.exec(Side::Left, "ip route show 10.10.30.254").stdout)
+        .into_owned();
+    assert!(
+        !peer.contains("ipsec30"),
+        "static /32 to the BGP peer still there: {peer}"
+    );
+    eprintln!(
+        "routes withdrawn {:.1}s after strongSwan was killed (hold time 30s)",
+        t0.elapsed().as_secs_f32()
+    );
 
     // strongSwan comes back: the tunnel, the session and the routes come back by themselves.
     start_right(&mut lab);
     let back = wait_for(Duration::from_secs(90), || {
         let r = kernel_route(&lab);
-        (r.contains("dev ipsec30") && lab.birdc(Side::Right, "show protocols ipsecgw").contains("Established")).then_some(())
+        (r.contains("dev ipsec30")
+            && lab
+                .birdc(Side::Right, "show protocols ipsecgw")
+                .contains("Established"))
+        .then_some(())
     });
-    assert!(back.is_some(), "routes did not come back with the tunnel: {}\n{}", kernel_route(&lab), lab.list_sas(Side::Right));
-    let ping = wait_for(Duration::from_secs(15), || lab.ping(Side::Left, "10.1.0.1", "10.2.0.1", 1).then_some(()));
-    assert!(ping.is_some(), "no LAN-to-LAN ping after the tunnel came back");
+    assert!(
+        back.is_some(),
+        "routes did not come back with the tunnel: {}\n{}",
+        kernel_route(&lab),
+        lab.list_sas(Side::Right)
+    );
+    let ping = wait_for(Duration::from_secs(15), || {
+        lab.ping(Side::Left, "10.1.0.1", "10.2.0.1", 1)
+            .then_some(())
+    });
+    assert!(
+        ping.is_some(),
+        "no LAN-to-LAN ping after the tunnel came back"
+    );
 }

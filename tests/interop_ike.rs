@@ -212,3 +212,236 @@ fn strongswan_initiates_to_ipsecgw() {
         );
     }
 }
+
+fn ipsecgw_log(lab: &Lab, pid: u32) -> String {
+    lab.log_of(pid)
+}
+
+fn charon_log(lab: &Lab, side: Side) -> String {
+    std::fs::read_to_string(lab.side_dir(side).join("charon.log")).unwrap_or_default()
+}
+
+#[test]
+fn wrong_psk_fails_on_both_sides_in_both_directions() {
+    if !netns_env_ok(&["swanctl", "/usr/lib/ipsec/charon"]) {
+        return;
+    }
+    // ipsecgw initiates with the wrong key.
+    let mut lab = Lab::new("psk-i");
+    let swan = SwanConn {
+        side: Side::Right,
+        ike: "aes256-sha1-modp1024",
+        esp: "aes256-sha1",
+        psk: PSK,
+        local_ts: "0.0.0.0/0",
+        remote_ts: "0.0.0.0/0",
+        start_action: "none",
+    };
+    lab.start_charon(Side::Right, &swan.render());
+    let mut gw = GwConf::new(Side::Left);
+    gw.psk = "not-the-right-key-42";
+    gw.start_action = "start";
+    let cfg = gw.render(&lab);
+    let pid = lab.start_ipsecgw(Side::Left, &cfg);
+    let seen = wait_for(Duration::from_secs(10), || {
+        charon_log(&lab, Side::Right)
+            .contains("AUTH_FAILED")
+            .then_some(())
+    });
+    assert!(
+        seen.is_some(),
+        "strongSwan did not answer AUTHENTICATION_FAILED:\n{}",
+        charon_log(&lab, Side::Right)
+    );
+    let ours = wait_for(Duration::from_secs(10), || {
+        ipsecgw_log(&lab, pid)
+            .to_ascii_lowercase()
+            .contains("authentication_failed")
+            .then_some(())
+    });
+    assert!(
+        ours.is_some(),
+        "ipsecgw does not report the auth failure:\n{}",
+        ipsecgw_log(&lab, pid)
+    );
+    assert!(
+        !lab.list_sas(Side::Right).contains("ESTABLISHED"),
+        "{}",
+        lab.list_sas(Side::Right)
+    );
+    assert_ne!(
+        lab.status_json(Side::Left)["connections"][0]["state"],
+        "established"
+    );
+    let log = ipsecgw_log(&lab, pid);
+    assert!(
+        !log.contains("not-the-right-key-42") && !log.contains(PSK),
+        "the PSK appears in the log"
+    );
+    drop(lab);
+
+    // strongSwan initiates to ipsecgw, which has a different key.
+    let mut lab = Lab::new("psk-r");
+    let mut gw = GwConf::new(Side::Right);
+    gw.psk = "not-the-right-key-42";
+    let cfg = gw.render(&lab);
+    let pid = lab.start_ipsecgw(Side::Right, &cfg);
+    let mut swan = swan;
+    swan.side = Side::Left;
+    lab.start_charon(Side::Left, &swan.render());
+    let (ok, out) = lab.swanctl(Side::Left, "--initiate --child net --timeout 15", "");
+    assert!(!ok, "strongSwan established with the wrong PSK:\n{out}");
+    assert!(
+        out.contains("AUTH_FAILED") || charon_log(&lab, Side::Left).contains("AUTH_FAILED"),
+        "{out}"
+    );
+    assert!(!lab.list_sas(Side::Left).contains("ESTABLISHED"));
+    assert_ne!(
+        lab.status_json(Side::Right)["connections"][0]["state"],
+        "established"
+    );
+    assert!(
+        ipsecgw_log(&lab, pid).to_ascii_lowercase().contains("auth"),
+        "{}",
+        ipsecgw_log(&lab, pid)
+    );
+}
+
+#[test]
+fn no_common_proposal_is_refused_and_logged_readably() {
+    if !netns_env_ok(&["swanctl", "/usr/lib/ipsec/charon"]) {
+        return;
+    }
+    let mut lab = Lab::new("noprop");
+    let swan = SwanConn {
+        side: Side::Right,
+        ike: "aes256-sha1-modp1024",
+        esp: "aes256-sha1",
+        psk: PSK,
+        local_ts: "0.0.0.0/0",
+        remote_ts: "0.0.0.0/0",
+        start_action: "none",
+    };
+    lab.start_charon(Side::Right, &swan.render());
+    let mut gw = GwConf::new(Side::Left);
+    gw.ike = "aes128-sha256-modp2048";
+    gw.start_action = "start";
+    let cfg = gw.render(&lab);
+    let pid = lab.start_ipsecgw(Side::Left, &cfg);
+    let seen = wait_for(Duration::from_secs(10), || {
+        ipsecgw_log(&lab, pid)
+            .contains("NO_PROPOSAL_CHOSEN")
+            .then_some(())
+    });
+    assert!(
+        seen.is_some(),
+        "ipsecgw did not report NO_PROPOSAL_CHOSEN:\n{}",
+        ipsecgw_log(&lab, pid)
+    );
+    assert!(
+        charon_log(&lab, Side::Right).contains("NO_PROP"),
+        "{}",
+        charon_log(&lab, Side::Right)
+    );
+    assert!(!lab.list_sas(Side::Right).contains("ESTABLISHED"));
+    lab.stop(pid);
+
+    // strongSwan offers what ipsecgw (responder) does not accept: both offers are logged.
+    let mut gw = GwConf::new(Side::Left);
+    gw.ike = "aes128-sha256-modp2048";
+    let cfg = gw.render(&lab);
+    let pid = lab.start_ipsecgw(Side::Left, &cfg);
+    let (ok, out) = lab.swanctl(Side::Right, "--initiate --child net --timeout 15", "");
+    assert!(!ok, "established without a common proposal:\n{out}");
+    assert!(
+        out.contains("NO_PROPOSAL_CHOSEN") || charon_log(&lab, Side::Right).contains("NO_PROP"),
+        "{out}"
+    );
+    let log = ipsecgw_log(&lab, pid);
+    assert!(
+        log.contains("AES_CBC_256") && log.contains("AES_CBC_128"),
+        "both sides' offers should be readable in our log:\n{log}"
+    );
+}
+
+/// Pulls `name` (e.g. "Sk_ei") out of charon's `ike = 4` hex dumps.
+fn swan_secret(log: &str, name: &str) -> Option<String> {
+    let mut lines = log.lines();
+    let header = format!("{name} secret =>");
+    let header_line = lines.by_ref().find(|l| l.contains(&header))?;
+    let n: usize = header_line
+        .split("=>")
+        .nth(1)?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let mut hex = String::new();
+    for l in lines {
+        let body = l
+            .rsplit_once("> ")
+            .map(|(_, b)| b)
+            .or_else(|| l.split_once("] ").map(|(_, b)| b))?;
+        let body = body.trim_start();
+        let Some((off, rest)) = body.split_once(": ") else {
+            break;
+        };
+        if off.trim().parse::<usize>().is_err() {
+            break;
+        }
+        let want = (n - hex.len() / 2).min(16);
+        for tok in rest.split_whitespace().take(want) {
+            hex.push_str(&tok.to_ascii_lowercase());
+        }
+        if hex.len() / 2 >= n {
+            return Some(hex);
+        }
+    }
+    None
+}
+
+#[test]
+fn ike_keys_match_strongswan() {
+    if !netns_env_ok(&["swanctl", "/usr/lib/ipsec/charon"]) {
+        return;
+    }
+    let mut lab = Lab::new("keys");
+    let swan = SwanConn {
+        side: Side::Right,
+        ike: "aes256-sha1-modp1024",
+        esp: "aes256-sha1",
+        psk: PSK,
+        local_ts: "0.0.0.0/0",
+        remote_ts: "0.0.0.0/0",
+        start_action: "none",
+    };
+    lab.start_charon(Side::Right, &swan.render());
+    let mut gw = GwConf::new(Side::Left);
+    gw.start_action = "start";
+    let cfg = gw.render(&lab);
+    lab.start_ipsecgw(Side::Left, &cfg);
+    wait_established(&lab, Side::Left, Side::Right);
+    let keylog = std::fs::read_to_string(lab.side_dir(Side::Left).join("ipsecgw.keylog"))
+        .expect("ipsecgw key log");
+    // Wireshark ikev2_decryption_table: SPIi,SPIr,SK_ei,SK_er,"encr",SK_ai,SK_ar,"integ"
+    let f: Vec<&str> = keylog
+        .lines()
+        .next()
+        .expect("a key log line")
+        .split(',')
+        .collect();
+    let log = charon_log(&lab, Side::Right);
+    for (name, ours) in [
+        ("Sk_ei", f[2]),
+        ("Sk_er", f[3]),
+        ("Sk_ai", f[5]),
+        ("Sk_ar", f[6]),
+    ] {
+        let theirs =
+            swan_secret(&log, name).unwrap_or_else(|| panic!("{name} not in strongSwan's log"));
+        assert_eq!(
+            ours, theirs,
+            "{name} differs between ipsecgw and strongSwan"
+        );
+    }
+}

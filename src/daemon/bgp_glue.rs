@@ -52,7 +52,11 @@ pub fn spawn(
     tx: mpsc::Sender<(String, BgpEvent)>,
 ) -> BgpHandle {
     let cfg = session_config(b);
-    for n in cfg.networks.iter().filter(|n| !cfg.export.iter().any(|f| f.matches(n))) {
+    for n in cfg
+        .networks
+        .iter()
+        .filter(|n| !cfg.export.iter().any(|f| f.matches(n)))
+    {
         info!("{name}: network {n} is not permitted by the export prefix-list and will not be announced");
     }
     let initial = BgpStatus {

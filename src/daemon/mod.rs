@@ -17,8 +17,11 @@ use crate::config::Config;
 
 /// Sets up `tracing` on stderr. `RUST_LOG` overrides the configured level.
 pub fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("ipsecgw={level},warn,netlink_packet_route=error")));
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(format!(
+            "ipsecgw={level},warn,netlink_packet_route=error"
+        ))
+    });
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
