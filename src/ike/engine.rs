@@ -1948,7 +1948,7 @@ impl Engine {
             .cfg
             .children
             .iter()
-            .filter(|c| only.map_or(true, |o| o == c.name))
+            .filter(|c| only.is_none_or(|o| o == c.name))
         {
             let Some((rp, algs)) = select::select_esp(&c.proposals, props, with_dh, ke_group)
             else {
@@ -2035,7 +2035,7 @@ impl Engine {
                     .configs
                     .iter()
                     .filter(|c| conn_matches_addrs(c, sa.local.ip(), sa.remote.ip()))
-                    .filter(|c| c.remote_id.as_ref().map_or(true, |r| r == pid))
+                    .filter(|c| c.remote_id.as_ref().is_none_or(|r| r == pid))
                     .collect();
                 // Prefer connections whose local ID is the one the peer asked for.
                 let preferred: Vec<&IkeConfig> = cands
@@ -2589,7 +2589,7 @@ impl Engine {
                     let g = e.data.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]));
                     let acceptable = g
                         .and_then(DhGroup::from_transform)
-                        .is_some_and(|g| dh.as_ref().map_or(true, |d| d.group() != g));
+                        .is_some_and(|g| dh.as_ref().is_none_or(|d| d.group() != g));
                     if let (Some(old), true) = (rekey_of, acceptable) {
                         sa.tasks.push_front(Task::RekeyChild(old, g));
                         return;

@@ -261,7 +261,7 @@ impl SkCrypto {
         let block = self.encr.block_len().max(1);
         let pad = (block - (chain.len() + 1) % block) % block;
         let mut plain = Zeroizing::new(chain);
-        plain.extend(std::iter::repeat(0u8).take(pad));
+        plain.extend(std::iter::repeat_n(0u8, pad));
         plain.push(pad as u8);
         let iv_len = self.encr.iv_len();
         let mut iv = vec![0u8; iv_len];
