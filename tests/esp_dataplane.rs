@@ -218,6 +218,7 @@ fn start_side(
     underlay: &str,
     inner: Ipv4Addr,
     raw_esp: bool,
+    offload: bool,
 ) -> (Dataplane, mpsc::Receiver<IkeDatagram>) {
     let (tx, rx) = mpsc::channel(16);
     let bind = format!("{underlay}:4500");
@@ -229,8 +230,10 @@ fn start_side(
             ike_tx: tx,
         })
         .expect("start");
+        dp.set_tun_offload(offload);
         let ifindex = dp.add_tunnel("site", TUN, 1400).expect("add_tunnel");
         assert!(ifindex > 0);
+        assert_eq!(dp.tunnel_offload("site"), Some(offload), "TUN offload mode");
         dp
     });
     net.ip(ns, &format!("addr add {inner}/24 dev {TUN}"));
@@ -391,8 +394,8 @@ fn esp_in_udp_between_namespaces() {
         return;
     }
     let net = Netns::new("udp");
-    let (a, mut ike_a) = start_side(&net, &net.a, UNDERLAY_A, INNER_A, false);
-    let (b, _ike_b) = start_side(&net, &net.b, UNDERLAY_B, INNER_B, false);
+    let (a, mut ike_a) = start_side(&net, &net.a, UNDERLAY_A, INNER_A, false, true);
+    let (b, _ike_b) = start_side(&net, &net.b, UNDERLAY_B, INNER_B, false, true);
     let _stop = Stop(vec![a.clone(), b.clone()]);
 
     let keys = Keys::new(EncrAlg::AesCbc256, Some(IntegAlg::HmacSha1_96), 1);
@@ -408,8 +411,12 @@ fn esp_in_udp_between_namespaces() {
         "ping A -> B through the tunnel"
     );
     assert_eq!(ping(&net.b, INNER_A, 3, 1300), 3, "large ping B -> A");
+    // TCP through the tunnel: with offloads the TUN hands over TSO super-packets that the
+    // dataplane splits (and checksums), and receives coalesced (GRO) segments.
+    tcp_transfer(&net, 5201, 8 << 20);
     let ra = row(&a, spi_ba);
     let rb = row(&b, spi_ab);
+    assert!(ra.packets_out > 5000 && ra.bytes_out > 8 << 20, "{ra:?}");
     assert!(ra.packets_out >= 5 && ra.packets_in >= 5, "{ra:?}");
     assert!(rb.packets_out >= 5 && rb.packets_in >= 5, "{rb:?}");
     assert!(ra.bytes_out > 5 * 84 && ra.last_inbound.is_some());
@@ -524,8 +531,8 @@ fn raw_esp_between_namespaces() {
         return;
     }
     let net = Netns::new("raw");
-    let (a, _ike_a) = start_side(&net, &net.a, UNDERLAY_A, INNER_A, true);
-    let (b, _ike_b) = start_side(&net, &net.b, UNDERLAY_B, INNER_B, true);
+    let (a, _ike_a) = start_side(&net, &net.a, UNDERLAY_A, INNER_A, true, false);
+    let (b, _ike_b) = start_side(&net, &net.b, UNDERLAY_B, INNER_B, true, false);
     let _stop = Stop(vec![a.clone(), b.clone()]);
 
     let keys = Keys::new(EncrAlg::TripleDesCbc, Some(IntegAlg::HmacSha256_128), 9);
@@ -593,13 +600,56 @@ fn spawn_in_netns<T: Send + 'static>(
     })
 }
 
+/// Sends `total` bytes over TCP from A to B through the tunnel (10.99.0.1 -> 10.99.0.2:port)
+/// and checks every byte arrived in order. Returns the seconds it took.
+fn tcp_transfer(net: &Netns, port: u16, total: usize) -> f64 {
+    use std::io::{Read, Write};
+    let listener = in_netns(&net.b, move || {
+        std::net::TcpListener::bind((INNER_B, port)).unwrap()
+    });
+    let server = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut got = 0usize;
+        let mut expect = 0u8;
+        loop {
+            let n = s.read(&mut buf).unwrap();
+            if n == 0 {
+                break;
+            }
+            for &byte in &buf[..n] {
+                assert_eq!(byte, expect, "stream corrupted at byte {got}");
+                expect = expect.wrapping_add(1);
+                got += 1;
+            }
+        }
+        got
+    });
+    let start = Instant::now();
+    let sent = spawn_in_netns(&net.a, move || {
+        let mut s = std::net::TcpStream::connect((INNER_B, port)).unwrap();
+        let chunk: Vec<u8> = (0..1usize << 16).map(|i| i as u8).collect();
+        let mut sent = 0;
+        while sent < total {
+            let n = chunk.len().min(total - sent);
+            s.write_all(&chunk[..n]).unwrap();
+            sent += n;
+        }
+        sent
+    })
+    .join()
+    .unwrap();
+    let got = server.join().unwrap();
+    assert_eq!(got, sent, "bytes received");
+    start.elapsed().as_secs_f64()
+}
+
 /// TCP bulk transfer A -> B through the tunnel for a few suites; prints Mbit/s. A measurement
 /// rather than a check (it still verifies every byte arrived in order). Run with
 /// `cargo test --release --test esp_dataplane -- --ignored --nocapture`.
 #[test]
 #[ignore]
 fn throughput_tcp_through_tunnel() {
-    use std::io::{Read, Write};
     if !require_netns() {
         return;
     }
@@ -608,71 +658,36 @@ fn throughput_tcp_through_tunnel() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(200)
         << 20;
-    for (i, (encr, integ, udp)) in [
-        (EncrAlg::AesCbc256, Some(IntegAlg::HmacSha1_96), true),
-        (EncrAlg::AesCbc128, Some(IntegAlg::HmacSha1_96), true),
-        (EncrAlg::AesGcm16_256, None, true),
-        (EncrAlg::AesCbc256, Some(IntegAlg::HmacSha1_96), false),
+    for (i, (encr, integ, udp, offload)) in [
+        (EncrAlg::AesCbc256, Some(IntegAlg::HmacSha1_96), true, false),
+        (EncrAlg::AesCbc256, Some(IntegAlg::HmacSha1_96), true, true),
+        (EncrAlg::AesCbc128, Some(IntegAlg::HmacSha1_96), true, true),
+        (EncrAlg::AesGcm16_256, None, true, true),
+        (EncrAlg::AesCbc256, Some(IntegAlg::HmacSha1_96), false, true),
     ]
     .into_iter()
     .enumerate()
     {
         let net = Netns::new("tput");
-        let (a, _ia) = start_side(&net, &net.a, UNDERLAY_A, INNER_A, !udp);
-        let (b, _ib) = start_side(&net, &net.b, UNDERLAY_B, INNER_B, !udp);
+        let (a, _ia) = start_side(&net, &net.a, UNDERLAY_A, INNER_A, !udp, offload);
+        let (b, _ib) = start_side(&net, &net.b, UNDERLAY_B, INNER_B, !udp, offload);
         let _stop = Stop(vec![a.clone(), b.clone()]);
         let keys = Keys::new(encr, integ, 40 + i as u8);
         a.install(&child(&keys, true, 0x11, 0x22, udp, None))
             .unwrap();
         b.install(&child(&keys, false, 0x11, 0x22, udp, None))
             .unwrap();
-        let listener = in_netns(&net.b, || {
-            std::net::TcpListener::bind((INNER_B, 5201)).unwrap()
-        });
-        let server = std::thread::spawn(move || {
-            let (mut s, _) = listener.accept().unwrap();
-            let mut buf = vec![0u8; 1 << 16];
-            let mut got = 0usize;
-            let mut expect = 0u8;
-            loop {
-                let n = s.read(&mut buf).unwrap();
-                if n == 0 {
-                    break;
-                }
-                for &byte in &buf[..n] {
-                    assert_eq!(byte, expect, "stream corrupted at byte {got}");
-                    expect = expect.wrapping_add(1);
-                    got += 1;
-                }
-            }
-            got
-        });
-        let start = Instant::now();
-        let sent = spawn_in_netns(&net.a, move || {
-            let mut s = std::net::TcpStream::connect((INNER_B, 5201)).unwrap();
-            let chunk: Vec<u8> = (0..1usize << 16).map(|i| i as u8).collect();
-            let mut sent = 0;
-            while sent < total {
-                s.write_all(&chunk).unwrap();
-                sent += chunk.len();
-            }
-            sent
-        })
-        .join()
-        .unwrap();
-        let got = server.join().unwrap();
-        let secs = start.elapsed().as_secs_f64();
-        assert_eq!(got, sent);
-        let mbit = got as f64 * 8.0 / secs / 1e6;
+        let secs = tcp_transfer(&net, 5201, total);
+        let mbit = total as f64 * 8.0 / secs / 1e6;
         let ra = row(&a, 0x22);
         println!(
-            "{} {} {}: {} MiB in {secs:.2} s = {mbit:.0} Mbit/s (A: {} packets out, B drops {:?})",
+            "{} {} {} offload={offload}: {} MiB in {secs:.2} s = {mbit:.0} Mbit/s (A: {} ESP packets out; A drops {:?})",
             encr.name(),
             integ.map_or("", |i| i.name()),
             if udp { "udp" } else { "raw" },
-            got >> 20,
+            total >> 20,
             ra.packets_out,
-            b.global_drops()
+            a.global_drops()
         );
         assert!(mbit > 1.0);
     }

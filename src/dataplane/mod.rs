@@ -85,6 +85,8 @@ struct UdpEndpoint {
 struct Tunnel {
     conn: String,
     ifname: String,
+    /// IFF_VNET_HDR with TSO/GRO is on for this device.
+    offload: bool,
     dev: tun_rs::SyncDevice,
     stop: AtomicBool,
 }
@@ -340,6 +342,7 @@ impl Dataplane {
         let tun = Arc::new(Tunnel {
             conn: conn.to_string(),
             ifname: ifname.to_string(),
+            offload,
             dev,
             stop: AtomicBool::new(false),
         });
@@ -494,6 +497,14 @@ impl Dataplane {
     pub fn set_keepalive_interval(&self, interval: Duration) {
         let ms = interval.as_millis().clamp(100, u128::from(u32::MAX)) as u64;
         self.shared.keepalive_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// Whether the tunnel device of `conn` runs with offloads (None: no such tunnel).
+    pub fn tunnel_offload(&self, conn: &str) -> Option<bool> {
+        lock(&self.shared.state)
+            .tunnels
+            .get(conn)
+            .map(|(t, _)| t.offload)
     }
 
     /// Whether TUN devices opened from now on use IFF_VNET_HDR with TSO/GRO offloads
