@@ -442,6 +442,31 @@ raw_drops() { # drops of all raw sockets of a namespace (raw ESP receive path)
     ip netns exec "$1" cat /proc/net/raw | awk 'NR>1{s+=$NF} END{print s+0}'
 }
 
+kernel_drops() { # interface rx/tx drops + qdisc drops in both namespaces, + softnet backlog drops (host-wide)
+    local ns n=0 x
+    for ns in "$NSL" "$NSR"; do
+        x=$(ip netns exec "$ns" sh -c 'cat /sys/class/net/*/statistics/rx_dropped /sys/class/net/*/statistics/tx_dropped' 2>/dev/null \
+            | awk '{s+=$1} END{print s+0}')
+        n=$((n + x))
+        # mq only sums its children: skip it so nothing counts twice
+        x=$(tc -n "$ns" -s qdisc show 2>/dev/null | awk '/^qdisc/{skip=($2=="mq")} /dropped/ && !skip {
+                for (i=1;i<NF;i++) if ($i=="(dropped") { v=$(i+1); sub(",","",v); s+=v } } END{print s+0}')
+        n=$((n + x))
+    done
+    local _p d _r
+    while read -r _p d _r; do n=$((n + 0x$d)); done </proc/net/softnet_stat
+    echo $n
+}
+gw_drops() { # packets ipsecgw counted as dropped (any reason), both sides; "-" without ipsecgw
+    local side n=0 any=0 x
+    for side in left right; do
+        [ -S "$DIR/$side/ipsecgw.sock" ] || continue
+        x=$(gw_status $side | jq '[.connections[].counters.drops // {} | to_entries[].value] | add // 0' 2>/dev/null) || x=0
+        n=$((n + ${x:-0})); any=1
+    done
+    [ $any = 1 ] && echo $n || echo -
+}
+
 SERVER_PID=""
 start_server() {
     spawn right iperf3 iperf3 -s -B 10.2.0.1
@@ -450,10 +475,10 @@ start_server() {
 }
 
 run_iperf() { # <rep> <pairing> <esp> <parallel>: one measurement, appended to $RUNS
-    local rep=$1 pair=$2 esp=$3 par=$4 p before=() after=() rb0 rb1 rw0 rw1 t0 t1 i cpu
+    local rep=$1 pair=$2 esp=$3 par=$4 p before=() after=() rb0 rb1 rw0 rw1 kd0 kd1 gd0 gd1 t0 t1 i cpu
     local json=$DIR/iperf-P$par.json
     for p in $DAEMONS; do before+=("$(cpu_ticks $p)"); done
-    rb0=$(udp_rcvbuf_errors "$NSR"); rw0=$(raw_drops "$NSR")
+    rb0=$(udp_rcvbuf_errors "$NSR"); rw0=$(raw_drops "$NSR"); kd0=$(kernel_drops); gd0=$(gw_drops)
     t0=$(date +%s.%N)
     # in the background + wait, so Ctrl-C/TERM reach our trap at once
     ip netns exec "$NSL" timeout $((BENCH_T + 30)) iperf3 -c 10.2.0.1 -B 10.1.0.1 -t "$BENCH_T" -P "$par" -J \
@@ -466,7 +491,7 @@ run_iperf() { # <rep> <pairing> <esp> <parallel>: one measurement, appended to $
     for q in "${PIDS[@]}"; do [ "$q" = "$cp" ] || keep+=("$q"); done
     PIDS=("${keep[@]}")
     t1=$(date +%s.%N)
-    rb1=$(udp_rcvbuf_errors "$NSR"); rw1=$(raw_drops "$NSR")
+    rb1=$(udp_rcvbuf_errors "$NSR"); rw1=$(raw_drops "$NSR"); kd1=$(kernel_drops); gd1=$(gw_drops)
     for p in $DAEMONS; do after+=("$(cpu_ticks $p)"); done
     cpu=""
     i=0
@@ -487,12 +512,13 @@ run_iperf() { # <rep> <pairing> <esp> <parallel>: one measurement, appended to $
         log "iperf3 run failed: $pair $esp -P $par: rc=$rc ${err:-$(tail -n 3 "$DIR/iperf-P$par.err")}"
         mbps=0
     fi
-    local rawd="-"
+    local rawd="-" gwd="-"
     [ "$pair" = d ] && rawd=$((rw1 - rw0))
-    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rep" "$pair" "$esp" "$par" "$mbps" "$retr" \
-        "$cpu" "$((rb1 - rb0))" "$rawd" "$TRANSPORT" "$(cut -d' ' -f1 /proc/loadavg)" "$status" "$NEGOTIATED" >>"$RUNS"
-    log "$(printf '%-2s %-12s -P %s  %6s Mbit/s  retr %-6s cpu(L/R %%) %-9s rcvbuf %s%s' "$pair" "$esp" "$par" "$mbps" "$retr" "$cpu" \
-        "$((rb1 - rb0))" "$([ "$rawd" = - ] || echo " rawdrops $rawd")")"
+    [ "$gd0" != - ] && [ "$gd1" != - ] && gwd=$((gd1 - gd0))
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rep" "$pair" "$esp" "$par" "$mbps" "$retr" \
+        "$cpu" "$((rb1 - rb0))" "$rawd" "$TRANSPORT" "$(cut -d' ' -f1 /proc/loadavg)" "$status" "$NEGOTIATED" "$((kd1 - kd0))" "$gwd" >>"$RUNS"
+    log "$(printf '%-2s %-12s -P %s  %6s Mbit/s  retr %-6s cpu(L/R %%) %-9s rcvbuf %s%s kdrops %s gwdrops %s' "$pair" "$esp" "$par" \
+        "$mbps" "$retr" "$cpu" "$((rb1 - rb0))" "$([ "$rawd" = - ] || echo " rawdrops $rawd")" "$((kd1 - kd0))" "$gwd")"
 }
 
 measure() { # <rep> <pairing> <esp>
@@ -548,7 +574,9 @@ done
     echo "  (e) ipsecgw (left, encrypts) -> strongSwan (right, decrypts)."
     echo "- cpu = utime+stime of each daemon process (all threads) during the run, % of ONE core, left/right;"
     echo "  retr = TCP retransmits (sender); rcvbuf = UDP RcvbufErrors in the receiving (right) namespace;"
-    echo "  raw drops = drops on raw sockets in the right namespace (raw ESP only)."
+    echo "  raw drops = drops on raw sockets in the right namespace (raw ESP only); kernel drops = interface rx/tx and"
+    echo "  qdisc drops in both namespaces plus softnet backlog drops (host-wide); gw drops = packets ipsecgw itself"
+    echo "  counted as dropped (status counters, both sides)."
     echo
     echo "## Summary (mean Mbit/s over repetitions)"
     echo
@@ -581,12 +609,12 @@ done
     echo
     echo "## All runs (in the order they ran)"
     echo
-    echo "| rep | pairing | cipher | negotiated ESP | P | Mbit/s | retr | cpu L/R % | rcvbuf | raw drops | ESP transport | load1 | status |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+    echo "| rep | pairing | cipher | negotiated ESP | P | Mbit/s | retr | cpu L/R % | rcvbuf | raw drops | kernel drops | gw drops | ESP transport | load1 | status |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     awk -F'\t' 'BEGIN{ nm["a"]="(a) plain veth"; nm["b"]="(b) strongSwan<->strongSwan"; nm["c"]="(c) ipsecgw<->ipsecgw always";
                       nm["d"]="(d) ipsecgw<->ipsecgw auto"; nm["e"]="(e) ipsecgw->strongSwan" }
         { cipher = ($2 == "a") ? "-" : $3
-          printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, nm[$2], cipher, $13, $4, $5, $6, $7, $8, $9, $10, $11, $12 }' "$RUNS"
+          printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, nm[$2], cipher, $13, $4, $5, $6, $7, $8, $9, $14, $15, $10, $11, $12 }' "$RUNS"
 } >"$BENCH_OUT" || die "cannot write $BENCH_OUT"
 
 echo
