@@ -10,6 +10,7 @@
 #   c  ipsecgw <-> ipsecgw, encap = "always" (ESP in UDP 4500: the fair comparison with b)
 #   d  ipsecgw <-> ipsecgw, encap = "auto" (raw ESP, IP protocol 50)
 #   e  ipsecgw (left, encrypts) <-> strongSwan (right, decrypts)
+#   f  strongSwan (left, encrypts) <-> ipsecgw (right, decrypts)   [optional, not in the default set]
 #
 # Env: BENCH_T (10)  seconds per iperf3 run
 #      BENCH_ALGS ("aes256-sha1 aes128-sha1 3des-sha1 aes256gcm16")  ESP proposals
@@ -58,7 +59,7 @@ case "$BENCH_T" in ''|*[!0-9]*) die "BENCH_T must be a whole number of seconds, 
 case "$BENCH_REPEAT" in ''|*[!0-9]*|0) die "BENCH_REPEAT must be a positive integer, not '$BENCH_REPEAT'" ;; esac
 [ "$BENCH_T" -ge 1 ] || die "BENCH_T must be >= 1"
 for p in $BENCH_PAIRS; do
-    case "$p" in a|b|c|d|e) ;; *) die "BENCH_PAIRS: unknown pairing '$p' (a b c d e)" ;; esac
+    case "$p" in a|b|c|d|e|f) ;; *) die "BENCH_PAIRS: unknown pairing '$p' (a b c d e f)" ;; esac
 done
 for n in $BENCH_PAR; do
     case "$n" in ''|*[!0-9]*|0) die "BENCH_PAR: '$n' is not a positive integer" ;; esac
@@ -431,6 +432,21 @@ setup_e() { # <esp>: ipsecgw initiator (left) -> strongSwan responder (right)
     DAEMONS="$pl $pr"
 }
 
+setup_f() { # <esp>: strongSwan initiator (left) -> ipsecgw responder (right)
+    local esp=$1 pl pr out
+    new_pair "f-mixed-$esp"
+    start_ipsecgw right "$esp" auto none; pr=$LAST_PID
+    start_charon left "$esp"; pl=$LAST_PID
+    out=$(sw left --initiate --child net --timeout 20 2>&1) \
+        || { echo "$out" | tail -n 15 >&2; fail_setup "strongSwan -> ipsecgw ($esp): tunnel did not come up"; }
+    wait_for 10 gw_child_installed right || { gw_status right >&2; fail_setup "strongSwan -> ipsecgw ($esp): ipsecgw shows no installed CHILD SA"; }
+    wait_for 15 lan_ping || fail_setup "strongSwan -> ipsecgw ($esp): SA installed but no LAN-to-LAN ping"
+    [ "$(gw_status right | jq -r '.connections[0].children[0].encap')" = udp ] && TRANSPORT="udp/4500" || TRANSPORT="?"
+    sw left --list-sas >"$DIR/left/list-sas.txt" 2>&1
+    NEGOTIATED="$(swan_esp left) = $(gw_esp right)"
+    DAEMONS="$pl $pr"
+}
+
 # ---- measurement --------------------------------------------------------------------------
 cpu_ticks() { # utime+stime of the whole process (all threads), clock ticks
     sed 's/.*) //' /proc/$1/stat 2>/dev/null | awk '{print $12+$13}'
@@ -571,7 +587,8 @@ done
     echo "  Other jobs may share this machine: see load1 per run."
     echo "- pairings: (a) plain veth, no IPsec; (b) strongSwan libipsec <-> libipsec (ESP in UDP 4500, forced);"
     echo "  (c) ipsecgw <-> ipsecgw, encap=always (UDP 4500); (d) ipsecgw <-> ipsecgw, encap=auto (raw ESP, proto 50);"
-    echo "  (e) ipsecgw (left, encrypts) -> strongSwan (right, decrypts)."
+    echo "  (e) ipsecgw (left, encrypts) -> strongSwan (right, decrypts); (f) strongSwan (left, encrypts) -> ipsecgw (right, decrypts)."
+    echo "  \"-\" = pairing not part of this run; n/a = not measured."
     echo "- cpu = utime+stime of each daemon process (all threads) during the run, % of ONE core, left/right;"
     echo "  retr = TCP retransmits (sender); rcvbuf = UDP RcvbufErrors in the receiving (right) namespace;"
     echo "  raw drops = drops on raw sockets in the right namespace (raw ESP only); kernel drops = interface rx/tx and"
@@ -580,9 +597,9 @@ done
     echo
     echo "## Summary (mean Mbit/s over repetitions)"
     echo
-    echo "| cipher | P | (a) veth | (b) strongSwan | (c) ipsecgw udp | (d) ipsecgw esp | (e) ipsecgw->sswan | **(c)/(b)** | (d)/(b) | Mbit/s per core (b) | Mbit/s per core (c) |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|"
-    awk -F'\t' -v algs="$BENCH_ALGS" -v pars="$BENCH_PAR" '
+    echo "| cipher | P | (a) veth | (b) strongSwan | (c) ipsecgw udp | (d) ipsecgw esp | (e) ipsecgw->sswan | (f) sswan->ipsecgw | **(c)/(b)** | (d)/(b) | Mbit/s per core (b) | Mbit/s per core (c) |"
+    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
+    awk -F'\t' -v algs="$BENCH_ALGS" -v pars="$BENCH_PAR" -v pairs=" $BENCH_PAIRS " '
         $12 == "ok" {
             k = $2 SUBSEP $3 SUBSEP $4; sum[k] += $5; n[k]++
             if ($2 == "a") { ka = $4; asum[ka] += $5; an[ka]++ }
@@ -590,6 +607,7 @@ done
         }
         $12 != "ok" { bad[$2 SUBSEP $3 SUBSEP $4] = 1 }
         function mean(p, e, q,   k) { k = p SUBSEP e SUBSEP q
+            if (index(pairs, " " p " ") == 0) return "-"
             if (n[k]) return sprintf("%.0f", sum[k] / n[k]); if (bad[k]) return "FAILED"; return "n/a" }
         function percore(p, e, q,   k) { k = p SUBSEP e SUBSEP q
             if (!n[k] || cs[k] <= 0) return "n/a"; return sprintf("%.0f", (sum[k] / n[k]) / ((cs[k] / cn[k]) / 100)) }
@@ -598,9 +616,9 @@ done
             na = split(algs, A, " "); np = split(pars, P, " ")
             for (i = 1; i <= na; i++) for (j = 1; j <= np; j++) {
                 e = A[i]; q = P[j]
-                va = an[q] ? sprintf("%.0f", asum[q] / an[q]) : "n/a"
-                vb = mean("b", e, q); vc = mean("c", e, q); vd = mean("d", e, q); ve = mean("e", e, q)
-                printf "| %s | %s | %s | %s | %s | %s | %s | **%s** | %s | %s | %s |\n", e, q, va, vb, vc, vd, ve,
+                va = an[q] ? sprintf("%.0f", asum[q] / an[q]) : (index(pairs, " a ") ? "n/a" : "-")
+                vb = mean("b", e, q); vc = mean("c", e, q); vd = mean("d", e, q); ve = mean("e", e, q); vf = mean("f", e, q)
+                printf "| %s | %s | %s | %s | %s | %s | %s | %s | **%s** | %s | %s | %s |\n", e, q, va, vb, vc, vd, ve, vf,
                     ratio(vc, vb), ratio(vd, vb), percore("b", e, q), percore("c", e, q)
             }
         }' "$RUNS"
@@ -612,7 +630,7 @@ done
     echo "| rep | pairing | cipher | negotiated ESP | P | Mbit/s | retr | cpu L/R % | rcvbuf | raw drops | kernel drops | gw drops | ESP transport | load1 | status |"
     echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
     awk -F'\t' 'BEGIN{ nm["a"]="(a) plain veth"; nm["b"]="(b) strongSwan<->strongSwan"; nm["c"]="(c) ipsecgw<->ipsecgw always";
-                      nm["d"]="(d) ipsecgw<->ipsecgw auto"; nm["e"]="(e) ipsecgw->strongSwan" }
+                      nm["d"]="(d) ipsecgw<->ipsecgw auto"; nm["e"]="(e) ipsecgw->strongSwan"; nm["f"]="(f) strongSwan->ipsecgw" }
         { cipher = ($2 == "a") ? "-" : $3
           printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, nm[$2], cipher, $13, $4, $5, $6, $7, $8, $9, $14, $15, $10, $11, $12 }' "$RUNS"
 } >"$BENCH_OUT" || die "cannot write $BENCH_OUT"
