@@ -31,4 +31,4 @@ fi
 systemctl stop strongswan-starter strongswan 2>/dev/null || true
 
 cargo build --release --bins
-exec cargo test --release -- --test-threads=2 "$@"
+exec cargo test --release --no-fail-fast -- --test-threads=2 "$@"

@@ -26,6 +26,8 @@ connect_retry = "1s"
 networks = ["10.1.0.0/24", "192.168.99.0/24"]
 export = ["10.1.0.0/24"]
 import_local_pref = 200
+# learned routes prefer the LAN address as source (BIRD's krt_prefsrc)
+route_source = "10.1.0.1"
 "#;
 
 fn bird_conf(lab: &Lab) -> String {
@@ -146,7 +148,7 @@ fn bgp_over_tunnel_with_bird() {
     // We hold BIRD's prefix in the kernel, via the TUN device, with local-preference 200.
     let r = wait_for(Duration::from_secs(15), || {
         let r = kernel_route(&lab);
-        (r.contains("dev ipsec30") && r.contains("proto 169")).then_some(r)
+        (r.contains("dev ipsec30") && r.contains("proto 169") && r.contains("src 10.1.0.1")).then_some(r)
     });
     assert!(
         r.is_some(),

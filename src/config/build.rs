@@ -70,6 +70,7 @@ const BGP_KEYS: &[&str] = &[
     "max_prefixes",
     "router_id",
     "port",
+    "route_source",
 ];
 const TOP_KEYS: &[&str] = &["global", "connection"];
 
@@ -1147,6 +1148,10 @@ fn bgp(
         .int(ctx, "port", 1..=65535)
         .map(|v| v as u16)
         .unwrap_or(179);
+    let route_source: Option<IpAddr> = s.parsed(ctx, "route_source", |r| {
+        r.parse()
+            .map_err(|_| format!("\"{r}\" is not an IP address"))
+    });
     if local_address.is_none() && tunnel.is_none() && !tunnel_bad {
         ctx.err(s.span, "[connection.bgp] needs `local_address`");
     }
@@ -1168,6 +1173,7 @@ fn bgp(
         max_prefixes,
         router_id: router_id?,
         port,
+        route_source,
     })
 }
 

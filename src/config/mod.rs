@@ -275,6 +275,9 @@ pub struct Bgp {
     pub max_prefixes: u32,
     pub router_id: Ipv4Addr,
     pub port: u16,
+    /// Preferred source address of the routes learned from the peer (like BIRD's
+    /// `krt_prefsrc`), e.g. the LAN address, so traffic from the gateway itself uses it.
+    pub route_source: Option<IpAddr>,
 }
 
 /// A prefix-list entry: `10.2.30.0/25` (exact) or `10.0.0.0/8 le 24` / `ge 16 le 24`.

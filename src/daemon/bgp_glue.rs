@@ -17,6 +17,7 @@ pub struct BgpHandle {
     /// Routes learned from the peer and installed in the kernel.
     learned: RouteSet,
     local_as: u32,
+    route_source: Option<std::net::IpAddr>,
     task: tokio::task::JoinHandle<()>,
     forward: tokio::task::JoinHandle<()>,
 }
@@ -92,6 +93,7 @@ pub fn spawn(
         shared,
         learned: RouteSet::new(),
         local_as: b.local_as,
+        route_source: b.route_source,
         task,
         forward,
     }
@@ -110,7 +112,7 @@ impl BgpHandle {
             BgpEvent::Established => info!("{conn}: BGP session established"),
             BgpEvent::Down { reason } => warn!("{conn}: BGP session down: {reason}"),
             BgpEvent::InstallRoute { prefix, next_hop } => {
-                match self.learned.install(netlink, prefix, ifname, None).await {
+                match self.learned.install(netlink, prefix, ifname, self.route_source).await {
                     Ok(()) => info!(
                         "{conn}: BGP route {prefix} (next hop {next_hop}) installed dev {ifname}"
                     ),

@@ -636,7 +636,7 @@ impl Gateway {
                         nat_detected: i.nat_detected,
                         established_secs: i.established_secs,
                         rekey_in_secs: i.rekey_in_secs.unwrap_or(0),
-                        initiator: false,
+                        initiator: i.initiator,
                         local_id: Some(c.cfg.local_id.to_string()),
                         remote_id: c.cfg.remote_id.as_ref().map(|r| r.to_string()),
                     });

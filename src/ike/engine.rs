@@ -694,6 +694,7 @@ impl Engine {
                     nat_detected: sa.nat_detected,
                     established_secs: sa.established_at.map_or(0, |t| secs(t, now)),
                     rekey_in_secs: sa.rekey_at.map(|t| secs(now, t)),
+                    initiator: sa.initiator,
                 });
                 let children = sa
                     .children

@@ -455,6 +455,8 @@ pub struct IkeStatus {
     pub established_secs: u64,
     /// None when rekeying is off.
     pub rekey_in_secs: Option<u64>,
+    /// We are the original initiator of this IKE SA.
+    pub initiator: bool,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
