@@ -417,6 +417,11 @@ fn esp_in_udp_between_namespaces() {
     let ra = row(&a, spi_ba);
     let rb = row(&b, spi_ab);
     assert!(ra.packets_out > 5000 && ra.bytes_out > 8 << 20, "{ra:?}");
+    assert!(rb.packets_in > 5000, "{rb:?}");
+    assert_eq!(a.global_drops().send_errors, 0);
+    // The TCP transfer used UDP GSO on A's sends and UDP GRO on B's receives.
+    assert!(a.global_drops().gso_sends > 0, "{:?}", a.global_drops());
+    assert!(b.global_drops().gro_receives > 0, "{:?}", b.global_drops());
     assert!(ra.packets_out >= 5 && ra.packets_in >= 5, "{ra:?}");
     assert!(rb.packets_out >= 5 && rb.packets_in >= 5, "{rb:?}");
     assert!(ra.bytes_out > 5 * 84 && ra.last_inbound.is_some());
@@ -435,9 +440,9 @@ fn esp_in_udp_between_namespaces() {
     let replay = forge_b_to_a(&keys, spi_ba, 1);
     sender.send_to(&replay, to_a).unwrap();
     wait_for("replay drop", || row(&a, spi_ba).replay_drops == 1);
-    let mut forged = forge_b_to_a(&keys, spi_ba, 1000);
-    let n = forged.len();
-    forged[n - 20] ^= 0x40;
+    // A genuine packet moved to a sequence number far ahead: the ICV covers it.
+    let mut forged = replay.clone();
+    forged[4..8].copy_from_slice(&0x7fff_0000u32.to_be_bytes());
     sender.send_to(&forged, to_a).unwrap();
     wait_for("auth failure", || row(&a, spi_ba).auth_failures == 1);
     let mut unknown = replay.clone();
@@ -469,11 +474,13 @@ fn esp_in_udp_between_namespaces() {
     assert_eq!(&buf[..n], b"\0\0\0\0hello");
     assert_eq!(from, to_a);
     // An authentic packet whose inner packet is outside the selectors (IPv6; only IPv4
-    // was negotiated) is a traffic selector violation.
+    // was negotiated) is a traffic selector violation. Its sequence number must be ahead of
+    // what B sent; it moves A's window, so the old SA pair carries no traffic after this.
+    let ahead = row(&b, spi_ab).packets_out as u32 + 100;
     let mut v6 = vec![0x60, 0, 0, 0, 0, 0, 59, 64];
     v6.extend_from_slice(&[0xfd; 32]);
     sender
-        .send_to(&forge_b_to_a_inner(&keys, spi_ba, 2000, &v6), to_a)
+        .send_to(&forge_b_to_a_inner(&keys, spi_ba, ahead, &v6), to_a)
         .unwrap();
     wait_for("TS violation", || row(&a, spi_ba).ts_violations == 1);
     // The drops did not count as traffic.

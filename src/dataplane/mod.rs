@@ -36,8 +36,10 @@ const IDLE_WAKE: Duration = Duration::from_millis(200);
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
 /// Socket buffers for the UDP and raw sockets.
 const SOCKET_BUFFER: usize = 8 << 20;
-/// Receive buffer per datagram: jumbo frames fit; larger ones are counted as truncated.
-const RX_BUF_LEN: usize = 9216;
+/// Receive buffer per UDP message: room for a UDP GRO super-datagram.
+const UDP_RX_BUF_LEN: usize = 65536;
+/// Receive buffer per raw ESP datagram: jumbo frames fit; larger ones count as truncated.
+const RAW_RX_BUF_LEN: usize = 9216;
 /// One TUN read: the largest IP packet.
 const TUN_BUF_LEN: usize = 65536;
 /// Headroom in front of packets written to a TUN (the virtio-net header with offloads).
@@ -80,6 +82,8 @@ impl std::fmt::Debug for Dataplane {
 struct UdpEndpoint {
     socket: UdpSocket,
     local: SocketAddr,
+    /// UDP GSO sends work on this socket (cleared after the kernel refuses one).
+    gso: AtomicBool,
 }
 
 struct Tunnel {
@@ -238,7 +242,13 @@ impl Dataplane {
             socket.set_nonblocking(false)?;
             sys::set_buffers(socket.as_raw_fd(), SOCKET_BUFFER);
             sys::set_recv_timeout(socket.as_raw_fd(), IDLE_WAKE)?;
-            udp.push(UdpEndpoint { socket, local });
+            // Best effort: without GRO every datagram arrives on its own, which also works.
+            sys::enable_udp_gro(socket.as_raw_fd());
+            udp.push(UdpEndpoint {
+                socket,
+                local,
+                gso: AtomicBool::new(true),
+            });
         }
         let raw = if cfg.raw_esp {
             let fd = sys::raw_esp_socket()?;
@@ -690,7 +700,7 @@ fn udp_rx_loop(shared: &Shared, idx: usize) {
         return;
     };
     let fd = ep.socket.as_raw_fd();
-    let mut batch = RecvBatch::new(RX_BUF_LEN);
+    let mut batch = RecvBatch::new(UDP_RX_BUF_LEN);
     let mut store = TunStore::default();
     while !shared.shutdown.load(Ordering::Relaxed) {
         let n = match batch.recv(fd) {
@@ -708,29 +718,38 @@ fn udp_rx_loop(shared: &Shared, idx: usize) {
         let mut held = None;
         let mut sink = TunOut::new(std::mem::take(&mut store));
         for i in 0..n {
-            let Some((data, from, truncated)) = batch.get_mut(i) else {
+            let Some(r) = batch.get_mut(i) else {
                 continue;
             };
-            if truncated {
+            if r.truncated {
                 shared.drops.truncated.inc();
                 continue;
             }
-            match data {
-                // RFC 3948 2.3: NAT-keepalive.
-                [0xff] => shared.drops.keepalives_received.inc(),
-                [0, 0, 0, 0, ike @ ..] => {
-                    let Some(remote) = from else { continue };
-                    let d = IkeDatagram {
-                        local: ep.local,
-                        remote,
-                        data: ike.to_vec(),
-                    };
-                    if shared.ike_tx.try_send(d).is_err() {
-                        shared.drops.ike_queue_full.inc();
+            // UDP GRO hands over several datagrams of the same size back to back.
+            let seg = r.gro_size.unwrap_or(r.data.len()).max(1);
+            if seg < r.data.len() {
+                shared.drops.gro_receives.inc();
+            }
+            for datagram in r.data.chunks_mut(seg) {
+                match datagram {
+                    // RFC 3948 2.3: NAT-keepalive.
+                    [0xff] => shared.drops.keepalives_received.inc(),
+                    [0, 0, 0, 0, ike @ ..] => {
+                        let Some(remote) = r.from else { continue };
+                        let d = IkeDatagram {
+                            local: ep.local,
+                            remote,
+                            data: ike.to_vec(),
+                        };
+                        if shared.ike_tx.try_send(d).is_err() {
+                            shared.drops.ike_queue_full.inc();
+                        }
                     }
+                    esp if esp.len() >= 8 => {
+                        esp_in(shared, &tables, &mut held, &mut sink, esp, now_ns)
+                    }
+                    _ => shared.drops.not_esp.inc(),
                 }
-                esp if esp.len() >= 8 => esp_in(shared, &tables, &mut held, &mut sink, esp, now_ns),
-                _ => shared.drops.not_esp.inc(),
             }
         }
         drop(held);
@@ -743,7 +762,7 @@ fn raw_rx_loop(shared: &Shared) {
         return;
     };
     let fd = raw.as_raw_fd();
-    let mut batch = RecvBatch::new(RX_BUF_LEN);
+    let mut batch = RecvBatch::new(RAW_RX_BUF_LEN);
     let mut store = TunStore::default();
     while !shared.shutdown.load(Ordering::Relaxed) {
         let n = match batch.recv(fd) {
@@ -761,7 +780,10 @@ fn raw_rx_loop(shared: &Shared) {
         let mut held = None;
         let mut sink = TunOut::new(std::mem::take(&mut store));
         for i in 0..n {
-            let Some((data, _, truncated)) = batch.get_mut(i) else {
+            let Some(sys::Received {
+                data, truncated, ..
+            }) = batch.get_mut(i)
+            else {
                 continue;
             };
             if truncated {
@@ -822,9 +844,15 @@ fn tun_tx_loop(shared: &Shared, tun: &Tunnel) {
         .collect();
     let mut sizes = vec![0usize; tun_rs::IDEAL_BATCH_SIZE];
     // Reused output buffers: no allocation per packet once they reached full size.
-    let max_out = BATCH + tun_rs::IDEAL_BATCH_SIZE;
-    let mut outs: Vec<Vec<u8>> = (0..max_out).map(|_| Vec::with_capacity(2048)).collect();
-    let mut vias: Vec<(Via, RawAddr)> = vec![(Via::Raw, RawAddr::empty()); max_out];
+    let mut outs: Vec<Vec<u8>> = (0..MAX_OUT).map(|_| Vec::with_capacity(2048)).collect();
+    let mut dests = vec![
+        Dest {
+            via: Via::Raw,
+            addr: RawAddr::empty(),
+            sa: 0
+        };
+        MAX_OUT
+    ];
     while !shared.shutdown.load(Ordering::Relaxed) && !tun.stop.load(Ordering::Relaxed) {
         match sys::poll_readable(fd, IDLE_WAKE) {
             Ok(true) => {}
@@ -875,12 +903,17 @@ fn tun_tx_loop(shared: &Shared, tun: &Tunnel) {
                         });
                     }
                     let Some(h) = held.as_mut() else { continue };
-                    let (Some(out), Some(via)) = (outs.get_mut(count), vias.get_mut(count)) else {
+                    let (Some(out), Some(dest)) = (outs.get_mut(count), dests.get_mut(count))
+                    else {
                         break;
                     };
                     match h.esp.encapsulate(pkt, &mut rng, out) {
                         Ok(()) => {
-                            *via = (h.sa.via, h.sa.dest);
+                            *dest = Dest {
+                                via: h.sa.via,
+                                addr: h.sa.dest,
+                                sa: index,
+                            };
                             h.sa.stats.packets_out.inc();
                             h.sa.stats.bytes_out.add(pkt.len() as u64);
                             count += 1;
@@ -891,38 +924,79 @@ fn tun_tx_loop(shared: &Shared, tun: &Tunnel) {
                 }
             }
         }
-        flush(shared, &outs[..count], &vias[..count]);
+        flush(shared, &outs[..count], &dests[..count]);
     }
 }
 
-/// Sends the encapsulated packets, one sendmmsg per run of packets leaving the same socket.
-fn flush(shared: &Shared, outs: &[Vec<u8>], vias: &[(Via, RawAddr)]) {
+/// Where one encapsulated packet goes.
+#[derive(Clone, Copy)]
+struct Dest {
+    via: Via,
+    addr: RawAddr,
+    /// Index of the SA in the batch's outbound list: equal index, equal destination.
+    sa: usize,
+}
+
+/// Most packets one TX batch can hold: BATCH reads plus one split TSO super-packet.
+const MAX_OUT: usize = BATCH + tun_rs::IDEAL_BATCH_SIZE;
+
+/// Sends the encapsulated packets: per run of packets for the same SA, UDP GSO
+/// super-datagrams when the socket takes them, else sendmmsg batches.
+fn flush(shared: &Shared, outs: &[Vec<u8>], dests: &[Dest]) {
     let mut start = 0;
-    while start < outs.len() {
-        let via = vias[start].0;
-        let end = (start..outs.len())
-            .find(|&i| vias[i].0 != via)
-            .unwrap_or(outs.len())
-            .min(start + BATCH);
-        let fd = match via {
-            Via::Udp(i) => shared.udp.get(i).map(|u| u.socket.as_raw_fd()),
-            Via::Raw => shared.raw.as_ref().map(|r| r.as_raw_fd()),
-        };
-        if let Some(fd) = fd {
-            let mut list: [(&[u8], RawAddr); BATCH] = [(&[], RawAddr::empty()); BATCH];
-            let run = end - start;
-            for (slot, i) in list.iter_mut().zip(start..end) {
-                *slot = (outs[i].as_slice(), vias[i].1);
-            }
-            let (sent, err) = sys::send_batch(fd, &list[..run]);
-            if let Some(e) = err {
-                shared.drops.send_errors.add((run - sent) as u64);
-                tracing::debug!("sendmmsg: {e}");
-            }
-        } else {
-            shared.drops.send_errors.add((end - start) as u64);
+    while start < outs.len().min(dests.len()) {
+        let d = dests[start];
+        let end = (start..outs.len().min(dests.len()))
+            .find(|&i| dests[i].via != d.via || dests[i].sa != d.sa)
+            .unwrap_or(outs.len().min(dests.len()));
+        let mut pkts: [&[u8]; MAX_OUT] = [&[]; MAX_OUT];
+        let mut n = 0;
+        for (slot, out) in pkts.iter_mut().zip(&outs[start..end]) {
+            *slot = out.as_slice();
+            n += 1;
+        }
+        let run = &pkts[..n];
+        match d.via {
+            Via::Udp(i) => match shared.udp.get(i) {
+                Some(ep) => {
+                    let fd = ep.socket.as_raw_fd();
+                    let mut sent = 0;
+                    if run.len() > 1 && ep.gso.load(Ordering::Relaxed) {
+                        let (done, msgs, err) = sys::send_gso(fd, run, &d.addr);
+                        sent = done;
+                        shared.drops.gso_sends.add(msgs as u64);
+                        if let Some(e) = err {
+                            // Refused (no GSO support, or segments above the path MTU):
+                            // plain datagrams from now on; the kernel may fragment those.
+                            if !matches!(e.kind(), io::ErrorKind::WouldBlock)
+                                && e.raw_os_error() != Some(libc::ENOBUFS)
+                            {
+                                ep.gso.store(false, Ordering::Relaxed);
+                                tracing::info!(local = %ep.local, "UDP GSO off: {e}");
+                            }
+                        }
+                    }
+                    send_plain(shared, fd, run.get(sent..).unwrap_or(&[]), &d.addr);
+                }
+                None => shared.drops.send_errors.add(run.len() as u64),
+            },
+            Via::Raw => match shared.raw.as_ref() {
+                Some(raw) => send_plain(shared, raw.as_raw_fd(), run, &d.addr),
+                None => shared.drops.send_errors.add(run.len() as u64),
+            },
         }
         start = end;
+    }
+}
+
+fn send_plain(shared: &Shared, fd: RawFd, pkts: &[&[u8]], dest: &RawAddr) {
+    if pkts.is_empty() {
+        return;
+    }
+    let (sent, err) = sys::send_batch(fd, pkts, dest);
+    if let Some(e) = err {
+        shared.drops.send_errors.add((pkts.len() - sent) as u64);
+        tracing::debug!("sendmmsg: {e}");
     }
 }
 

@@ -132,6 +132,10 @@ pub struct DropCounters {
     pub recv_errors: u64,
     pub keepalives_received: u64,
     pub keepalives_sent: u64,
+    /// UDP GSO messages sent (each carrying several ESP packets).
+    pub gso_sends: u64,
+    /// Received UDP GRO messages (each holding several ESP packets).
+    pub gro_receives: u64,
 }
 
 #[derive(Default)]
@@ -149,6 +153,8 @@ pub(crate) struct GlobalStats {
     pub recv_errors: Counter,
     pub keepalives_received: Counter,
     pub keepalives_sent: Counter,
+    pub gso_sends: Counter,
+    pub gro_receives: Counter,
 }
 
 impl GlobalStats {
@@ -167,6 +173,8 @@ impl GlobalStats {
             recv_errors: self.recv_errors.get(),
             keepalives_received: self.keepalives_received.get(),
             keepalives_sent: self.keepalives_sent.get(),
+            gso_sends: self.gso_sends.get(),
+            gro_receives: self.gro_receives.get(),
         }
     }
 }

@@ -192,6 +192,10 @@ struct Slot {
     addr: RawAddr,
     len: usize,
     truncated: bool,
+    /// Control messages (u64 for cmsghdr alignment).
+    ctrl: [u64; 8],
+    /// With UDP GRO: the size of the coalesced datagrams (the last may be shorter).
+    gro_size: Option<usize>,
 }
 
 /// Reusable receive batch for recvmmsg: BATCH buffers of `buf_len` bytes each.
@@ -208,6 +212,8 @@ impl RecvBatch {
                     addr: RawAddr::empty(),
                     len: 0,
                     truncated: false,
+                    ctrl: [0; 8],
+                    gro_size: None,
                 })
                 .collect(),
         }
@@ -237,6 +243,8 @@ impl RecvBatch {
             hdr.msg_hdr.msg_namelen = slot.addr.len;
             hdr.msg_hdr.msg_iov = iov;
             hdr.msg_hdr.msg_iovlen = 1;
+            hdr.msg_hdr.msg_control = slot.ctrl.as_mut_ptr() as *mut libc::c_void;
+            hdr.msg_hdr.msg_controllen = size_of::<[u64; 8]>() as _;
         }
         let count = self.slots.len().min(BATCH) as libc::c_uint;
         // SAFETY: hdrs holds `count` initialised mmsghdr pointing at live buffers.
@@ -263,39 +271,177 @@ impl RecvBatch {
             slot.len = (hdr.msg_len as usize).min(slot.buf.len());
             slot.addr.len = hdr.msg_hdr.msg_namelen;
             slot.truncated = hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
+            slot.gro_size = gro_size(&hdr.msg_hdr);
         }
         Ok(n)
     }
 
-    /// Datagram `i` of the last receive: (bytes, sender, truncated by the buffer size).
-    pub fn get_mut(&mut self, i: usize) -> Option<(&mut [u8], Option<SocketAddr>, bool)> {
+    /// Datagram `i` of the last receive.
+    pub fn get_mut(&mut self, i: usize) -> Option<Received<'_>> {
         let slot = self.slots.get_mut(i)?;
-        let addr = slot.addr.as_socket_addr();
+        let from = slot.addr.as_socket_addr();
         let truncated = slot.truncated;
-        let buf = slot.buf.get_mut(..slot.len)?;
-        Some((buf, addr, truncated))
+        let gro_size = slot.gro_size;
+        let data = slot.buf.get_mut(..slot.len)?;
+        Some(Received {
+            data,
+            from,
+            truncated,
+            gro_size,
+        })
     }
 }
 
-/// Sends `packets` (each with its destination) with as few sendmmsg calls as possible.
-/// Returns how many were handed to the kernel; the rest failed with the returned error.
-pub fn send_batch(fd: RawFd, packets: &[(&[u8], RawAddr)]) -> (usize, Option<io::Error>) {
-    let mut sent = 0;
-    while sent < packets.len() {
-        let chunk = &packets[sent..(sent + BATCH).min(packets.len())];
-        // SAFETY: as in recv; iovecs point at caller-owned slices that outlive the call.
-        // sendmmsg does not write through iov_base or msg_name.
-        let mut iovs: [libc::iovec; BATCH] = unsafe { zeroed() };
+/// One receive slot's content.
+pub struct Received<'a> {
+    pub data: &'a mut [u8],
+    pub from: Option<SocketAddr>,
+    /// The datagram was larger than the buffer.
+    pub truncated: bool,
+    /// UDP GRO coalesced several datagrams of this size (the last may be shorter).
+    pub gro_size: Option<usize>,
+}
+
+/// The UDP_GRO control message of a received message, if any.
+fn gro_size(msg: &libc::msghdr) -> Option<usize> {
+    // SAFETY: msg was filled in by recvmmsg with msg_control pointing at a live, aligned
+    // buffer and msg_controllen set by the kernel; the CMSG_* helpers stay within it.
+    unsafe {
+        let mut cmsg = libc::CMSG_FIRSTHDR(msg);
+        while !cmsg.is_null() {
+            if (*cmsg).cmsg_level == libc::SOL_UDP && (*cmsg).cmsg_type == libc::UDP_GRO {
+                let v = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::c_int);
+                return usize::try_from(v).ok().filter(|&n| n > 0);
+            }
+            cmsg = libc::CMSG_NXTHDR(msg, cmsg);
+        }
+    }
+    None
+}
+
+/// Asks the kernel to coalesce received datagrams of one flow (UDP GRO, Linux 5.0+).
+pub fn enable_udp_gro(fd: RawFd) -> bool {
+    setsockopt_int(fd, libc::SOL_UDP, libc::UDP_GRO, 1).is_ok()
+}
+
+/// Most segments in one UDP GSO send (the kernel's UDP_MAX_SEGMENTS is 64 or more).
+const GSO_MAX_SEGS: usize = 64;
+/// Most bytes in one UDP GSO send (an IP datagram's payload limit, minus headers).
+const GSO_MAX_BYTES: usize = 65_000;
+/// Packets one send_gso call can carry.
+const GSO_MAX_PKTS: usize = 256;
+
+/// Sends `pkts` (all to `dest`) as UDP GSO super-datagrams: runs of equal-length packets
+/// (plus one shorter at the end of a run) go in one message with a UDP_SEGMENT control
+/// message, so the stack is traversed once per run. Returns how many packets were handed to
+/// the kernel, how many messages with more than one segment that took, and the error that
+/// stopped it, if any.
+pub fn send_gso(fd: RawFd, pkts: &[&[u8]], dest: &RawAddr) -> (usize, usize, Option<io::Error>) {
+    let mut done = 0;
+    let mut multi = 0;
+    while done < pkts.len() {
+        let chunk = &pkts[done..pkts.len().min(done + GSO_MAX_PKTS)];
+        // SAFETY: plain C structs, all-zero is valid.
+        let mut iovs: [libc::iovec; GSO_MAX_PKTS] = unsafe { zeroed() };
+        // SAFETY: as above.
         let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
-        for (i, (data, addr)) in chunk.iter().enumerate() {
-            iovs[i] = libc::iovec {
+        let mut ctrls = [[0u64; 4]; BATCH];
+        // (first packet, packet count) per message
+        let mut msgs = [(0usize, 0usize); BATCH];
+        let mut nmsgs = 0;
+        let mut i = 0;
+        while i < chunk.len() && nmsgs < BATCH {
+            let seg = chunk[i].len();
+            let mut j = i + 1;
+            let mut total = seg;
+            while j < chunk.len()
+                && j - i < GSO_MAX_SEGS
+                && chunk[j].len() == seg
+                && total + seg <= GSO_MAX_BYTES
+            {
+                total += seg;
+                j += 1;
+            }
+            if j < chunk.len()
+                && j - i < GSO_MAX_SEGS
+                && chunk[j].len() < seg
+                && total + chunk[j].len() <= GSO_MAX_BYTES
+            {
+                j += 1;
+            }
+            msgs[nmsgs] = (i, j - i);
+            nmsgs += 1;
+            i = j;
+        }
+        for (k, pkt) in chunk.iter().enumerate().take(i) {
+            iovs[k] = libc::iovec {
+                iov_base: pkt.as_ptr() as *mut libc::c_void,
+                iov_len: pkt.len(),
+            };
+        }
+        for m in 0..nmsgs {
+            let (first, count) = msgs[m];
+            let h = &mut hdrs[m].msg_hdr;
+            h.msg_name = &dest.storage as *const _ as *mut libc::c_void;
+            h.msg_namelen = dest.len;
+            h.msg_iov = &mut iovs[first];
+            h.msg_iovlen = count as _;
+            if count > 1 {
+                let seg = chunk[first].len() as u16;
+                h.msg_control = ctrls[m].as_mut_ptr() as *mut libc::c_void;
+                // SAFETY: CMSG_SPACE is a pure size computation.
+                h.msg_controllen = unsafe { libc::CMSG_SPACE(size_of::<u16>() as u32) } as _;
+                // SAFETY: msg_control points at ctrls[m] (32 bytes, 8-aligned), large enough
+                // for one cmsghdr carrying a u16; the header was just set up.
+                unsafe {
+                    let cmsg = libc::CMSG_FIRSTHDR(h);
+                    (*cmsg).cmsg_level = libc::SOL_UDP;
+                    (*cmsg).cmsg_type = libc::UDP_SEGMENT;
+                    (*cmsg).cmsg_len = libc::CMSG_LEN(size_of::<u16>() as u32) as _;
+                    std::ptr::write_unaligned(libc::CMSG_DATA(cmsg) as *mut u16, seg);
+                }
+            }
+        }
+        // SAFETY: nmsgs initialised headers pointing at live data.
+        let r = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), nmsgs as libc::c_uint, 0) };
+        if r < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return (done, multi, Some(e));
+        }
+        if r == 0 {
+            return (done, multi, Some(io::Error::from(io::ErrorKind::WriteZero)));
+        }
+        // A partial send: the loop retries the rest, which reports the error if it persists.
+        let sent_msgs = (r as usize).min(nmsgs);
+        done += msgs[..sent_msgs].iter().map(|m| m.1).sum::<usize>();
+        multi += msgs[..sent_msgs].iter().filter(|m| m.1 > 1).count();
+    }
+    (done, multi, None)
+}
+
+/// Sends `pkts` to `dest` with as few sendmmsg calls as possible. Returns how many were
+/// handed to the kernel and the error that stopped it, if any.
+pub fn send_batch(fd: RawFd, pkts: &[&[u8]], dest: &RawAddr) -> (usize, Option<io::Error>) {
+    let mut sent = 0;
+    while sent < pkts.len() {
+        let chunk = &pkts[sent..(sent + BATCH).min(pkts.len())];
+        // SAFETY: plain C structs, all-zero is valid. The iovecs point at caller-owned
+        // slices that outlive the call; sendmmsg does not write through them or msg_name.
+        let mut iovs: [libc::iovec; BATCH] = unsafe { zeroed() };
+        // SAFETY: as above.
+        let mut hdrs: [libc::mmsghdr; BATCH] = unsafe { zeroed() };
+        for ((data, iov), hdr) in chunk.iter().zip(iovs.iter_mut()).zip(hdrs.iter_mut()) {
+            *iov = libc::iovec {
                 iov_base: data.as_ptr() as *mut libc::c_void,
                 iov_len: data.len(),
             };
-            hdrs[i].msg_hdr.msg_name = &addr.storage as *const _ as *mut libc::c_void;
-            hdrs[i].msg_hdr.msg_namelen = addr.len;
-            hdrs[i].msg_hdr.msg_iov = &mut iovs[i];
-            hdrs[i].msg_hdr.msg_iovlen = 1;
+            hdr.msg_hdr.msg_name = &dest.storage as *const _ as *mut libc::c_void;
+            hdr.msg_hdr.msg_namelen = dest.len;
+            hdr.msg_hdr.msg_iov = iov;
+            hdr.msg_hdr.msg_iovlen = 1;
         }
         // SAFETY: chunk.len() initialised headers.
         let r = unsafe { libc::sendmmsg(fd, hdrs.as_mut_ptr(), chunk.len() as libc::c_uint, 0) };
