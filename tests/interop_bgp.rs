@@ -63,15 +63,7 @@ protocol bgp ipsecgw {{
 }
 
 fn start_right(lab: &mut Lab) -> u32 {
-    let swan = SwanConn {
-        side: Side::Right,
-        ike: "aes256-sha1-modp1024",
-        esp: "aes256-sha1",
-        psk: PSK,
-        local_ts: "0.0.0.0/0",
-        remote_ts: "0.0.0.0/0",
-        start_action: "none",
-    };
+    let swan = SwanConn::new(Side::Right);
     let pid = lab.start_charon(Side::Right, &swan.render());
     let ok = wait_for(Duration::from_secs(5), || {
         lab.exec(
@@ -148,7 +140,8 @@ fn bgp_over_tunnel_with_bird() {
     // We hold BIRD's prefix in the kernel, via the TUN device, with local-preference 200.
     let r = wait_for(Duration::from_secs(15), || {
         let r = kernel_route(&lab);
-        (r.contains("dev ipsec30") && r.contains("proto 169") && r.contains("src 10.1.0.1")).then_some(r)
+        (r.contains("dev ipsec30") && r.contains("proto 169") && r.contains("src 10.1.0.1"))
+            .then_some(r)
     });
     assert!(
         r.is_some(),

@@ -116,13 +116,9 @@ fn ipsecgw_initiates_to_strongswan_all_proposals() {
     let mut lab = Lab::new("ike-init");
     // strongSwan accepts all three IKE and ESP proposals; ipsecgw offers one pair at a time.
     let swan = SwanConn {
-        side: Side::Right,
         ike: "aes256-sha1-modp1024,aes128-sha1-modp1024,3des-sha1-modp1024",
         esp: "aes256-sha1,aes128-sha1,3des-sha1",
-        psk: PSK,
-        local_ts: "0.0.0.0/0",
-        remote_ts: "0.0.0.0/0",
-        start_action: "none",
+        ..SwanConn::new(Side::Right)
     };
     lab.start_charon(Side::Right, &swan.render());
     for (ike, ike_expect) in MATRIX.iter().map(|m| (m.0, m.1)) {
@@ -179,13 +175,9 @@ fn strongswan_initiates_to_ipsecgw() {
     let pid = lab.start_ipsecgw(Side::Right, &cfg);
     for (ike, ike_expect, esp, esp_expect) in MATRIX {
         let swan = SwanConn {
-            side: Side::Left,
-            ike,
-            esp,
-            psk: PSK,
-            local_ts: "0.0.0.0/0",
-            remote_ts: "0.0.0.0/0",
-            start_action: "none",
+            ike: ike,
+            esp: esp,
+            ..SwanConn::new(Side::Left)
         };
         // Reconfigure ipsecgw for this proposal pair with SIGHUP, as an operator would.
         let mut gw = GwConf::new(Side::Right);
@@ -228,15 +220,7 @@ fn wrong_psk_fails_on_both_sides_in_both_directions() {
     }
     // ipsecgw initiates with the wrong key.
     let mut lab = Lab::new("psk-i");
-    let swan = SwanConn {
-        side: Side::Right,
-        ike: "aes256-sha1-modp1024",
-        esp: "aes256-sha1",
-        psk: PSK,
-        local_ts: "0.0.0.0/0",
-        remote_ts: "0.0.0.0/0",
-        start_action: "none",
-    };
+    let swan = SwanConn::new(Side::Right);
     lab.start_charon(Side::Right, &swan.render());
     let mut gw = GwConf::new(Side::Left);
     gw.psk = "not-the-right-key-42";
@@ -313,15 +297,7 @@ fn no_common_proposal_is_refused_and_logged_readably() {
         return;
     }
     let mut lab = Lab::new("noprop");
-    let swan = SwanConn {
-        side: Side::Right,
-        ike: "aes256-sha1-modp1024",
-        esp: "aes256-sha1",
-        psk: PSK,
-        local_ts: "0.0.0.0/0",
-        remote_ts: "0.0.0.0/0",
-        start_action: "none",
-    };
+    let swan = SwanConn::new(Side::Right);
     lab.start_charon(Side::Right, &swan.render());
     let mut gw = GwConf::new(Side::Left);
     gw.ike = "aes128-sha256-modp2048";
@@ -406,15 +382,7 @@ fn ike_keys_match_strongswan() {
         return;
     }
     let mut lab = Lab::new("keys");
-    let swan = SwanConn {
-        side: Side::Right,
-        ike: "aes256-sha1-modp1024",
-        esp: "aes256-sha1",
-        psk: PSK,
-        local_ts: "0.0.0.0/0",
-        remote_ts: "0.0.0.0/0",
-        start_action: "none",
-    };
+    let swan = SwanConn::new(Side::Right);
     lab.start_charon(Side::Right, &swan.render());
     let mut gw = GwConf::new(Side::Left);
     gw.start_action = "start";

@@ -542,6 +542,19 @@ pub struct SwanConn<'a> {
 }
 
 impl SwanConn<'_> {
+    /// The lab's usual peer: aes256-sha1-modp1024 / aes256-sha1, TS 0/0, waits for us.
+    pub fn new(side: Side) -> SwanConn<'static> {
+        SwanConn {
+            side,
+            ike: "aes256-sha1-modp1024",
+            esp: "aes256-sha1",
+            psk: PSK,
+            local_ts: "0.0.0.0/0",
+            remote_ts: "0.0.0.0/0",
+            start_action: "none",
+        }
+    }
+
     pub fn render(&self) -> String {
         let me = self.side.ul();
         let peer = self.side.peer().ul();
