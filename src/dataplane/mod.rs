@@ -8,6 +8,11 @@
 //! the packet loops take one snapshot per batch, so lookups need no lock. Each SA direction
 //! sits in its own mutex, which a loop takes once per run of packets for the same SA (in
 //! practice once per batch) and which only one thread normally touches.
+//!
+//! Offloads: TUN devices open with IFF_VNET_HDR + TSO/GRO when the kernel allows (TSO
+//! super-packets are split before encryption; decrypted packets are written in batches the
+//! TUN coalesces). The NAT-T sockets use UDP GSO for runs of same-size ESP packets to one
+//! peer and UDP GRO on receive; both fall back to one datagram per packet.
 
 mod flow;
 mod stats;
