@@ -94,6 +94,39 @@ fn ts_list(ts: &[TrafficSelector]) -> String {
         .join(" ")
 }
 
+/// The payloads an exchange reads, by type (a repeated payload: the last one counts).
+#[derive(Default)]
+struct Collected<'a> {
+    sa: Option<&'a [codec::Proposal]>,
+    ke: Option<(u16, &'a [u8])>,
+    nonce: Option<&'a [u8]>,
+    idi: Option<(u8, &'a [u8])>,
+    idr: Option<(u8, &'a [u8])>,
+    auth: Option<(u8, &'a [u8])>,
+    tsi: Option<Vec<TrafficSelector>>,
+    tsr: Option<Vec<TrafficSelector>>,
+}
+
+impl<'a> Collected<'a> {
+    fn from(payloads: &'a [Payload]) -> Self {
+        let mut c = Collected::default();
+        for p in payloads {
+            match p {
+                Payload::Sa(props) => c.sa = Some(props),
+                Payload::Ke { group, data } => c.ke = Some((*group, data)),
+                Payload::Nonce(nv) => c.nonce = Some(nv),
+                Payload::IdI { id_type, data } => c.idi = Some((*id_type, data)),
+                Payload::IdR { id_type, data } => c.idr = Some((*id_type, data)),
+                Payload::Auth { method, data } => c.auth = Some((*method, data)),
+                Payload::TsI(t) => c.tsi = Some(select::ts_from_wire(t)),
+                Payload::TsR(t) => c.tsr = Some(select::ts_from_wire(t)),
+                _ => {}
+            }
+        }
+        c
+    }
+}
+
 fn conn_matches_addrs(c: &IkeConfig, local: IpAddr, remote: IpAddr) -> bool {
     (c.local_addrs.is_empty() || c.local_addrs.contains(&local))
         && (c.remote_addrs.is_empty() || c.remote_addrs.contains(&remote))
@@ -1161,18 +1194,10 @@ impl Engine {
             );
             return;
         }
-        let mut sa_p = None;
-        let mut ke_p = None;
-        let mut nonce_p = None;
-        for p in &msg.payloads {
-            match p {
-                Payload::Sa(props) => sa_p = Some(props),
-                Payload::Ke { group, data } => ke_p = Some((*group, data)),
-                Payload::Nonce(nv) => nonce_p = Some(nv),
-                _ => {}
-            }
-        }
-        let (Some(props), Some((ke_group, ke_data)), Some(nonce_i)) = (sa_p, ke_p, nonce_p) else {
+        let found = Collected::from(&msg.payloads);
+        let (Some(props), Some((ke_group, ke_data)), Some(nonce_i)) =
+            (found.sa, found.ke, found.nonce)
+        else {
             debug!("IKE_SA_INIT from {remote} lacks SA, KE or Nonce");
             self.stats.malformed_dropped += 1;
             self.reply_plain(
@@ -1314,7 +1339,7 @@ impl Engine {
             algs: Some(algs),
             keys: Some(ike_keys),
             sk: Some(sk),
-            nonce_i: nonce_i.clone(),
+            nonce_i: nonce_i.to_vec(),
             nonce_r,
             init_req: data.to_vec(),
             init_resp: resp.clone(),
@@ -1494,23 +1519,15 @@ impl Engine {
             self.fail_initiator(now, sa, &reason);
             return false;
         }
-        let mut sa_p = None;
-        let mut ke_p = None;
-        let mut nonce_p = None;
-        for pl in p {
-            match pl {
-                Payload::Sa(props) => sa_p = Some(props),
-                Payload::Ke { group, data } => ke_p = Some((*group, data)),
-                Payload::Nonce(nv) => nonce_p = Some(nv),
-                _ => {}
-            }
-        }
-        let (Some(props), Some((ke_group, ke_data)), Some(nonce_r)) = (sa_p, ke_p, nonce_p) else {
+        let found = Collected::from(p);
+        let (Some(props), Some((ke_group, ke_data)), Some(nonce_r)) =
+            (found.sa, found.ke, found.nonce)
+        else {
             // Not a valid answer; keep waiting (retransmits continue) rather than let junk kill us.
             self.stats.malformed_dropped += 1;
             return true;
         };
-        let algs = match props.as_slice() {
+        let algs = match props {
             [one] => {
                 select::ike_from_chosen(one).filter(|a| select::ike_choice_ok(&sa.cfg.proposals, a))
             }
@@ -1539,7 +1556,7 @@ impl Engine {
             }
         };
         sa.spi_r = msg.header.spi_r;
-        sa.nonce_r = nonce_r.clone();
+        sa.nonce_r = nonce_r.to_vec();
         let seed = keys::skeyseed(algs.prf, &sa.nonce_i, nonce_r, &shared);
         let ike_keys =
             keys::derive_ike_keys(&algs, &seed, &sa.nonce_i, nonce_r, sa.spi_i, sa.spi_r);
@@ -1649,16 +1666,8 @@ impl Engine {
         let (Some(algs), Some(k)) = (sa.algs, &sa.keys) else {
             return false;
         };
-        let mut idr = None;
-        let mut auth = None;
-        for p in payloads {
-            match p {
-                Payload::IdR { id_type, data } => idr = Some((*id_type, data)),
-                Payload::Auth { method, data } => auth = Some((*method, data)),
-                _ => {}
-            }
-        }
-        let (Some((id_type, id_data)), Some((method, auth_data))) = (idr, auth) else {
+        let found = Collected::from(payloads);
+        let (Some((id_type, id_data)), Some((method, auth_data))) = (found.idr, found.auth) else {
             let reason = match codec::first_error_notify(payloads) {
                 Some(e) if e.ntype == n::AUTHENTICATION_FAILED => {
                     self.stats.auth_failures += 1;
@@ -1760,22 +1769,15 @@ impl Engine {
             }
             return None;
         }
-        let mut sa_p = None;
-        let mut nonce_r = None;
-        let mut ke = None;
-        let mut tsi = None;
-        let mut tsr = None;
-        for p in payloads {
-            match p {
-                Payload::Sa(props) => sa_p = Some(props),
-                Payload::Nonce(nv) => nonce_r = Some(nv),
-                Payload::Ke { group, data } => ke = Some((*group, data)),
-                Payload::TsI(t) => tsi = Some(select::ts_from_wire(t)),
-                Payload::TsR(t) => tsr = Some(select::ts_from_wire(t)),
-                _ => {}
-            }
-        }
-        let chosen = match sa_p.map(|v| v.as_slice()) {
+        let Collected {
+            sa: sa_p,
+            nonce: nonce_r,
+            ke,
+            tsi,
+            tsr,
+            ..
+        } = Collected::from(payloads);
+        let chosen = match sa_p {
             Some([one]) => select::esp_from_chosen(&ccfg.proposals, one, dh.is_some()),
             _ => None,
         };
@@ -1794,7 +1796,7 @@ impl Engine {
             sa.tasks.push_front(Task::DeleteChild(spi_in));
         }
         let (ni, nr): (Vec<u8>, Vec<u8>) = match (nonce_i, nonce_r) {
-            (Some(ni), Some(nr)) => (ni.to_vec(), nr.clone()),
+            (Some(ni), Some(nr)) => (ni.to_vec(), nr.to_vec()),
             (None, _) => (sa.nonce_i.clone(), sa.nonce_r.clone()),
             (Some(_), None) => {
                 warn!(conn = %sa.conn, "CHILD_SA {name}: response without nonce");
@@ -2010,23 +2012,15 @@ impl Engine {
         let (Some(algs), Some(k)) = (sa.algs, &sa.keys) else {
             return false;
         };
-        let mut idi = None;
-        let mut idr = None;
-        let mut auth = None;
-        let mut sa_p = None;
-        let mut tsi = None;
-        let mut tsr = None;
-        for p in payloads {
-            match p {
-                Payload::IdI { id_type, data } => idi = Some((*id_type, data)),
-                Payload::IdR { id_type, data } => idr = Some((*id_type, data)),
-                Payload::Auth { method, data } => auth = Some((*method, data)),
-                Payload::Sa(props) => sa_p = Some(props),
-                Payload::TsI(t) => tsi = Some(select::ts_from_wire(t)),
-                Payload::TsR(t) => tsr = Some(select::ts_from_wire(t)),
-                _ => {}
-            }
-        }
+        let Collected {
+            idi,
+            idr,
+            auth,
+            sa: sa_p,
+            tsi,
+            tsr,
+            ..
+        } = Collected::from(payloads);
         let peer_id = idi.and_then(|(t, d)| Identity::from_wire(t, d).ok());
         let our_id_wanted = idr.and_then(|(t, d)| Identity::from_wire(t, d).ok());
         let verified = match (idi, &peer_id, auth) {
@@ -2415,21 +2409,14 @@ impl Engine {
         msg_id: u32,
         payloads: &[Payload],
     ) -> bool {
-        let mut sa_p = None;
-        let mut nonce_i = None;
-        let mut ke = None;
-        let mut tsi = None;
-        let mut tsr = None;
-        for p in payloads {
-            match p {
-                Payload::Sa(props) => sa_p = Some(props),
-                Payload::Nonce(nv) => nonce_i = Some(nv),
-                Payload::Ke { group, data } => ke = Some((*group, data)),
-                Payload::TsI(t) => tsi = Some(select::ts_from_wire(t)),
-                Payload::TsR(t) => tsr = Some(select::ts_from_wire(t)),
-                _ => {}
-            }
-        }
+        let Collected {
+            sa: sa_p,
+            nonce: nonce_i,
+            ke,
+            tsi,
+            tsr,
+            ..
+        } = Collected::from(payloads);
         let (Some(props), Some(nonce_i)) = (sa_p, nonce_i) else {
             self.send_response(
                 sa,
@@ -2556,7 +2543,7 @@ impl Engine {
             rekey_of,
         );
         if let Some(old) = rekey_of.and_then(|o| sa.child_by_in_mut(o)) {
-            old.peer_rekeyed = Some((nonce_i.clone(), nonce_r, spi_in));
+            old.peer_rekeyed = Some((nonce_i.to_vec(), nonce_r, spi_in));
             if old.state == ChildState::Installed {
                 // The peer deletes the old SA; do not keep it forever if it never does.
                 old.state = ChildState::Rekeyed;
@@ -2639,10 +2626,7 @@ impl Engine {
             }
             return;
         }
-        let nonce_r = payloads.iter().find_map(|p| match p {
-            Payload::Nonce(n) => Some(n.clone()),
-            _ => None,
-        });
+        let nonce_r = Collected::from(payloads).nonce;
         let created = self.finish_initiated_child(
             now,
             sa,
@@ -2671,7 +2655,7 @@ impl Engine {
         if let (Some((pni, pnr, _)), Some(nr)) = (&old.peer_rekeyed, &nonce_r) {
             // Simultaneous rekey: the SA of the exchange with the lowest nonce is redundant
             // and deleted by its initiator (RFC 7296 2.8.1).
-            let ours_min = std::cmp::min(nonce.as_slice(), nr.as_slice());
+            let ours_min = std::cmp::min(nonce.as_slice(), *nr);
             let theirs_min = std::cmp::min(pni.as_slice(), pnr.as_slice());
             if ours_min < theirs_min {
                 info!(conn = %conn, "simultaneous CHILD_SA rekey: ours lost, deleting redundant {new_spi:08x}");
@@ -2697,7 +2681,7 @@ impl Engine {
         msg_id: u32,
         props: &[codec::Proposal],
         nonce_i: &[u8],
-        ke: Option<(u16, &Vec<u8>)>,
+        ke: Option<(u16, &[u8])>,
     ) -> bool {
         // Our own exchanges must finish first (strongSwan does the same).
         let collision = matches!(&sa.pending, Some(p) if !matches!(p.kind, PendingKind::Dpd));
@@ -2844,18 +2828,13 @@ impl Engine {
         let (Some(old_algs), Some(old_keys)) = (sa.algs, &sa.keys) else {
             return true;
         };
-        let mut sa_p = None;
-        let mut nonce_r = None;
-        let mut ke = None;
-        for p in payloads {
-            match p {
-                Payload::Sa(props) => sa_p = Some(props),
-                Payload::Nonce(nv) => nonce_r = Some(nv),
-                Payload::Ke { group, data } => ke = Some((*group, data)),
-                _ => {}
-            }
-        }
-        let chosen = match sa_p.map(|v| v.as_slice()) {
+        let Collected {
+            sa: sa_p,
+            nonce: nonce_r,
+            ke,
+            ..
+        } = Collected::from(payloads);
+        let chosen = match sa_p {
             Some([one]) if one.spi.len() == 8 => select::ike_from_chosen(one)
                 .filter(|a| select::ike_choice_ok(&sa.cfg.proposals, a) && a.dh == dh.group())
                 .map(|a| {
@@ -2892,7 +2871,7 @@ impl Engine {
             new_keys,
             sk,
             nonce,
-            nonce_r.clone(),
+            nonce_r.to_vec(),
         );
         self.install_successor(now, sa, new);
         // We initiated the rekey, so we delete the old SA.
