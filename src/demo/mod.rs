@@ -147,7 +147,8 @@ fn steps(d: &mut Demo) -> Result<(), String> {
     for (ns, name, conf) in [(&l, "left", LEFT_CONF), (&r, "right", RIGHT_CONF)] {
         let path = d.dir.join(format!("{name}.toml"));
         let sock = format!("{dir}/{name}.sock");
-        std::fs::write(&path, conf.replace("/run/ipsecgw/control.sock", &sock)).map_err(|e| e.to_string())?;
+        std::fs::write(&path, conf.replace("/run/ipsecgw/control.sock", &sock))
+            .map_err(|e| e.to_string())?;
         let log =
             std::fs::File::create(d.dir.join(format!("{name}.log"))).map_err(|e| e.to_string())?;
         let child = Proc::new("ip")
@@ -164,9 +165,11 @@ fn steps(d: &mut Demo) -> Result<(), String> {
     }
     let (lsock, rsock) = (d.dir.join("left.sock"), d.dir.join("right.sock"));
 
-    // Live progress until IKE, CHILD, BGP and the learned route are all there.
+    // Live progress until IKE, CHILD, BGP and the learned route are all there: one line
+    // rewritten in place on a terminal, a new line per change otherwise (logs, CI).
+    let tty = std::io::IsTerminal::is_terminal(&std::io::stdout());
     let t0 = Instant::now();
-    let mut line;
+    let mut last = String::new();
     loop {
         check_interrupt()?;
         for (name, child) in &mut d.gateways {
@@ -188,25 +191,26 @@ fn steps(d: &mut Demo) -> Result<(), String> {
         let rx = c
             .and_then(|c| c.bgp.as_ref())
             .map_or(0, |b| b.prefixes_received);
-        line = format!(
-            "\r[{:4.1}s] IKE {ike:<12} CHILD {child:<10} BGP {bgp:<12} prefixes received {rx}",
-            t0.elapsed().as_secs_f32()
-        );
-        print!("{line}");
-        let _ = std::io::stdout().flush();
+        let state = format!("IKE {ike:<12} CHILD {child:<10} BGP {bgp:<12} prefixes received {rx}");
+        if tty {
+            print!("\r[{:4.1}s] {state}", t0.elapsed().as_secs_f32());
+            let _ = std::io::stdout().flush();
+        } else if state != last {
+            println!("[{:4.1}s] {state}", t0.elapsed().as_secs_f32());
+        }
+        last = state;
         if bgp == "established" && rx > 0 && learned_route(&l) {
             break;
         }
         if t0.elapsed() > Duration::from_secs(60) {
             println!();
-            return Err("the tunnel and BGP did not come up within 60 s (logs in the gateways' output above)".into());
+            return Err("the tunnel and BGP did not come up within 60 s".into());
         }
         std::thread::sleep(Duration::from_millis(200));
     }
-    println!(
-        "{}",
-        " ".repeat(line.len().saturating_sub(line.trim_end().len()))
-    );
+    if tty {
+        println!();
+    }
     println!(
         "tunnel and BGP up after {:.1}s; left learned 10.10.1.0/24 via ipsec30",
         t0.elapsed().as_secs_f32()
