@@ -127,6 +127,33 @@ impl<'a> Collected<'a> {
     }
 }
 
+/// NAT_DETECTION_*_IP (RFC 7296 2.23): a NAT sits in between when the peer's hash of its own
+/// source (`peer`, as we see it) or of its destination (`us`) does not match. Without both
+/// notifies there is no detection, hence no NAT.
+fn nat_between(
+    payloads: &[Payload],
+    spi_i: u64,
+    spi_r: u64,
+    peer: SocketAddr,
+    us: SocketAddr,
+) -> bool {
+    let src = codec::find_notify(payloads, n::NAT_DETECTION_SOURCE_IP);
+    let dst = codec::find_notify(payloads, n::NAT_DETECTION_DESTINATION_IP);
+    match (src, dst) {
+        (Some(s), Some(d)) => {
+            s.data != keys::nat_hash(spi_i, spi_r, peer)
+                || d.data != keys::nat_hash(spi_i, spi_r, us)
+        }
+        _ => false,
+    }
+}
+
+/// The DH group number an INVALID_KE_PAYLOAD notify asks for.
+fn requested_group(data: &[u8]) -> Option<u16> {
+    let b: [u8; 2] = data.get(..2)?.try_into().ok()?;
+    Some(u16::from_be_bytes(b))
+}
+
 fn conn_matches_addrs(c: &IkeConfig, local: IpAddr, remote: IpAddr) -> bool {
     (c.local_addrs.is_empty() || c.local_addrs.contains(&local))
         && (c.remote_addrs.is_empty() || c.remote_addrs.contains(&remote))
@@ -215,6 +242,12 @@ impl Engine {
                 return s;
             }
         }
+    }
+
+    /// How long to wait after TEMPORARY_FAILURE: 2 to 10 s, random so that two peers that
+    /// collided do not retry in lock-step.
+    fn temporary_failure_delay(&mut self) -> Duration {
+        Duration::from_millis(2000 + self.rng.next_u64() % 8000)
     }
 
     /// `now + d`, jittered down by up to 10%; None when `d` is zero (feature off).
@@ -1281,15 +1314,7 @@ impl Engine {
         };
         let spi_r = self.new_ike_spi();
         let nonce_r = self.random_bytes(NONCE_LEN);
-        let nat_src = codec::find_notify(&msg.payloads, n::NAT_DETECTION_SOURCE_IP);
-        let nat_dst = codec::find_notify(&msg.payloads, n::NAT_DETECTION_DESTINATION_IP);
-        let nat_detected = match (nat_src, nat_dst) {
-            (Some(s), Some(d)) => {
-                s.data != keys::nat_hash(h.spi_i, 0, remote)
-                    || d.data != keys::nat_hash(h.spi_i, 0, local)
-            }
-            _ => false,
-        };
+        let nat_detected = nat_between(&msg.payloads, h.spi_i, 0, remote, local);
         let cfg = self.configs[ci].clone();
         let payloads = vec![
             Payload::Sa(vec![select::ike_reply(num, &algs, &[])]),
@@ -1479,11 +1504,7 @@ impl Engine {
             return true;
         }
         if let Some(ike) = codec::find_notify(p, n::INVALID_KE_PAYLOAD) {
-            let wanted = ike
-                .data
-                .get(..2)
-                .map(|b| u16::from_be_bytes([b[0], b[1]]))
-                .and_then(DhGroup::from_transform);
+            let wanted = requested_group(&ike.data).and_then(DhGroup::from_transform);
             let current = sa.dh.as_ref().map(|d| d.group());
             match wanted {
                 Some(g)
@@ -1567,15 +1588,7 @@ impl Engine {
                 return false;
             }
         };
-        let nat_src = codec::find_notify(p, n::NAT_DETECTION_SOURCE_IP);
-        let nat_dst = codec::find_notify(p, n::NAT_DETECTION_DESTINATION_IP);
-        sa.nat_detected = match (nat_src, nat_dst) {
-            (Some(s), Some(d)) => {
-                s.data != keys::nat_hash(sa.spi_i, sa.spi_r, sa.remote)
-                    || d.data != keys::nat_hash(sa.spi_i, sa.spi_r, sa.local)
-            }
-            _ => false,
-        };
+        sa.nat_detected = nat_between(p, sa.spi_i, sa.spi_r, sa.remote, sa.local);
         if sa.nat_detected || sa.cfg.encap_always {
             sa.local.set_port(float_port(sa.local.port()));
             sa.remote.set_port(float_port(sa.remote.port()));
@@ -2574,7 +2587,7 @@ impl Engine {
             }
             match e.ntype {
                 n::INVALID_KE_PAYLOAD => {
-                    let g = e.data.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+                    let g = requested_group(&e.data);
                     let acceptable = g
                         .and_then(DhGroup::from_transform)
                         .is_some_and(|g| dh.as_ref().is_none_or(|d| d.group() != g));
@@ -2585,7 +2598,7 @@ impl Engine {
                 }
                 n::TEMPORARY_FAILURE => {
                     if let Some(old) = rekey_of {
-                        let delay = Duration::from_millis(2000 + self.rng.next_u64() % 8000);
+                        let delay = self.temporary_failure_delay();
                         if let Some(c) = sa.child_by_in_mut(old) {
                             c.rekey_at = Some(now + delay);
                         }
@@ -2804,7 +2817,7 @@ impl Engine {
         if let Some(e) = codec::first_error_notify(payloads) {
             match e.ntype {
                 n::INVALID_KE_PAYLOAD => {
-                    let g = e.data.get(..2).map(|b| u16::from_be_bytes([b[0], b[1]]));
+                    let g = requested_group(&e.data);
                     if g.and_then(DhGroup::from_transform)
                         .is_some_and(|g| g != dh.group())
                     {
@@ -2817,7 +2830,7 @@ impl Engine {
                 _ => {}
             }
             let delay = if e.ntype == n::TEMPORARY_FAILURE {
-                Duration::from_millis(2000 + self.rng.next_u64() % 8000)
+                self.temporary_failure_delay()
             } else {
                 Duration::from_secs(60)
             };
@@ -2875,17 +2888,7 @@ impl Engine {
         );
         self.install_successor(now, sa, new);
         // We initiated the rekey, so we delete the old SA.
-        self.send_request(
-            now,
-            sa,
-            EXCH_INFORMATIONAL,
-            &[Payload::Delete {
-                protocol: PROTO_IKE,
-                spi_size: 0,
-                spis: vec![],
-            }],
-            PendingKind::DeleteIke,
-        );
+        self.send_delete_ike(now, sa);
         true
     }
 
