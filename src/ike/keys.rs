@@ -291,9 +291,9 @@ impl SkCrypto {
                 iv8.copy_from_slice(iv.get(..8).unwrap_or(&[0u8; 8]));
                 let aad = out.clone();
                 out.extend_from_slice(&iv8);
-                let mut buf = plain.to_vec();
-                let tag = a.seal(&iv8, &aad, &mut buf);
-                out.extend_from_slice(&buf);
+                // In place: the plaintext never leaves its zeroizing buffer.
+                let tag = a.seal(&iv8, &aad, plain.as_mut_slice());
+                out.extend_from_slice(&plain);
                 out.extend_from_slice(&tag);
             }
         }
