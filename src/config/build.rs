@@ -854,8 +854,9 @@ fn psk(ctx: &mut Ctx, s: Section) -> Option<Psk> {
                 );
                 return None;
             }
-            match std::fs::read(&path) {
-                Ok(bytes) => match String::from_utf8(bytes) {
+            // Every copy of the key is wiped when dropped, the raw file bytes included.
+            match std::fs::read(&path).map(Zeroizing::new) {
+                Ok(bytes) => match std::str::from_utf8(&bytes) {
                     // Only the trailing newline an editor adds is dropped; inner spaces are key material.
                     Ok(text) => (
                         Zeroizing::new(text.trim_end_matches(['\n', '\r']).to_string()),
@@ -900,29 +901,31 @@ fn psk(ctx: &mut Ctx, s: Section) -> Option<Psk> {
         );
         return None;
     }
-    Some(Psk::new(bytes))
+    Some(Psk(bytes))
 }
 
 /// strongSwan-style secrets: `0x…` is hex, anything else is the literal bytes.
-fn decode_psk(secret: &str) -> Result<Vec<u8>, String> {
+fn decode_psk(secret: &str) -> Result<Zeroizing<Vec<u8>>, String> {
     let Some(hex) = secret
         .strip_prefix("0x")
         .or_else(|| secret.strip_prefix("0X"))
     else {
-        return Ok(secret.as_bytes().to_vec());
+        return Ok(Zeroizing::new(secret.as_bytes().to_vec()));
     };
     let hex = hex.trim();
     if hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
         return Err("pre-shared key starts with 0x but is not an even number of hex digits".into());
     }
-    Ok((0..hex.len())
-        .step_by(2)
-        .map(|i| {
-            hex.get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-                .unwrap_or(0)
-        })
-        .collect())
+    Ok(Zeroizing::new(
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| {
+                hex.get(i..i + 2)
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                    .unwrap_or(0)
+            })
+            .collect(),
+    ))
 }
 
 fn child(ctx: &mut Ctx, s: Section) -> Option<Child> {
@@ -1191,10 +1194,10 @@ mod tests {
 
     #[test]
     fn psk_hex() {
-        assert_eq!(decode_psk("0x0102ff").unwrap(), vec![1, 2, 255]);
+        assert_eq!(*decode_psk("0x0102ff").unwrap(), vec![1, 2, 255]);
         assert!(decode_psk("0x012").is_err());
         assert_eq!(
-            decode_psk("IamSecure123").unwrap(),
+            *decode_psk("IamSecure123").unwrap(),
             b"IamSecure123".to_vec()
         );
     }

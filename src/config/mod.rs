@@ -397,13 +397,16 @@ pub fn diff(old: &Config, new: &Config) -> ConfigDiff {
 /// Reads and validates a config file. PSK files are read (and their mode checked) too.
 pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
     let file_name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        vec![ConfigError {
-            file: file_name.clone(),
-            line: 0,
-            message: format!("cannot read config file: {e}"),
-        }]
-    })?;
+    // The text may hold an inline `psk`: wipe it when done.
+    let text = std::fs::read_to_string(path)
+        .map(Zeroizing::new)
+        .map_err(|e| {
+            vec![ConfigError {
+                file: file_name.clone(),
+                line: 0,
+                message: format!("cannot read config file: {e}"),
+            }]
+        })?;
     let base_dir = path.parent().map(Path::to_path_buf);
     let mut config = build::build(&text, &file_name, base_dir.as_deref())?;
     config.path = path.to_path_buf();
