@@ -60,6 +60,11 @@ impl FromStr for PrefixFilter {
         let width: u8 = if prefix.is_ipv4() { 32 } else { 128 };
         let (mut ge, mut le) = (None, None);
         while let Some(kw) = words.next() {
+            let slot = match kw {
+                "ge" => &mut ge,
+                "le" => &mut le,
+                _ => return Err(format!("'{s}': expected 'ge' or 'le', found '{kw}'")),
+            };
             let val = words
                 .next()
                 .ok_or_else(|| format!("'{s}': '{kw}' needs a prefix length"))?;
@@ -69,11 +74,6 @@ impl FromStr for PrefixFilter {
             if n > width {
                 return Err(format!("'{s}': {kw} {n} is longer than /{width}"));
             }
-            let slot = match kw {
-                "ge" => &mut ge,
-                "le" => &mut le,
-                _ => return Err(format!("'{s}': expected 'ge' or 'le', found '{kw}'")),
-            };
             if slot.replace(n).is_some() {
                 return Err(format!("'{s}': '{kw}' given twice"));
             }
@@ -207,6 +207,12 @@ mod tests {
                 "{bad:?} should not parse"
             );
         }
+    }
+
+    #[test]
+    fn prefix_list_names_the_bad_keyword() {
+        let err = "10.0.0.0/8 lt".parse::<PrefixFilter>().unwrap_err();
+        assert!(err.contains("expected 'ge' or 'le', found 'lt'"), "{err}");
     }
 
     #[test]

@@ -1115,14 +1115,7 @@ fn bgp(
         // A `networks` entry that `export` does not permit is legal, as on a router: the
         // prefix-list is the last word on what leaves (the speaker logs what it filters).
         Some(filters) => filters,
-        None => networks
-            .iter()
-            .map(|n| PrefixFilter {
-                prefix: *n,
-                ge: None,
-                le: None,
-            })
-            .collect(),
+        None => networks.iter().copied().map(PrefixFilter::exact).collect(),
     };
     let import_local_pref = s
         .int(ctx, "import_local_pref", 0..=u32::MAX as i64)

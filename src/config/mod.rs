@@ -32,6 +32,7 @@ use crate::crypto::proposal::{EspProposal, IkeProposal};
 use crate::ike::Identity;
 use crate::prefix::IpPrefix;
 
+pub use crate::bgp::PrefixFilter;
 pub use duration::{format_duration, parse_duration};
 
 /// Where the control socket lives unless `[global] control_socket` or `--socket` says otherwise.
@@ -278,83 +279,6 @@ pub struct Bgp {
     /// Preferred source address of the routes learned from the peer (like BIRD's
     /// `krt_prefsrc`), e.g. the LAN address, so traffic from the gateway itself uses it.
     pub route_source: Option<IpAddr>,
-}
-
-/// A prefix-list entry: `10.2.30.0/25` (exact) or `10.0.0.0/8 le 24` / `ge 16 le 24`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct PrefixFilter {
-    pub prefix: IpPrefix,
-    pub ge: Option<u8>,
-    pub le: Option<u8>,
-}
-
-impl PrefixFilter {
-    /// Cisco prefix-list semantics: inside `prefix`, with length in [ge, le]; without ge/le
-    /// the length must equal the entry's own.
-    pub fn matches(&self, candidate: &IpPrefix) -> bool {
-        if !self.prefix.covers(candidate) {
-            return false;
-        }
-        let len = candidate.len();
-        match (self.ge, self.le) {
-            (None, None) => len == self.prefix.len(),
-            (ge, le) => {
-                let low = ge.unwrap_or(self.prefix.len());
-                let high = le.unwrap_or(if candidate.is_ipv4() { 32 } else { 128 });
-                (low..=high).contains(&len)
-            }
-        }
-    }
-}
-
-impl std::str::FromStr for PrefixFilter {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, String> {
-        let mut words = s.split_whitespace();
-        let prefix: IpPrefix = words.next().ok_or("empty prefix-list entry")?.parse()?;
-        let max = if prefix.is_ipv4() { 32 } else { 128 };
-        let (mut ge, mut le) = (None, None);
-        while let Some(word) = words.next() {
-            let slot = match word {
-                "ge" => &mut ge,
-                "le" => &mut le,
-                other => return Err(format!("'{s}': expected `ge N` or `le N`, found '{other}'")),
-            };
-            if slot.is_some() {
-                return Err(format!("'{s}': `{word}` given twice"));
-            }
-            let n: u8 = words
-                .next()
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(|| format!("'{s}': `{word}` needs a prefix length"))?;
-            if n < prefix.len() || n > max {
-                return Err(format!(
-                    "'{s}': `{word} {n}` must be between /{} and /{max}",
-                    prefix.len()
-                ));
-            }
-            *slot = Some(n);
-        }
-        if let (Some(g), Some(l)) = (ge, le) {
-            if g > l {
-                return Err(format!("'{s}': ge {g} is greater than le {l}"));
-            }
-        }
-        Ok(PrefixFilter { prefix, ge, le })
-    }
-}
-
-impl fmt::Display for PrefixFilter {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.prefix)?;
-        if let Some(ge) = self.ge {
-            write!(f, " ge {ge}")?;
-        }
-        if let Some(le) = self.le {
-            write!(f, " le {le}")?;
-        }
-        Ok(())
-    }
 }
 
 /// What a SIGHUP reload changes, by connection name (in the new config's order).
