@@ -56,10 +56,9 @@ pub struct Session {
     keepalive_at: Option<Instant>,
     idle_restart_at: Option<Instant>,
 
-    hold_time: Duration,
-    keepalive_time: Duration,
     four_octet: bool,
     peer_id: Option<Ipv4Addr>,
+    /// Negotiated hold time in seconds, from the peer's accepted OPEN until teardown.
     peer_hold: Option<u16>,
     established_at: Option<Instant>,
     last_now: Instant,
@@ -95,8 +94,6 @@ impl Session {
             hold_at: None,
             keepalive_at: None,
             idle_restart_at: None,
-            hold_time: Duration::ZERO,
-            keepalive_time: Duration::ZERO,
             four_octet: false,
             peer_id: None,
             peer_hold: None,
@@ -340,7 +337,7 @@ impl Session {
                     "bgp {}: session established (AS{}, hold {}s)",
                     self.cfg.peer_address,
                     self.cfg.peer_as,
-                    self.hold_time.as_secs()
+                    self.hold_time().as_secs()
                 );
                 self.announce_all(now);
             }
@@ -387,8 +384,6 @@ impl Session {
         let hold = open
             .hold_time
             .min(u16::try_from(self.cfg.hold_time.as_secs()).unwrap_or(u16::MAX));
-        self.hold_time = Duration::from_secs(hold.into());
-        self.keepalive_time = self.hold_time / 3;
         self.four_octet = open.four_octet_as().is_some();
         self.peer_id = Some(open.bgp_id);
         self.peer_hold = Some(hold);
@@ -398,7 +393,7 @@ impl Session {
         self.keepalive_at = if hold == 0 {
             None
         } else {
-            after(now, self.keepalive_time)
+            after(now, self.keepalive_time())
         };
     }
 
@@ -426,10 +421,20 @@ impl Session {
     }
 
     fn restart_hold(&mut self, now: Instant) {
-        self.hold_at = if self.hold_time.is_zero() {
+    /// The negotiated hold time (zero: no keepalives, or no OPEN accepted yet).
+    fn hold_time(&self) -> Duration {
+        Duration::from_secs(self.peer_hold.map_or(0, u64::from))
+    }
+
+    fn keepalive_time(&self) -> Duration {
+        self.hold_time() / 3
+    }
+
+        let hold = self.hold_time();
+        self.hold_at = if hold.is_zero() {
             None
         } else {
-            after(now, self.hold_time)
+            after(now, hold)
         };
     }
 
@@ -461,7 +466,7 @@ impl Session {
             && matches!(self.state, BgpState::OpenConfirm | BgpState::Established)
         {
             self.send(&Message::Keepalive);
-            self.keepalive_at = after(now, self.keepalive_time);
+            self.keepalive_at = after(now, self.keepalive_time());
         }
     }
 
@@ -775,8 +780,9 @@ impl Session {
 
     /// RFC 4271 8.2.2: sending an UPDATE restarts the KeepaliveTimer.
     fn sent_update(&mut self, now: Instant) {
-        if !self.keepalive_time.is_zero() {
-            self.keepalive_at = after(now, self.keepalive_time);
+        let keepalive = self.keepalive_time();
+        if !keepalive.is_zero() {
+            self.keepalive_at = after(now, keepalive);
         }
     }
 
