@@ -1019,6 +1019,24 @@ fn inbound_connection_collision_rules() {
 }
 
 #[test]
+fn adopting_an_inbound_connection_in_openconfirm_forgets_the_old_negotiation() {
+    // A (lower router id) in OpenConfirm on its own connection: B's connection wins.
+    let mut a = Peer::opensent(cfg_a());
+    a.feed(&peer_open(65515, 20, Ipv4Addr::new(10, 10, 30, 254), true));
+    a.drain();
+    assert_eq!(a.s.state(), BgpState::OpenConfirm);
+    assert_eq!(a.s.status().hold_time, Some(20));
+    assert!(a.s.accept_inbound(a.now));
+    assert_eq!(a.s.state(), BgpState::OpenSent);
+    let st = a.s.status();
+    assert_eq!(
+        st.hold_time, None,
+        "no hold time is negotiated on the new connection yet"
+    );
+    assert_eq!(st.peer_router_id, None);
+}
+
+#[test]
 fn notification_from_peer_is_readable_in_status() {
     let mut peer = Peer::established(cfg_a(), true);
     peer.update(route(&["10.2.0.0/24"], vec![65515]));

@@ -214,6 +214,7 @@ impl Session {
             self.inbuf.clear();
             self.outq.clear();
             self.peer_id = None;
+            self.peer_hold = None;
             self.open_sent(now, Direction::Inbound);
         }
         adopt
@@ -420,7 +421,6 @@ impl Session {
         Ok(())
     }
 
-    fn restart_hold(&mut self, now: Instant) {
     /// The negotiated hold time (zero: no keepalives, or no OPEN accepted yet).
     fn hold_time(&self) -> Duration {
         Duration::from_secs(self.peer_hold.map_or(0, u64::from))
@@ -430,6 +430,7 @@ impl Session {
         self.hold_time() / 3
     }
 
+    fn restart_hold(&mut self, now: Instant) {
         let hold = self.hold_time();
         self.hold_at = if hold.is_zero() {
             None
