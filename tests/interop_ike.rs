@@ -175,8 +175,8 @@ fn strongswan_initiates_to_ipsecgw() {
     let pid = lab.start_ipsecgw(Side::Right, &cfg);
     for (ike, ike_expect, esp, esp_expect) in MATRIX {
         let swan = SwanConn {
-            ike: ike,
-            esp: esp,
+            ike,
+            esp,
             ..SwanConn::new(Side::Left)
         };
         // Reconfigure ipsecgw for this proposal pair with SIGHUP, as an operator would.

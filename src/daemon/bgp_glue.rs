@@ -112,7 +112,11 @@ impl BgpHandle {
             BgpEvent::Established => info!("{conn}: BGP session established"),
             BgpEvent::Down { reason } => warn!("{conn}: BGP session down: {reason}"),
             BgpEvent::InstallRoute { prefix, next_hop } => {
-                match self.learned.install(netlink, prefix, ifname, self.route_source).await {
+                match self
+                    .learned
+                    .install(netlink, prefix, ifname, self.route_source)
+                    .await
+                {
                     Ok(()) => info!(
                         "{conn}: BGP route {prefix} (next hop {next_hop}) installed dev {ifname}"
                     ),
