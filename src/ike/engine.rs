@@ -5,7 +5,7 @@ use super::codec::{self, notify as n, Header, Message, ParseError, Payload};
 use super::codec::{EXCH_CREATE_CHILD_SA, EXCH_IKE_AUTH, EXCH_IKE_SA_INIT, EXCH_INFORMATIONAL};
 use super::codec::{FLAG_INITIATOR, FLAG_RESPONSE, IKE_VERSION, PROTO_ESP, PROTO_IKE};
 use super::keys::{self, IkeAlgs, SkCrypto, SkError};
-use super::sa::{Child, ChildState, IkeSa, IkeState, Pending, PendingKind, Task};
+use super::sa::{queue_rekey, Child, ChildState, IkeSa, IkeState, Pending, PendingKind, Task};
 use super::select::{self, EspAlgs};
 use super::*;
 use crate::crypto::{DhGroup, DhPrivate, PrfAlg};
@@ -545,24 +545,14 @@ impl Engine {
             .ok_or_else(|| IkeError::NotEstablished(conn.into()))?;
         if let Some(mut sa) = self.sas.remove(&id) {
             if ike {
-                if !sa.tasks.iter().any(|t| matches!(t, Task::RekeyIke(_))) {
-                    sa.tasks.push_back(Task::RekeyIke(None));
-                }
+                queue_rekey(&mut sa.tasks, Task::RekeyIke(None));
             } else {
-                let spis: Vec<u32> = sa
+                for c in sa
                     .children
                     .iter()
                     .filter(|c| c.state == ChildState::Installed)
-                    .map(|c| c.spi_in)
-                    .collect();
-                for s in spis {
-                    if !sa
-                        .tasks
-                        .iter()
-                        .any(|t| matches!(t, Task::RekeyChild(x, _) if *x == s))
-                    {
-                        sa.tasks.push_back(Task::RekeyChild(s, None));
-                    }
+                {
+                    queue_rekey(&mut sa.tasks, Task::RekeyChild(c.spi_in, None));
                 }
             }
             self.run_tasks(now, &mut sa);
@@ -593,13 +583,7 @@ impl Engine {
             .map(|(k, _)| *k);
         if let Some(id) = id {
             if let Some(mut sa) = self.sas.remove(&id) {
-                if !sa
-                    .tasks
-                    .iter()
-                    .any(|t| matches!(t, Task::RekeyChild(x, _) if *x == spi_in))
-                {
-                    sa.tasks.push_back(Task::RekeyChild(spi_in, None));
-                }
+                queue_rekey(&mut sa.tasks, Task::RekeyChild(spi_in, None));
                 self.run_tasks(now, &mut sa);
                 self.sas.insert(id, sa);
             }
@@ -899,21 +883,14 @@ impl Engine {
         }
         if sa.rekey_at.is_some_and(|t| t <= now) {
             sa.rekey_at = None;
-            if !sa.tasks.iter().any(|t| matches!(t, Task::RekeyIke(_))) {
-                sa.tasks.push_back(Task::RekeyIke(None));
-            }
+            queue_rekey(&mut sa.tasks, Task::RekeyIke(None));
         }
         let mut expired = Vec::new();
         for c in sa.children.iter_mut() {
             if c.rekey_at.is_some_and(|t| t <= now) {
                 c.rekey_at = None;
-                if c.state == ChildState::Installed
-                    && !sa
-                        .tasks
-                        .iter()
-                        .any(|t| matches!(t, Task::RekeyChild(x, _) if *x == c.spi_in))
-                {
-                    sa.tasks.push_back(Task::RekeyChild(c.spi_in, None));
+                if c.state == ChildState::Installed {
+                    queue_rekey(&mut sa.tasks, Task::RekeyChild(c.spi_in, None));
                 }
             }
             if c.expire_at.is_some_and(|t| t <= now) {

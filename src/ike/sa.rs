@@ -113,6 +113,18 @@ pub(crate) enum Task {
     Dpd,
 }
 
+/// Queues a rekey unless a rekey of the same SA is queued already (whatever its DH group).
+pub(crate) fn queue_rekey(tasks: &mut VecDeque<Task>, task: Task) {
+    let same_sa = |t: &Task| match (t, &task) {
+        (Task::RekeyIke(_), Task::RekeyIke(_)) => true,
+        (Task::RekeyChild(a, _), Task::RekeyChild(b, _)) => a == b,
+        _ => *t == task,
+    };
+    if !tasks.iter().any(same_sa) {
+        tasks.push_back(task);
+    }
+}
+
 pub(crate) struct IkeSa {
     pub conn: String,
     /// The configuration this SA runs under (for a responder before IKE_AUTH: the first
