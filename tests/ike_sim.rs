@@ -269,6 +269,22 @@ impl Sim {
             .filter(|c| !downs.contains(&c.spi_in))
             .collect()
     }
+
+    /// Asserts that exactly one CHILD SA is installed on each side and that the two mirror
+    /// each other; returns them (A's, B's).
+    fn one_mirrored_pair(&self, context: &str) -> (ChildSa, ChildSa) {
+        let (mut ia, mut ib) = (self.installed(Side::A), self.installed(Side::B));
+        assert_eq!(
+            (ia.len(), ib.len()),
+            (1, 1),
+            "{context}: A {:?} B {:?}",
+            self.ev_a,
+            self.ev_b
+        );
+        let (a, b) = (ia.remove(0), ib.remove(0));
+        assert_mirrored(&a, &b);
+        (a, b)
+    }
 }
 
 /// The two sides of one CHILD SA must mirror each other.
@@ -665,10 +681,8 @@ fn child_rekey_with_and_without_pfs() {
         let now = sim.now;
         sim.b.rekey(now, "c", false).unwrap();
         sim.run_for(Duration::from_secs(1));
-        let (ia, ib) = (sim.installed(Side::A), sim.installed(Side::B));
-        assert_eq!((ia.len(), ib.len()), (1, 1));
-        assert_mirrored(&ia[0], &ib[0]);
-        assert_eq!(ib[0].rekey_of, Some(nb.spi_in));
+        let (_, ib) = sim.one_mirrored_pair(esp);
+        assert_eq!(ib.rekey_of, Some(nb.spi_in));
     }
 }
 
@@ -699,10 +713,8 @@ fn ike_rekey_moves_children() {
     let now = sim.now;
     sim.b.rekey(now, "c", false).unwrap();
     sim.run_for(Duration::from_secs(1));
-    let (ia, ib) = (sim.installed(Side::A), sim.installed(Side::B));
-    assert_eq!((ia.len(), ib.len()), (1, 1));
-    assert_mirrored(&ia[0], &ib[0]);
-    assert_eq!(ia[0].rekey_of, Some(child_a.spi_in));
+    let (ia, _) = sim.one_mirrored_pair("IKE rekey");
+    assert_eq!(ia.rekey_of, Some(child_a.spi_in));
     // Rekey the IKE SA again, from B this time.
     let now = sim.now;
     sim.b.rekey(now, "c", true).unwrap();
@@ -739,9 +751,7 @@ fn rekey_timers_fire_with_jitter() {
     );
     sim.run_for(Duration::from_secs(3600));
     assert!(sim.ike_ups(Side::A).len() >= 2, "IKE SA rekeyed by timer");
-    let (ia, ib) = (sim.installed(Side::A), sim.installed(Side::B));
-    assert_eq!((ia.len(), ib.len()), (1, 1));
-    assert_mirrored(&ia[0], &ib[0]);
+    sim.one_mirrored_pair("after the timer rekeys");
 }
 
 #[test]
@@ -753,15 +763,7 @@ fn simultaneous_child_rekey_resolves_to_one_sa() {
         sim.a.rekey(now, "c", false).unwrap();
         sim.b.rekey(now, "c", false).unwrap();
         sim.run_for(Duration::from_secs(5));
-        let (ia, ib) = (sim.installed(Side::A), sim.installed(Side::B));
-        assert_eq!(
-            (ia.len(), ib.len()),
-            (1, 1),
-            "seed {seed}: A {:?} B {:?}",
-            sim.ev_a,
-            sim.ev_b
-        );
-        assert_mirrored(&ia[0], &ib[0]);
+        sim.one_mirrored_pair(&format!("seed {seed}"));
     }
 }
 
@@ -787,9 +789,7 @@ fn simultaneous_ike_rekey_converges() {
     let now = sim.now;
     sim.a.rekey(now, "c", false).unwrap();
     sim.run_for(Duration::from_secs(1));
-    let (ia, ib) = (sim.installed(Side::A), sim.installed(Side::B));
-    assert_eq!((ia.len(), ib.len()), (1, 1));
-    assert_mirrored(&ia[0], &ib[0]);
+    sim.one_mirrored_pair("after simultaneous IKE rekeys");
 }
 
 #[test]
@@ -1035,9 +1035,7 @@ fn garbage_never_panics_and_sa_survives() {
     assert_eq!(sim.a.status(now)[0].state, "established");
     sim.a.rekey(now, "c", false).unwrap();
     sim.run_for(Duration::from_secs(1));
-    let (ia, ib) = (sim.installed(Side::A), sim.installed(Side::B));
-    assert_eq!((ia.len(), ib.len()), (1, 1));
-    assert_mirrored(&ia[0], &ib[0]);
+    sim.one_mirrored_pair("after garbage");
     assert!(sim.ike_downs(Side::A).is_empty() && sim.ike_downs(Side::B).is_empty());
 }
 
@@ -1158,15 +1156,7 @@ fn both_ends_initiating_converge_to_one_sa() {
             sa[0].ike.as_ref().unwrap().spi_i,
             sb[0].ike.as_ref().unwrap().spi_i
         );
-        let (ia, ib) = (sim.installed(Side::A), sim.installed(Side::B));
-        assert_eq!(
-            (ia.len(), ib.len()),
-            (1, 1),
-            "seed {seed}: {:?} {:?}",
-            sim.ev_a,
-            sim.ev_b
-        );
-        assert_mirrored(&ia[0], &ib[0]);
+        sim.one_mirrored_pair(&format!("seed {seed}"));
         // Nothing left half-open or duplicated after a while.
         sim.run_for(Duration::from_secs(120));
         assert_eq!(sim.installed(Side::A).len(), 1);
@@ -1266,9 +1256,7 @@ fn start_action_start_reinitiates_after_peer_delete() {
     );
     sim.run_for(Duration::from_secs(5));
     assert_eq!(sim.ike_ups(Side::A).len(), 2, "kept up: re-initiated");
-    let (ia, ib) = (sim.installed(Side::A), sim.installed(Side::B));
-    assert_eq!((ia.len(), ib.len()), (1, 1));
-    assert_mirrored(&ia[0], &ib[0]);
+    sim.one_mirrored_pair("after re-initiation");
 }
 
 #[test]
