@@ -102,6 +102,7 @@ fn sample_report() -> StatusReport {
             },
             ConnectionStatus::down("branch \"b\""),
         ],
+        drops: BTreeMap::from([("ike_malformed".to_string(), 2)]),
     }
 }
 

@@ -237,6 +237,16 @@ pub fn render_prometheus(report: &StatusReport) -> String {
             );
         }
     }
+
+    let mut f = Family::new(
+        &mut out,
+        "ipsecgw_global_drops_total",
+        "counter",
+        "Packets dropped before they could be tied to a connection, by reason.",
+    );
+    for (reason, n) in &report.drops {
+        f.sample(&[("reason", reason)], *n);
+    }
     out
 }
 

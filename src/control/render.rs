@@ -322,6 +322,7 @@ mod tests {
         let status = Request::new(Command::Status);
         let report = StatusReport {
             connections: vec![super::super::status::ConnectionStatus::down("azure")],
+            ..Default::default()
         };
         let resp = Response::ok(&report);
         assert!(print_response(&status, &resp, false)

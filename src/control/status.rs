@@ -15,6 +15,10 @@ use crate::prefix::IpPrefix;
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StatusReport {
     pub connections: Vec<ConnectionStatus>,
+    /// Packets dropped before they could be tied to a connection (malformed IKE, unknown
+    /// SPIs, failed integrity on IKE messages, ...), by reason. Each bad input is counted.
+    #[serde(default)]
+    pub drops: BTreeMap<String, u64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

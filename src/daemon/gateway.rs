@@ -685,7 +685,35 @@ impl Gateway {
                 cs
             })
             .collect();
-        StatusReport { connections }
+        StatusReport {
+            connections,
+            drops: self.global_drops(),
+        }
+    }
+}
+
+impl Gateway {
+    /// Drops not tied to a connection: the IKE engine's and the data plane's.
+    fn global_drops(&self) -> BTreeMap<String, u64> {
+        let e = self.engine.stats();
+        let d = self.dataplane.global_drops();
+        [
+            ("ike_malformed", e.malformed_dropped),
+            ("ike_unknown_spi", e.unknown_spi_dropped),
+            ("ike_integrity_failed", e.decrypt_failed),
+            ("ike_bad_message_id", e.bad_msgid_dropped),
+            ("esp_unknown_spi", d.unknown_spi),
+            ("esp_truncated", d.truncated),
+            ("udp_not_esp", d.not_esp),
+            ("tun_no_sa", d.no_sa_outbound),
+            ("tun_not_ip", d.not_ip_outbound),
+            ("esp_seq_exhausted", d.seq_exhausted),
+            ("ike_queue_full", d.ike_queue_full),
+        ]
+        .into_iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(k, n)| (k.to_string(), n))
+        .collect()
     }
 }
 
@@ -694,11 +722,12 @@ fn add_counters(t: &mut ConnCounters, k: &SaCounters) {
     t.bytes_out += k.bytes_out;
     t.packets_in += k.packets_in;
     t.packets_out += k.packets_out;
-    for (reason, n) in [
+    let named = [
         ("replay", k.replay_drops),
         ("auth", k.auth_failures),
         ("ts_violation", k.ts_violations),
-    ] {
+    ];
+    for (reason, n) in named.into_iter().chain(k.other_drops.iter().copied()) {
         if n > 0 {
             *t.drops.entry(reason.to_string()).or_default() += n;
         }
