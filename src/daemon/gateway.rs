@@ -277,7 +277,7 @@ impl Gateway {
                 nat_detected,
                 rekeyed,
             } => {
-                info!(
+                debug!(
                     "{conn}: IKE SA {} {spi_i:016x}_i {spi_r:016x}_r {local} === {remote}, {}/{}/{}/{}{}",
                     if rekeyed { "rekeyed" } else { "established" },
                     encr.name(),
@@ -298,7 +298,7 @@ impl Gateway {
                 spi_r,
                 reason,
             } => {
-                info!("{conn}: IKE SA {spi_i:016x}_i {spi_r:016x}_r down: {reason}");
+                debug!("{conn}: IKE SA {spi_i:016x}_i {spi_r:016x}_r down: {reason}");
                 if let Some(c) = self.conns.get_mut(&conn) {
                     let r = reason.to_ascii_lowercase();
                     if r.contains("dead") || r.contains("dpd") || r.contains("retransmi") {
@@ -314,7 +314,7 @@ impl Gateway {
                 spi_out,
                 reason,
             } => {
-                info!("{conn}/{child}: CHILD SA {spi_in:08x}_i {spi_out:08x}_o removed: {reason}");
+                debug!("{conn}/{child}: CHILD SA {spi_in:08x}_i {spi_out:08x}_o removed: {reason}");
                 self.child_down(&conn, spi_in).await;
             }
             Event::KeyLog {
@@ -346,7 +346,7 @@ impl Gateway {
             );
             return;
         }
-        info!(
+        debug!(
             "{}/{}: CHILD SA {} {:08x}_i {:08x}_o {}{}{} {} === {}{}",
             sa.conn,
             sa.child,
