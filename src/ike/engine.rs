@@ -1331,13 +1331,6 @@ impl Engine {
         };
         debug!(conn = %cfg.name, "IKE_SA_INIT from {remote}: chose {}{}", algs.describe(), if nat_detected { ", NAT detected" } else { "" });
         let sa = IkeSa {
-            conn: cfg.name.clone(),
-            initiator: false,
-            spi_i: h.spi_i,
-            spi_r,
-            state: IkeState::InitReplied,
-            local,
-            remote,
             algs: Some(algs),
             keys: Some(ike_keys),
             sk: Some(sk),
@@ -1345,23 +1338,21 @@ impl Engine {
             nonce_r,
             init_req: data.to_vec(),
             init_resp: resp.clone(),
-            dh: None,
-            cookie: None,
-            cookie_restarts: 0,
             nat_detected,
             udp_encap: nat_detected || local.port() == NATT_PORT,
-            next_msg_id: 0,
             peer_msg_id: 1,
             cached_response: Some((0, resp.clone())),
-            pending: None,
-            tasks: VecDeque::new(),
-            children: Vec::new(),
-            established_at: None,
-            rekey_at: None,
-            last_inbound: now,
             expire_at: Some(now + HALF_OPEN_TIMEOUT),
-            rekeyed: false,
-            cfg,
+            ..IkeSa::new(
+                cfg,
+                false,
+                h.spi_i,
+                spi_r,
+                IkeState::InitReplied,
+                local,
+                remote,
+                now,
+            )
         };
         self.transmit(local, remote, resp);
         self.emit_keylog(&sa);
@@ -1392,38 +1383,12 @@ impl Engine {
         let spi_i = self.new_ike_spi();
         let nonce_i = self.random_bytes(NONCE_LEN);
         let dh = DhPrivate::generate(group, &mut *self.rng);
+        let local = SocketAddr::new(local_ip, cfg.local_port);
+        let remote = SocketAddr::new(remote_ip, cfg.remote_port);
         let mut sa = IkeSa {
-            conn: cfg.name.clone(),
-            initiator: true,
-            spi_i,
-            spi_r: 0,
-            state: IkeState::InitSent,
-            local: SocketAddr::new(local_ip, cfg.local_port),
-            remote: SocketAddr::new(remote_ip, cfg.remote_port),
-            algs: None,
-            keys: None,
-            sk: None,
             nonce_i,
-            nonce_r: Vec::new(),
-            init_req: Vec::new(),
-            init_resp: Vec::new(),
             dh: Some(dh),
-            cookie: None,
-            cookie_restarts: 0,
-            nat_detected: false,
-            udp_encap: false,
-            next_msg_id: 0,
-            peer_msg_id: 0,
-            cached_response: None,
-            pending: None,
-            tasks: VecDeque::new(),
-            children: Vec::new(),
-            established_at: None,
-            rekey_at: None,
-            last_inbound: now,
-            expire_at: None,
-            rekeyed: false,
-            cfg,
+            ..IkeSa::new(cfg, true, spi_i, 0, IkeState::InitSent, local, remote, now)
         };
         info!(conn = %sa.conn, "initiating IKE_SA {}[{:016x}_i] to {}", sa.conn, spi_i, sa.remote);
         self.send_init(now, &mut sa);
@@ -2888,37 +2853,28 @@ impl Engine {
         let mut tasks: VecDeque<Task> = std::mem::take(&mut old.tasks);
         tasks.retain(|t| !matches!(t, Task::RekeyIke(_) | Task::Dpd));
         IkeSa {
-            conn: old.conn.clone(),
-            cfg: old.cfg.clone(),
-            initiator,
-            spi_i,
-            spi_r,
-            state: IkeState::Established,
-            local: old.local,
-            remote: old.remote,
             algs: Some(algs),
             keys: Some(keys),
             sk: Some(sk),
             nonce_i,
             nonce_r,
-            init_req: Vec::new(),
-            init_resp: Vec::new(),
-            dh: None,
-            cookie: None,
-            cookie_restarts: 0,
             nat_detected: old.nat_detected,
             udp_encap: old.udp_encap,
-            next_msg_id: 0,
-            peer_msg_id: 0,
-            cached_response: None,
-            pending: None,
             tasks,
             children: std::mem::take(&mut old.children),
             established_at: Some(now),
             rekey_at,
-            last_inbound: now,
-            expire_at: None,
             rekeyed: true,
+            ..IkeSa::new(
+                old.cfg.clone(),
+                initiator,
+                spi_i,
+                spi_r,
+                IkeState::Established,
+                old.local,
+                old.remote,
+                now,
+            )
         }
     }
 

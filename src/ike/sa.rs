@@ -171,6 +171,53 @@ pub(crate) struct IkeSa {
 }
 
 impl IkeSa {
+    /// A fresh SA: no keys, no exchange in flight, no children; callers fill in the rest.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        cfg: IkeConfig,
+        initiator: bool,
+        spi_i: u64,
+        spi_r: u64,
+        state: IkeState,
+        local: SocketAddr,
+        remote: SocketAddr,
+        now: Instant,
+    ) -> IkeSa {
+        IkeSa {
+            conn: cfg.name.clone(),
+            cfg,
+            initiator,
+            spi_i,
+            spi_r,
+            state,
+            local,
+            remote,
+            algs: None,
+            keys: None,
+            sk: None,
+            nonce_i: Vec::new(),
+            nonce_r: Vec::new(),
+            init_req: Vec::new(),
+            init_resp: Vec::new(),
+            dh: None,
+            cookie: None,
+            cookie_restarts: 0,
+            nat_detected: false,
+            udp_encap: false,
+            next_msg_id: 0,
+            peer_msg_id: 0,
+            cached_response: None,
+            pending: None,
+            tasks: VecDeque::new(),
+            children: Vec::new(),
+            established_at: None,
+            rekey_at: None,
+            last_inbound: now,
+            expire_at: None,
+            rekeyed: false,
+        }
+    }
+
     /// Our own SPI, the key of the SA table.
     pub fn our_spi(&self) -> u64 {
         if self.initiator {
