@@ -315,6 +315,18 @@ impl Engine {
         });
     }
 
+    /// A response carrying one notify (an error, or TEMPORARY_FAILURE).
+    fn send_notify(
+        &mut self,
+        sa: &mut IkeSa,
+        exchange: u8,
+        msg_id: u32,
+        ntype: u16,
+        data: Vec<u8>,
+    ) {
+        self.send_response(sa, exchange, msg_id, &[Payload::notify(ntype, data)]);
+    }
+
     fn send_response(&mut self, sa: &mut IkeSa, exchange: u8, msg_id: u32, payloads: &[Payload]) {
         let h = Self::header(sa, exchange, msg_id, true);
         let data = self.encode(sa, h, payloads);
@@ -323,13 +335,14 @@ impl Engine {
         sa.cached_response = Some((msg_id, data));
     }
 
-    /// An unencrypted IKE_SA_INIT error response (SPIr = 0, nothing kept).
+    /// An unencrypted IKE_SA_INIT response carrying one notify (SPIr = 0, nothing kept).
     fn reply_plain(
         &mut self,
         local: SocketAddr,
         remote: SocketAddr,
         req: &Header,
-        payloads: &[Payload],
+        ntype: u16,
+        data: Vec<u8>,
     ) {
         let h = Header {
             spi_i: req.spi_i,
@@ -341,8 +354,8 @@ impl Engine {
             msg_id: req.msg_id,
             length: 0,
         };
-        let data = codec::encode_plain(h, payloads);
-        self.transmit(local, remote, data);
+        let msg = codec::encode_plain(h, &[Payload::notify(ntype, data)]);
+        self.transmit(local, remote, msg);
     }
 
     fn emit_keylog(&mut self, sa: &IkeSa) {
@@ -1111,7 +1124,8 @@ impl Engine {
                             local,
                             remote,
                             &h,
-                            &[Payload::notify(n::UNSUPPORTED_CRITICAL_PAYLOAD, vec![pt])],
+                            n::UNSUPPORTED_CRITICAL_PAYLOAD,
+                            vec![pt],
                         );
                     }
                     _ => self.stats.malformed_dropped += 1,
@@ -1196,12 +1210,7 @@ impl Engine {
         if candidates.is_empty() {
             warn!("no connection configured for IKE_SA_INIT {local} <- {remote}, answering NO_PROPOSAL_CHOSEN");
             self.stats.no_proposal += 1;
-            self.reply_plain(
-                local,
-                remote,
-                h,
-                &[Payload::notify(n::NO_PROPOSAL_CHOSEN, vec![])],
-            );
+            self.reply_plain(local, remote, h, n::NO_PROPOSAL_CHOSEN, vec![]);
             return;
         }
         let found = Collected::from(&msg.payloads);
@@ -1210,12 +1219,7 @@ impl Engine {
         else {
             debug!("IKE_SA_INIT from {remote} lacks SA, KE or Nonce");
             self.stats.malformed_dropped += 1;
-            self.reply_plain(
-                local,
-                remote,
-                h,
-                &[Payload::notify(n::INVALID_SYNTAX, vec![])],
-            );
+            self.reply_plain(local, remote, h, n::INVALID_SYNTAX, vec![]);
             return;
         };
         let half_open = self
@@ -1230,7 +1234,7 @@ impl Engine {
             if !ok {
                 debug!("demanding COOKIE from {remote} ({half_open} half-open IKE_SAs)");
                 self.stats.cookies_sent += 1;
-                self.reply_plain(local, remote, h, &[Payload::notify(n::COOKIE, expected)]);
+                self.reply_plain(local, remote, h, n::COOKIE, expected);
                 return;
             }
         }
@@ -1249,12 +1253,7 @@ impl Engine {
                 configured.join(", ")
             );
             self.stats.no_proposal += 1;
-            self.reply_plain(
-                local,
-                remote,
-                h,
-                &[Payload::notify(n::NO_PROPOSAL_CHOSEN, vec![])],
-            );
+            self.reply_plain(local, remote, h, n::NO_PROPOSAL_CHOSEN, vec![]);
             return;
         };
         if algs.dh.transform_id() != ke_group {
@@ -1267,10 +1266,8 @@ impl Engine {
                 local,
                 remote,
                 h,
-                &[Payload::notify(
-                    n::INVALID_KE_PAYLOAD,
-                    algs.dh.transform_id().to_be_bytes().to_vec(),
-                )],
+                n::INVALID_KE_PAYLOAD,
+                algs.dh.transform_id().to_be_bytes().to_vec(),
             );
             return;
         }
@@ -1280,12 +1277,7 @@ impl Engine {
             Err(e) => {
                 debug!("bad KE from {remote}: {e}");
                 self.stats.malformed_dropped += 1;
-                self.reply_plain(
-                    local,
-                    remote,
-                    h,
-                    &[Payload::notify(n::INVALID_SYNTAX, vec![])],
-                );
+                self.reply_plain(local, remote, h, n::INVALID_SYNTAX, vec![]);
                 return;
             }
         };
@@ -2021,12 +2013,7 @@ impl Engine {
                 .map(|i| i.to_string())
                 .unwrap_or_else(|| "<no valid IDi>".into());
             warn!("authentication of '{who}' ({}) failed: PSK or identity mismatch; answering AUTHENTICATION_FAILED", sa.remote);
-            self.send_response(
-                sa,
-                EXCH_IKE_AUTH,
-                msg_id,
-                &[Payload::notify(n::AUTHENTICATION_FAILED, vec![])],
-            );
+            self.send_notify(sa, EXCH_IKE_AUTH, msg_id, n::AUTHENTICATION_FAILED, vec![]);
             self.forget(sa);
             return false;
         };
@@ -2225,11 +2212,12 @@ impl Engine {
             Ok(p) => p,
             Err(SkError::Parse(ParseError::UnsupportedCritical(pt))) => {
                 sa.peer_msg_id = sa.peer_msg_id.wrapping_add(1);
-                self.send_response(
+                self.send_notify(
                     sa,
                     msg.header.exchange,
                     mid,
-                    &[Payload::notify(n::UNSUPPORTED_CRITICAL_PAYLOAD, vec![pt])],
+                    n::UNSUPPORTED_CRITICAL_PAYLOAD,
+                    vec![pt],
                 );
                 return sa.state != IkeState::InitReplied;
             }
@@ -2254,24 +2242,14 @@ impl Engine {
         match (msg.header.exchange, sa.state) {
             (EXCH_IKE_AUTH, IkeState::InitReplied) => self.on_auth_request(now, sa, mid, &payloads),
             (_, IkeState::InitReplied) | (EXCH_IKE_AUTH, _) => {
-                self.send_response(
-                    sa,
-                    msg.header.exchange,
-                    mid,
-                    &[Payload::notify(n::INVALID_SYNTAX, vec![])],
-                );
+                self.send_notify(sa, msg.header.exchange, mid, n::INVALID_SYNTAX, vec![]);
                 sa.state != IkeState::InitReplied
             }
             (EXCH_CREATE_CHILD_SA, IkeState::Established) => {
                 self.on_create_child_request(now, sa, mid, &payloads)
             }
             (EXCH_CREATE_CHILD_SA, _) => {
-                self.send_response(
-                    sa,
-                    EXCH_CREATE_CHILD_SA,
-                    mid,
-                    &[Payload::notify(n::TEMPORARY_FAILURE, vec![])],
-                );
+                self.send_notify(sa, EXCH_CREATE_CHILD_SA, mid, n::TEMPORARY_FAILURE, vec![]);
                 true
             }
             (EXCH_INFORMATIONAL, _) => self.on_informational_request(now, sa, mid, &payloads),
@@ -2373,24 +2351,14 @@ impl Engine {
             ..
         } = Collected::from(payloads);
         let (Some(props), Some(nonce_i)) = (sa_p, nonce_i) else {
-            self.send_response(
-                sa,
-                EXCH_CREATE_CHILD_SA,
-                msg_id,
-                &[Payload::notify(n::INVALID_SYNTAX, vec![])],
-            );
+            self.send_notify(sa, EXCH_CREATE_CHILD_SA, msg_id, n::INVALID_SYNTAX, vec![]);
             return true;
         };
         if props.iter().any(|p| p.protocol == PROTO_IKE) {
             return self.on_ike_rekey_request(now, sa, msg_id, props, nonce_i, ke);
         }
         let (Some(tsi), Some(tsr)) = (tsi, tsr) else {
-            self.send_response(
-                sa,
-                EXCH_CREATE_CHILD_SA,
-                msg_id,
-                &[Payload::notify(n::INVALID_SYNTAX, vec![])],
-            );
+            self.send_notify(sa, EXCH_CREATE_CHILD_SA, msg_id, n::INVALID_SYNTAX, vec![]);
             return true;
         };
         let mut rekey_of = None;
@@ -2424,12 +2392,7 @@ impl Engine {
             match self.negotiate_child(sa, props, &tsi, &tsr, true, ke_group, only.as_deref()) {
                 Ok(x) => x,
                 Err(nt) => {
-                    self.send_response(
-                        sa,
-                        EXCH_CREATE_CHILD_SA,
-                        msg_id,
-                        &[Payload::notify(nt, vec![])],
-                    );
+                    self.send_notify(sa, EXCH_CREATE_CHILD_SA, msg_id, nt, vec![]);
                     return true;
                 }
             };
@@ -2443,11 +2406,12 @@ impl Engine {
                         Ok(s) => shared = Some(s),
                         Err(e) => {
                             debug!(conn = %sa.conn, "bad KE in CREATE_CHILD_SA: {e}");
-                            self.send_response(
+                            self.send_notify(
                                 sa,
                                 EXCH_CREATE_CHILD_SA,
                                 msg_id,
-                                &[Payload::notify(n::INVALID_SYNTAX, vec![])],
+                                n::INVALID_SYNTAX,
+                                vec![],
                             );
                             return true;
                         }
@@ -2459,14 +2423,12 @@ impl Engine {
                 }
                 _ => {
                     self.stats.invalid_ke_sent += 1;
-                    self.send_response(
+                    self.send_notify(
                         sa,
                         EXCH_CREATE_CHILD_SA,
                         msg_id,
-                        &[Payload::notify(
-                            n::INVALID_KE_PAYLOAD,
-                            g.transform_id().to_be_bytes().to_vec(),
-                        )],
+                        n::INVALID_KE_PAYLOAD,
+                        g.transform_id().to_be_bytes().to_vec(),
                     );
                     return true;
                 }
@@ -2644,11 +2606,12 @@ impl Engine {
         if collision || busy {
             // Let the peer retry later; our own rekey (if any) proceeds.
             debug!(conn = %sa.conn, "peer rekeys IKE_SA while we are busy rekeying: TEMPORARY_FAILURE");
-            self.send_response(
+            self.send_notify(
                 sa,
                 EXCH_CREATE_CHILD_SA,
                 msg_id,
-                &[Payload::notify(n::TEMPORARY_FAILURE, vec![])],
+                n::TEMPORARY_FAILURE,
+                vec![],
             );
             return true;
         }
@@ -2656,12 +2619,7 @@ impl Engine {
             return true;
         };
         let Some((ke_group, ke_data)) = ke else {
-            self.send_response(
-                sa,
-                EXCH_CREATE_CHILD_SA,
-                msg_id,
-                &[Payload::notify(n::INVALID_SYNTAX, vec![])],
-            );
+            self.send_notify(sa, EXCH_CREATE_CHILD_SA, msg_id, n::INVALID_SYNTAX, vec![]);
             return true;
         };
         let valid: Vec<codec::Proposal> = props
@@ -2677,24 +2635,23 @@ impl Engine {
                 select::describe(props),
                 select::describe(&select::ike_to_wire(&sa.cfg.proposals, &[]))
             );
-            self.send_response(
+            self.send_notify(
                 sa,
                 EXCH_CREATE_CHILD_SA,
                 msg_id,
-                &[Payload::notify(n::NO_PROPOSAL_CHOSEN, vec![])],
+                n::NO_PROPOSAL_CHOSEN,
+                vec![],
             );
             return true;
         };
         if algs.dh.transform_id() != ke_group {
             self.stats.invalid_ke_sent += 1;
-            self.send_response(
+            self.send_notify(
                 sa,
                 EXCH_CREATE_CHILD_SA,
                 msg_id,
-                &[Payload::notify(
-                    n::INVALID_KE_PAYLOAD,
-                    algs.dh.transform_id().to_be_bytes().to_vec(),
-                )],
+                n::INVALID_KE_PAYLOAD,
+                algs.dh.transform_id().to_be_bytes().to_vec(),
             );
             return true;
         }
@@ -2703,12 +2660,7 @@ impl Engine {
             .unwrap_or(0);
         let dh = DhPrivate::generate(algs.dh, &mut *self.rng);
         let Ok(shared) = dh.shared_secret(ke_data) else {
-            self.send_response(
-                sa,
-                EXCH_CREATE_CHILD_SA,
-                msg_id,
-                &[Payload::notify(n::INVALID_SYNTAX, vec![])],
-            );
+            self.send_notify(sa, EXCH_CREATE_CHILD_SA, msg_id, n::INVALID_SYNTAX, vec![]);
             return true;
         };
         let new_spi_r = self.new_ike_spi();
