@@ -233,3 +233,34 @@ fn sighup_reload_and_sigterm_cleanup() {
         String::from_utf8_lossy(&lab.exec(Side::Left, "ip addr show 2>&1").stdout).into_owned();
     assert!(!addr.contains("10.255.0.1"), "address left behind: {addr}");
 }
+
+/// A responder that names no addresses (`%any` both ways, like a hub) still learns the real
+/// local address of each exchange: NAT detection finds no NAT and ESP goes raw.
+#[test]
+fn wildcard_responder_binds_real_addresses() {
+    if !netns_env_ok(&[]) {
+        return;
+    }
+    let mut lab = Lab::new("anyaddr");
+    let mut r = GwConf::new(Side::Right);
+    r.tunnel = Some(TUN_R);
+    let cfg = r
+        .render(&lab)
+        .replace("local_addrs = [\"192.0.2.2\"]", "local_addrs = [\"%any\"]")
+        .replace(
+            "remote_addrs = [\"192.0.2.1\"]",
+            "remote_addrs = [\"%any\"]",
+        )
+        .replace("remote_id = \"192.0.2.1\"\n", "");
+    lab.start_ipsecgw(Side::Right, &cfg);
+    let mut l = GwConf::new(Side::Left);
+    l.tunnel = Some(TUN_L);
+    l.start_action = "start";
+    let cfg = l.render(&lab);
+    lab.start_ipsecgw(Side::Left, &cfg);
+    let c = wait_state(&lab, Side::Right, "established");
+    assert_eq!(c["ike"]["nat_detected"], false, "{c}");
+    assert_eq!(c["ike"]["local"], "192.0.2.2:500", "{c}");
+    assert_eq!(c["children"][0]["encap"], "none", "{c}");
+    assert!(lab.ping(Side::Left, "10.1.0.1", "10.2.0.1", 3));
+}

@@ -604,21 +604,34 @@ fn connection(ctx: &mut Ctx, s: Section) -> Option<Connection> {
     s.check_keys(ctx, CONNECTION_KEYS);
 
     let name = s.required(ctx, "name", valid_name).unwrap_or_default();
-    let local_addrs = match s.list(ctx, "local_addrs", ip) {
+    // local_addrs: addresses, or ["%any"] / absent (swanctl's default): every address of the host.
+    let mut local_any = s.get("local_addrs").is_none();
+    let local_addrs = match s.list(ctx, "local_addrs", |a| {
+        if a.trim() == "%any" {
+            Ok(None)
+        } else {
+            ip(a).map(Some).map_err(|e| format!("{e} (or \"%any\")"))
+        }
+    }) {
         Some(v) if v.is_empty() => {
             ctx.err(
                 &s.span_of("local_addrs"),
-                "`local_addrs` must list at least one address",
+                "`local_addrs` must list at least one address (or [\"%any\"])",
             );
-            v
-        }
-        Some(v) => v,
-        None => {
-            if s.get("local_addrs").is_none() {
-                s.missing(ctx, "local_addrs");
-            }
             Vec::new()
         }
+        Some(v) if v.iter().any(Option::is_none) => {
+            if v.len() > 1 {
+                ctx.err(
+                    &s.span_of("local_addrs"),
+                    "`%any` must stand alone in `local_addrs`",
+                );
+            }
+            local_any = true;
+            Vec::new()
+        }
+        Some(v) => v.into_iter().flatten().collect(),
+        None => Vec::new(),
     };
 
     // remote_addrs: addresses, or exactly ["%any"].
@@ -666,6 +679,12 @@ fn connection(ctx: &mut Ctx, s: Section) -> Option<Connection> {
     let local_id = s
         .parsed(ctx, "local_id", |t| t.parse::<Identity>())
         .or_else(|| local_addrs.first().map(|a| Identity::Addr(*a)));
+    if local_any && local_id.is_none() && s.get("local_id").is_none() {
+        ctx.err(
+            s.span,
+            "[[connection]] needs `local_id` when `local_addrs` is %any",
+        );
+    }
     let remote_id = s
         .parsed(ctx, "remote_id", |t| t.parse::<Identity>())
         .or_else(|| remote_addrs.first().map(|a| Identity::Addr(*a)));

@@ -18,10 +18,41 @@ pub struct IkeSockets {
     by_addr: HashMap<IpAddr, (UdpSocket, UdpSocket)>,
 }
 
-/// Binds 500 and 4500 on every local address (`0.0.0.0` when a connection has none).
+/// The host's IPv4 addresses (loopback aside), for a gateway configured without local_addrs.
+fn host_addresses() -> Vec<IpAddr> {
+    let mut out = Vec::new();
+    let mut ifap: *mut libc::ifaddrs = std::ptr::null_mut();
+    // SAFETY: getifaddrs fills a list we only read and then free with freeifaddrs.
+    unsafe {
+        if libc::getifaddrs(&mut ifap) != 0 {
+            return out;
+        }
+        let mut p = ifap;
+        while !p.is_null() {
+            let a = (*p).ifa_addr;
+            if !a.is_null() && i32::from((*a).sa_family) == libc::AF_INET {
+                let sin = &*(a as *const libc::sockaddr_in);
+                let ip = Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr));
+                if !ip.is_loopback() {
+                    out.push(IpAddr::V4(ip));
+                }
+            }
+            p = (*p).ifa_next;
+        }
+        libc::freeifaddrs(ifap);
+    }
+    out
+}
+
+/// Binds 500 and 4500 on every local address. Without configured local addresses it binds
+/// each address the host has, rather than the wildcard, so that every datagram arrives with
+/// its real local address: NAT detection hashes it, and a wildcard socket cannot tell.
 /// Returns our sockets and the 4500 sockets to hand to the data plane.
 pub fn bind_all(addrs: &[IpAddr]) -> Result<(IkeSockets, Vec<UdpSocket>), String> {
     let mut list: Vec<IpAddr> = addrs.to_vec();
+    if list.is_empty() {
+        list = host_addresses();
+    }
     if list.is_empty() {
         list.push(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
     }
