@@ -127,6 +127,16 @@ impl<'a> Collected<'a> {
     }
 }
 
+/// A negotiated CHILD SA before keying: its configuration, the peer's SPI, the algorithms
+/// and the narrowed selectors.
+struct ChildChoice {
+    cfg: ChildConfig,
+    spi_out: u32,
+    algs: EspAlgs,
+    local_ts: Vec<TrafficSelector>,
+    remote_ts: Vec<TrafficSelector>,
+}
+
 /// NAT_DETECTION_*_IP (RFC 7296 2.23): a NAT sits in between when the peer's hash of its own
 /// source (`peer`, as we see it) or of its destination (`us`) does not match. Without both
 /// notifies there is no detection, hence no NAT.
@@ -1768,15 +1778,18 @@ impl Engine {
                 return None;
             }
         };
-        self.install_child(
-            now,
-            sa,
-            &ccfg,
-            spi_in,
+        let choice = ChildChoice {
+            cfg: ccfg,
             spi_out,
             algs,
             local_ts,
             remote_ts,
+        };
+        self.install_child(
+            now,
+            sa,
+            choice,
+            spi_in,
             shared.as_deref().map(|s| &s[..]),
             &ni,
             &nr,
@@ -1792,12 +1805,8 @@ impl Engine {
         &mut self,
         now: Instant,
         sa: &mut IkeSa,
-        ccfg: &ChildConfig,
+        choice: ChildChoice,
         spi_in: u32,
-        spi_out: u32,
-        algs: EspAlgs,
-        local_ts: Vec<TrafficSelector>,
-        remote_ts: Vec<TrafficSelector>,
         shared: Option<&[u8]>,
         ni: &[u8],
         nr: &[u8],
@@ -1807,6 +1816,13 @@ impl Engine {
         let (Some(ike_algs), Some(k)) = (sa.algs, &sa.keys) else {
             return;
         };
+        let ChildChoice {
+            cfg: ccfg,
+            spi_out,
+            algs,
+            local_ts,
+            remote_ts,
+        } = choice;
         let ck = keys::child_keys(ike_algs.prf, &k.sk_d, shared, ni, nr, algs.encr, algs.integ);
         let (ek_out, ik_out, ek_in, ik_in) = if we_initiated {
             (ck.encr_i2r, ck.integ_i2r, ck.encr_r2i, ck.integ_r2i)
@@ -1869,9 +1885,8 @@ impl Engine {
         });
     }
 
-    /// Responder: picks the child config, proposal and narrowed selectors for a request.
-    /// Err = the notify to answer with.
-    #[allow(clippy::type_complexity)]
+    /// Responder: picks the child config, proposal and narrowed selectors for a request;
+    /// Ok also carries the number of the peer's proposal chosen. Err = the notify to answer.
     #[allow(clippy::too_many_arguments)]
     fn negotiate_child(
         &mut self,
@@ -1882,17 +1897,7 @@ impl Engine {
         with_dh: bool,
         ke_group: Option<u16>,
         only: Option<&str>,
-    ) -> Result<
-        (
-            ChildConfig,
-            u8,
-            u32,
-            EspAlgs,
-            Vec<TrafficSelector>,
-            Vec<TrafficSelector>,
-        ),
-        u16,
-    > {
+    ) -> Result<(ChildChoice, u8), u16> {
         let mut proposal_matched = false;
         for c in sa
             .cfg
@@ -1911,14 +1916,14 @@ impl Engine {
                 continue;
             }
             let spi: [u8; 4] = rp.spi.as_slice().try_into().unwrap_or([0; 4]);
-            return Ok((
-                c.clone(),
-                rp.num,
-                u32::from_be_bytes(spi),
+            let choice = ChildChoice {
+                cfg: c.clone(),
+                spi_out: u32::from_be_bytes(spi),
                 algs,
                 local_ts,
                 remote_ts,
-            ));
+            };
+            return Ok((choice, rp.num));
         }
         if proposal_matched {
             self.stats.ts_unacceptable += 1;
@@ -2046,17 +2051,18 @@ impl Engine {
         self.established(now, sa);
         if let (Some(props), Some(tsi), Some(tsr)) = (sa_p, tsi, tsr) {
             match self.negotiate_child(sa, props, &tsi, &tsr, false, None, None) {
-                Ok((ccfg, num, spi_out, calgs, local_ts, remote_ts)) => {
+                Ok((choice, num)) => {
                     let spi_in = self.new_child_spi(Some(sa));
-                    resp.push(Payload::Sa(vec![select::esp_reply(num, &calgs, spi_in)]));
-                    resp.push(Payload::TsI(select::ts_to_wire(&remote_ts)));
-                    resp.push(Payload::TsR(select::ts_to_wire(&local_ts)));
+                    resp.push(Payload::Sa(vec![select::esp_reply(
+                        num,
+                        &choice.algs,
+                        spi_in,
+                    )]));
+                    resp.push(Payload::TsI(select::ts_to_wire(&choice.remote_ts)));
+                    resp.push(Payload::TsR(select::ts_to_wire(&choice.local_ts)));
                     let (ni, nr) = (sa.nonce_i.clone(), sa.nonce_r.clone());
                     self.send_response(sa, EXCH_IKE_AUTH, msg_id, &resp);
-                    self.install_child(
-                        now, sa, &ccfg, spi_in, spi_out, calgs, local_ts, remote_ts, None, &ni,
-                        &nr, false, None,
-                    );
+                    self.install_child(now, sa, choice, spi_in, None, &ni, &nr, false, None);
                     return true;
                 }
                 Err(nt) => resp.push(Payload::notify(nt, vec![])),
@@ -2388,7 +2394,7 @@ impl Engine {
             }
         }
         let ke_group = ke.map(|(g, _)| g);
-        let (ccfg, num, spi_out, algs, local_ts, remote_ts) =
+        let (choice, num) =
             match self.negotiate_child(sa, props, &tsi, &tsr, true, ke_group, only.as_deref()) {
                 Ok(x) => x,
                 Err(nt) => {
@@ -2398,7 +2404,7 @@ impl Engine {
             };
         let mut shared = None;
         let mut our_ke = None;
-        if let Some(g) = algs.dh {
+        if let Some(g) = choice.algs.dh {
             match ke {
                 Some((kg, data)) if kg == g.transform_id() => {
                     let d = DhPrivate::generate(g, &mut *self.rng);
@@ -2437,22 +2443,18 @@ impl Engine {
         let spi_in = self.new_child_spi(Some(sa));
         let nonce_r = self.random_bytes(NONCE_LEN);
         let mut resp = vec![
-            Payload::Sa(vec![select::esp_reply(num, &algs, spi_in)]),
+            Payload::Sa(vec![select::esp_reply(num, &choice.algs, spi_in)]),
             Payload::Nonce(nonce_r.clone()),
         ];
         resp.extend(our_ke);
-        resp.push(Payload::TsI(select::ts_to_wire(&remote_ts)));
-        resp.push(Payload::TsR(select::ts_to_wire(&local_ts)));
+        resp.push(Payload::TsI(select::ts_to_wire(&choice.remote_ts)));
+        resp.push(Payload::TsR(select::ts_to_wire(&choice.local_ts)));
         self.send_response(sa, EXCH_CREATE_CHILD_SA, msg_id, &resp);
         self.install_child(
             now,
             sa,
-            &ccfg,
+            choice,
             spi_in,
-            spi_out,
-            algs,
-            local_ts,
-            remote_ts,
             shared.as_deref().map(|s| &s[..]),
             nonce_i,
             &nonce_r,
