@@ -70,8 +70,33 @@ fn ip(ns: &NetnsGuard, args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `ip -n NS` with the arguments written as one line ("route add 10.50.0.0/16 dev t0").
+fn ip_cmd(ns: &NetnsGuard, cmd: &str) -> String {
+    ip(ns, &cmd.split_whitespace().collect::<Vec<_>>())
+}
+
+/// Whether `ip netns list` shows `name`, and its output (for messages).
+fn netns_listed(name: &str) -> (bool, String) {
+    let out = Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+        .expect("running ip");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let listed = text
+        .lines()
+        .any(|l| l.split_whitespace().next() == Some(name));
+    (listed, text)
+}
+
 fn add_tun(ns: &NetnsGuard, ifname: &str) {
     ip(ns, &["tuntap", "add", "dev", ifname, "mode", "tun"]);
+}
+
+/// Test setup: `address`/32 on `ifname` (MTU 1400, up).
+async fn tun_address(nl: &Netlink, ifname: &str, address: &str) {
+    nl.configure_interface(ifname, addr(address), 32, 1400)
+        .await
+        .unwrap();
 }
 
 /// Runs an async body inside the namespace on a current-thread tokio runtime, with a Netlink
@@ -123,7 +148,7 @@ fn configure_interface_sets_address_mtu_and_up_idempotently() {
     }
     let ns = test_ns("cfg");
     add_tun(&ns, "t0");
-    let link_line = ip(&ns, &["-o", "link", "show", "dev", "t0"]);
+    let link_line = ip_cmd(&ns, "-o link show dev t0");
     let kernel_index: u32 = link_line.split(':').next().unwrap().trim().parse().unwrap();
 
     let index = run_in(&ns, |nl| async move {
@@ -143,7 +168,7 @@ fn configure_interface_sets_address_mtu_and_up_idempotently() {
     });
     assert_eq!(index, Some(kernel_index));
 
-    let link = ip(&ns, &["-o", "link", "show", "dev", "t0"]);
+    let link = ip_cmd(&ns, "-o link show dev t0");
     assert!(link.contains("mtu 1400"), "{link}");
     let flags = link
         .split('<')
@@ -151,7 +176,7 @@ fn configure_interface_sets_address_mtu_and_up_idempotently() {
         .and_then(|s| s.split('>').next())
         .unwrap();
     assert!(flags.split(',').any(|f| f == "UP"), "{link}");
-    let addrs = ip(&ns, &["-o", "addr", "show", "dev", "t0"]);
+    let addrs = ip_cmd(&ns, "-o addr show dev t0");
     assert_eq!(addrs.matches("inet 10.2.30.125/32").count(), 1, "{addrs}");
     assert!(
         !addrs.contains("brd"),
@@ -174,7 +199,7 @@ fn configure_interface_sets_address_mtu_and_up_idempotently() {
             .await
             .unwrap()
     });
-    assert!(ip(&ns, &["-o", "link", "show", "dev", "t0"]).contains("mtu 1300"));
+    assert!(ip_cmd(&ns, "-o link show dev t0").contains("mtu 1300"));
 
     run_in(&ns, |nl| async move {
         nl.remove_address("t0", addr("10.2.30.125"), 32)
@@ -191,7 +216,7 @@ fn configure_interface_sets_address_mtu_and_up_idempotently() {
             .await
             .unwrap();
     });
-    let addrs = ip(&ns, &["-o", "addr", "show", "dev", "t0"]);
+    let addrs = ip_cmd(&ns, "-o addr show dev t0");
     assert!(
         !addrs.contains("10.2.30.125") && !addrs.contains("2001:db8:30::125"),
         "{addrs}"
@@ -206,9 +231,7 @@ fn add_route_with_and_without_pref_src_is_ours_and_idempotent() {
     let ns = test_ns("add");
     add_tun(&ns, "t0");
     run_in(&ns, |nl| async move {
-        nl.configure_interface("t0", addr("10.2.30.125"), 32, 1400)
-            .await
-            .unwrap();
+        tun_address(&nl, "t0", "10.2.30.125").await;
         nl.configure_interface("t0", addr("2001:db8:30::125"), 128, 1400)
             .await
             .unwrap();
@@ -263,15 +286,9 @@ fn add_route_with_and_without_pref_src_is_ours_and_idempotent() {
     assert!(v6src[0].contains("src 2001:db8:30::125"), "{v6src:?}");
 
     // The kernel filter agrees: exactly these four routes carry our protocol.
-    let ours = ip(
-        &ns,
-        &["route", "show", "proto", &RTPROT_IPSECGW.to_string()],
-    );
+    let ours = ip_cmd(&ns, &format!("route show proto {RTPROT_IPSECGW}"));
     assert_eq!(ours.lines().count(), 2, "{ours}");
-    let ours6 = ip(
-        &ns,
-        &["-6", "route", "show", "proto", &RTPROT_IPSECGW.to_string()],
-    );
+    let ours6 = ip_cmd(&ns, &format!("-6 route show proto {RTPROT_IPSECGW}"));
     assert_eq!(ours6.lines().count(), 2, "{ours6}");
 
     let mut listed = run_in(&ns, |nl| async move { nl.list_own_routes().await.unwrap() });
@@ -297,10 +314,10 @@ fn add_route_moves_our_route_and_refuses_to_replace_a_foreign_one() {
     let ns = test_ns("foreign");
     add_tun(&ns, "t0");
     add_tun(&ns, "t1");
-    ip(&ns, &["link", "set", "t0", "up"]);
-    ip(&ns, &["link", "set", "t1", "up"]);
+    ip_cmd(&ns, "link set t0 up");
+    ip_cmd(&ns, "link set t1 up");
     // Someone else's route (proto boot, metric 0) for the prefix we are asked to install.
-    ip(&ns, &["route", "add", "10.60.0.0/24", "dev", "t1"]);
+    ip_cmd(&ns, "route add 10.60.0.0/24 dev t1");
     let before = route_lines(&ns, false, "10.60.0.0/24");
 
     let err = run_in(&ns, |nl| async move {
@@ -324,20 +341,7 @@ fn add_route_moves_our_route_and_refuses_to_replace_a_foreign_one() {
     );
 
     // A foreign route with another metric does not collide: ours (metric 0) is added next to it.
-    ip(
-        &ns,
-        &[
-            "route",
-            "add",
-            "10.61.0.0/24",
-            "dev",
-            "t1",
-            "metric",
-            "100",
-            "proto",
-            "static",
-        ],
-    );
+    ip_cmd(&ns, "route add 10.61.0.0/24 dev t1 metric 100 proto static");
     run_in(&ns, |nl| async move {
         nl.add_route(pfx("10.61.0.0/24"), "t0", None).await.unwrap();
         // Our own route is replaced in place when installed on another device.
@@ -365,12 +369,8 @@ fn del_route_deletes_only_our_route() {
     add_tun(&ns, "t0");
     add_tun(&ns, "t1");
     run_in(&ns, |nl| async move {
-        nl.configure_interface("t0", addr("10.2.30.125"), 32, 1400)
-            .await
-            .unwrap();
-        nl.configure_interface("t1", addr("10.2.31.125"), 32, 1400)
-            .await
-            .unwrap();
+        tun_address(&nl, "t0", "10.2.30.125").await;
+        tun_address(&nl, "t1", "10.2.31.125").await;
         nl.add_route(pfx("10.10.30.254/32"), "t0", Some(addr("10.2.30.125")))
             .await
             .unwrap();
@@ -382,32 +382,11 @@ fn del_route_deletes_only_our_route() {
             .unwrap();
     });
     // Foreign routes: same prefix with another metric, and same prefix on another device.
-    ip(
+    ip_cmd(
         &ns,
-        &[
-            "route",
-            "add",
-            "10.10.30.254/32",
-            "dev",
-            "t0",
-            "metric",
-            "100",
-            "proto",
-            "static",
-        ],
+        "route add 10.10.30.254/32 dev t0 metric 100 proto static",
     );
-    ip(
-        &ns,
-        &[
-            "route",
-            "add",
-            "10.10.30.254/32",
-            "dev",
-            "t1",
-            "metric",
-            "200",
-        ],
-    );
+    ip_cmd(&ns, "route add 10.10.30.254/32 dev t1 metric 200");
 
     run_in(&ns, |nl| async move {
         // Our route is on t0, not t1: asking to delete it on t1 does nothing.
@@ -449,9 +428,7 @@ fn flush_stale_routes_removes_ours_and_nothing_else() {
     let ns = test_ns("flush");
     add_tun(&ns, "t0");
     run_in(&ns, |nl| async move {
-        nl.configure_interface("t0", addr("10.2.30.125"), 32, 1400)
-            .await
-            .unwrap();
+        tun_address(&nl, "t0", "10.2.30.125").await;
         nl.add_route(pfx("10.10.30.254/32"), "t0", Some(addr("10.2.30.125")))
             .await
             .unwrap();
@@ -461,52 +438,17 @@ fn flush_stale_routes_removes_ours_and_nothing_else() {
             .unwrap();
     });
     // A leftover of a crashed run in another table, and the host's own routes.
-    let proto = RTPROT_IPSECGW.to_string();
-    ip(
+    ip_cmd(
         &ns,
-        &[
-            "route",
-            "add",
-            "10.97.0.0/16",
-            "dev",
-            "t0",
-            "proto",
-            &proto,
-            "table",
-            "100",
-        ],
+        &format!("route add 10.97.0.0/16 dev t0 proto {RTPROT_IPSECGW} table 100"),
     );
-    ip(&ns, &["route", "add", "10.50.0.0/16", "dev", "t0"]);
-    ip(
+    ip_cmd(&ns, "route add 10.50.0.0/16 dev t0");
+    ip_cmd(&ns, "route add 10.51.0.0/16 dev t0 proto static");
+    ip_cmd(
         &ns,
-        &[
-            "route",
-            "add",
-            "10.51.0.0/16",
-            "dev",
-            "t0",
-            "proto",
-            "static",
-        ],
+        "route add 10.10.30.254/32 dev t0 metric 50 proto static",
     );
-    ip(
-        &ns,
-        &[
-            "route",
-            "add",
-            "10.10.30.254/32",
-            "dev",
-            "t0",
-            "metric",
-            "50",
-            "proto",
-            "static",
-        ],
-    );
-    ip(
-        &ns,
-        &["-6", "route", "add", "2001:db8:50::/48", "dev", "t0"],
-    );
+    ip_cmd(&ns, "-6 route add 2001:db8:50::/48 dev t0");
     let foreign = |ns: &NetnsGuard| -> Vec<String> {
         let mut all: Vec<String> = ["-4 -d route show table all", "-6 -d route show table all"]
             .iter()
@@ -543,10 +485,10 @@ fn flush_stale_routes_removes_ours_and_nothing_else() {
         foreign_before,
         "foreign routes must be untouched"
     );
-    let ours = ip(&ns, &["route", "show", "table", "all", "proto", &proto])
-        + &ip(
+    let ours = ip_cmd(&ns, &format!("route show table all proto {RTPROT_IPSECGW}"))
+        + &ip_cmd(
             &ns,
-            &["-6", "route", "show", "table", "all", "proto", &proto],
+            &format!("-6 route show table all proto {RTPROT_IPSECGW}"),
         );
     assert!(ours.trim().is_empty(), "{ours}");
 }
@@ -584,7 +526,7 @@ fn missing_device_is_a_clean_error() {
         "{bad_name}"
     );
     // Nothing was installed.
-    let routes = ip(&ns, &["route", "show", "table", "all"]);
+    let routes = ip_cmd(&ns, "route show table all");
     assert!(!routes.contains("10.10.30.254"), "{routes}");
 }
 
@@ -596,9 +538,7 @@ fn kernel_refusal_names_what_and_where() {
     let ns = test_ns("refuse");
     add_tun(&ns, "t0");
     let err = run_in(&ns, |nl| async move {
-        nl.configure_interface("t0", addr("10.2.30.125"), 32, 1400)
-            .await
-            .unwrap();
+        tun_address(&nl, "t0", "10.2.30.125").await;
         // 10.9.9.9 is not an address of this host: the kernel refuses it as preferred source.
         nl.add_route(pfx("10.10.30.254/32"), "t0", Some(addr("10.9.9.9")))
             .await
@@ -619,15 +559,11 @@ fn route_set_withdraws_exactly_what_it_installed() {
     let ns = test_ns("set");
     add_tun(&ns, "t0");
     add_tun(&ns, "t1");
-    ip(&ns, &["link", "set", "t0", "up"]);
-    ip(&ns, &["route", "add", "10.50.0.0/16", "dev", "t0"]);
+    ip_cmd(&ns, "link set t0 up");
+    ip_cmd(&ns, "route add 10.50.0.0/16 dev t0");
     let (after_iface, after_all, remaining) = run_in(&ns, |nl| async move {
-        nl.configure_interface("t0", addr("10.2.30.125"), 32, 1400)
-            .await
-            .unwrap();
-        nl.configure_interface("t1", addr("10.2.31.125"), 32, 1400)
-            .await
-            .unwrap();
+        tun_address(&nl, "t0", "10.2.30.125").await;
+        tun_address(&nl, "t1", "10.2.31.125").await;
         let mut set = RouteSet::new();
         set.install(&nl, pfx("10.10.30.254/32"), "t0", Some(addr("10.2.30.125")))
             .await
@@ -673,20 +609,8 @@ fn in_netns_runs_inside_and_the_guard_deletes_the_namespace() {
         let ns = test_ns("guard");
         name = ns.name().to_string();
         add_tun(&ns, "inside0");
-        let listed = String::from_utf8(
-            Command::new("ip")
-                .args(["netns", "list"])
-                .output()
-                .unwrap()
-                .stdout,
-        )
-        .unwrap();
-        assert!(
-            listed
-                .lines()
-                .any(|l| l.split_whitespace().next() == Some(name.as_str())),
-            "{listed}"
-        );
+        let (listed, text) = netns_listed(&name);
+        assert!(listed, "{text}");
         let (inside, outside) = (
             run_in(
                 &ns,
@@ -708,19 +632,7 @@ fn in_netns_runs_inside_and_the_guard_deletes_the_namespace() {
         assert!(inside.is_some());
         assert_eq!(outside, None, "the TUN lives only inside the namespace");
     }
-    let listed = String::from_utf8(
-        Command::new("ip")
-            .args(["netns", "list"])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .unwrap();
-    assert!(
-        !listed
-            .lines()
-            .any(|l| l.split_whitespace().next() == Some(name.as_str())),
-        "{listed}"
-    );
+    let (listed, text) = netns_listed(&name);
+    assert!(!listed, "{text}");
     assert!(!std::path::Path::new("/var/run/netns").join(&name).exists());
 }
