@@ -1553,19 +1553,10 @@ impl Engine {
     // ---------------------------------------------------------------- IKE_AUTH
 
     fn send_auth(&mut self, now: Instant, sa: &mut IkeSa) {
-        let (Some(algs), Some(k)) = (sa.algs, &sa.keys) else {
+        let id = &sa.cfg.local_id;
+        let Some(auth) = sa.psk_auth(&sa.cfg.psk, true, &id_body(id.id_type(), &id.data())) else {
             return;
         };
-        let id = &sa.cfg.local_id;
-        let body = id_body(id.id_type(), &id.data());
-        let auth = keys::psk_auth(
-            algs.prf,
-            &sa.cfg.psk,
-            &sa.init_req,
-            &sa.nonce_r,
-            &k.sk_pi,
-            &body,
-        );
         let mut payloads = vec![Payload::IdI {
             id_type: id.id_type(),
             data: id.data(),
@@ -1620,9 +1611,6 @@ impl Engine {
         payloads: &[Payload],
         child: Option<(String, u32)>,
     ) -> bool {
-        let (Some(algs), Some(k)) = (sa.algs, &sa.keys) else {
-            return false;
-        };
         let found = Collected::from(payloads);
         let (Some((id_type, id_data)), Some((method, auth_data))) = (found.idr, found.auth) else {
             let reason = match codec::first_error_notify(payloads) {
@@ -1645,15 +1633,10 @@ impl Engine {
                 return false;
             }
         }
-        let expected = keys::psk_auth(
-            algs.prf,
-            &sa.cfg.psk,
-            &sa.init_resp,
-            &sa.nonce_i,
-            &k.sk_pr,
-            &id_body(id_type, id_data),
-        );
-        if method != codec::AUTH_PSK || !ct_eq(&expected, auth_data) {
+        let verified = sa
+            .psk_auth(&sa.cfg.psk, false, &id_body(id_type, id_data))
+            .is_some_and(|expected| ct_eq(&expected, auth_data));
+        if method != codec::AUTH_PSK || !verified {
             self.stats.auth_failures += 1;
             self.fail_initiator(
                 now,
@@ -1961,9 +1944,6 @@ impl Engine {
         msg_id: u32,
         payloads: &[Payload],
     ) -> bool {
-        let (Some(algs), Some(k)) = (sa.algs, &sa.keys) else {
-            return false;
-        };
         let Collected {
             idi,
             idr,
@@ -1998,15 +1978,8 @@ impl Engine {
                 order
                     .into_iter()
                     .find(|c| {
-                        let expected = keys::psk_auth(
-                            algs.prf,
-                            &c.psk,
-                            &sa.init_req,
-                            &sa.nonce_r,
-                            &k.sk_pi,
-                            &body,
-                        );
-                        ct_eq(&expected, adata)
+                        sa.psk_auth(&c.psk, true, &body)
+                            .is_some_and(|expected| ct_eq(&expected, adata))
                     })
                     .cloned()
             }
@@ -2029,14 +2002,9 @@ impl Engine {
         }
         let our_id = &sa.cfg.local_id;
         let body = id_body(our_id.id_type(), &our_id.data());
-        let our_auth = keys::psk_auth(
-            algs.prf,
-            &sa.cfg.psk,
-            &sa.init_resp,
-            &sa.nonce_i,
-            &k.sk_pr,
-            &body,
-        );
+        let Some(our_auth) = sa.psk_auth(&sa.cfg.psk, false, &body) else {
+            return false;
+        };
         let mut resp = vec![
             Payload::IdR {
                 id_type: our_id.id_type(),

@@ -1,12 +1,13 @@
 //! IKE SA and CHILD SA state held by the engine.
 
-use super::keys::{IkeAlgs, IkeKeys, SkCrypto};
+use super::keys::{self, IkeAlgs, IkeKeys, SkCrypto};
 use super::select::EspAlgs;
 use super::{IkeConfig, TrafficSelector};
 use crate::crypto::DhPrivate;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
+use zeroize::Zeroizing;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum IkeState {
@@ -216,6 +217,26 @@ impl IkeSa {
             expire_at: None,
             rekeyed: false,
         }
+    }
+
+    /// The PSK AUTH data (RFC 7296 2.15) of this SA's initiator (`of_initiator`) or responder
+    /// for the ID payload body `id_body`: each side signs its own first message, the other
+    /// side's nonce and its ID with its SK_p. None before the SA is keyed.
+    pub fn psk_auth(
+        &self,
+        psk: &[u8],
+        of_initiator: bool,
+        id_body: &[u8],
+    ) -> Option<Zeroizing<Vec<u8>>> {
+        let (algs, k) = (self.algs?, self.keys.as_ref()?);
+        let (message, peer_nonce, sk_p) = if of_initiator {
+            (&self.init_req, &self.nonce_r, &k.sk_pi)
+        } else {
+            (&self.init_resp, &self.nonce_i, &k.sk_pr)
+        };
+        Some(keys::psk_auth(
+            algs.prf, psk, message, peer_nonce, sk_p, id_body,
+        ))
     }
 
     /// Our own SPI, the key of the SA table.
