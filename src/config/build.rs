@@ -595,6 +595,15 @@ fn ip(text: &str) -> Result<IpAddr, String> {
         .map_err(|_| format!("\"{text}\" is not an IP address"))
 }
 
+/// An address, or None for "%any".
+fn ip_or_any(text: &str) -> Result<Option<IpAddr>, String> {
+    if text.trim() == "%any" {
+        Ok(None)
+    } else {
+        ip(text).map(Some).map_err(|e| format!("{e} (or \"%any\")"))
+    }
+}
+
 fn prefix(text: &str) -> Result<IpPrefix, String> {
     text.parse()
 }
@@ -606,13 +615,7 @@ fn connection(ctx: &mut Ctx, s: Section) -> Option<Connection> {
     let name = s.required(ctx, "name", valid_name).unwrap_or_default();
     // local_addrs: addresses, or ["%any"] / absent (swanctl's default): every address of the host.
     let mut local_any = s.get("local_addrs").is_none();
-    let local_addrs = match s.list(ctx, "local_addrs", |a| {
-        if a.trim() == "%any" {
-            Ok(None)
-        } else {
-            ip(a).map(Some).map_err(|e| format!("{e} (or \"%any\")"))
-        }
-    }) {
+    let local_addrs = match s.list(ctx, "local_addrs", ip_or_any) {
         Some(v) if v.is_empty() => {
             ctx.err(
                 &s.span_of("local_addrs"),
@@ -636,13 +639,7 @@ fn connection(ctx: &mut Ctx, s: Section) -> Option<Connection> {
 
     // remote_addrs: addresses, or exactly ["%any"].
     let mut remote_any = false;
-    let remote_addrs = match s.list(ctx, "remote_addrs", |a| {
-        if a.trim() == "%any" {
-            Ok(None)
-        } else {
-            ip(a).map(Some).map_err(|e| format!("{e} (or \"%any\")"))
-        }
-    }) {
+    let remote_addrs = match s.list(ctx, "remote_addrs", ip_or_any) {
         Some(v) if v.is_empty() => {
             ctx.err(
                 &s.span_of("remote_addrs"),
