@@ -435,13 +435,6 @@ pub struct Update {
     pub nlri: Vec<IpPrefix>,
 }
 
-impl Update {
-    /// End-of-RIB for IPv4 unicast is an UPDATE with nothing in it (RFC 4724).
-    pub fn is_end_of_rib(&self) -> bool {
-        self.withdrawn.is_empty() && self.nlri.is_empty() && self.attrs == PathAttrs::default()
-    }
-}
-
 /// A decoded UPDATE plus what RFC 7606 says to do with it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DecodedUpdate {
@@ -1187,11 +1180,6 @@ fn encode_update(u: &Update, four_octet: bool) -> Vec<u8> {
         write_prefix(&mut body, p);
     }
     body
-}
-
-/// Encoded size of one prefix in NLRI form.
-pub fn prefix_wire_len(p: &IpPrefix) -> usize {
-    1 + p.len().div_ceil(8) as usize
 }
 
 #[cfg(test)]
