@@ -314,7 +314,7 @@ impl Engine {
         sa.next_msg_id = sa.next_msg_id.wrapping_add(1);
         let h = Self::header(sa, exchange, msg_id, false);
         let data = self.encode(sa, h, payloads);
-        debug!(conn = %sa.conn, spi = format_args!("{:016x}", sa.our_spi()), msg_id, "sending {} request to {}", kind.name(), sa.remote);
+        debug!(conn = %sa.cfg.name, spi = format_args!("{:016x}", sa.our_spi()), msg_id, "sending {} request to {}", kind.name(), sa.remote);
         self.transmit(sa.local, sa.remote, data.clone());
         sa.pending = Some(Pending {
             msg_id,
@@ -340,7 +340,7 @@ impl Engine {
     fn send_response(&mut self, sa: &mut IkeSa, exchange: u8, msg_id: u32, payloads: &[Payload]) {
         let h = Self::header(sa, exchange, msg_id, true);
         let data = self.encode(sa, h, payloads);
-        debug!(conn = %sa.conn, msg_id, exchange, "sending response to {}", sa.remote);
+        debug!(conn = %sa.cfg.name, msg_id, exchange, "sending response to {}", sa.remote);
         self.transmit(sa.local, sa.remote, data.clone());
         sa.cached_response = Some((msg_id, data));
     }
@@ -392,9 +392,9 @@ impl Engine {
     fn emit_ike_up(&mut self, sa: &IkeSa) {
         let Some(a) = sa.algs else { return };
         info!(
-            conn = %sa.conn,
+            conn = %sa.cfg.name,
             "IKE_SA {}[{:016x}_i {:016x}_r] established between {}...{} ({}){}{}",
-            sa.conn,
+            sa.cfg.name,
             sa.spi_i,
             sa.spi_r,
             sa.local,
@@ -404,7 +404,7 @@ impl Engine {
             if sa.rekeyed { ", rekeyed" } else { "" }
         );
         self.events.push_back(Event::IkeUp {
-            conn: sa.conn.clone(),
+            conn: sa.cfg.name.clone(),
             spi_i: sa.spi_i,
             spi_r: sa.spi_r,
             local: sa.local,
@@ -419,9 +419,9 @@ impl Engine {
     }
 
     fn emit_ike_down(&mut self, sa: &IkeSa, reason: &str) {
-        info!(conn = %sa.conn, "IKE_SA {}[{:016x}_i {:016x}_r] down: {}", sa.conn, sa.spi_i, sa.spi_r, reason);
+        info!(conn = %sa.cfg.name, "IKE_SA {}[{:016x}_i {:016x}_r] down: {}", sa.cfg.name, sa.spi_i, sa.spi_r, reason);
         self.events.push_back(Event::IkeDown {
-            conn: sa.conn.clone(),
+            conn: sa.cfg.name.clone(),
             spi_i: sa.spi_i,
             spi_r: sa.spi_r,
             reason: reason.to_string(),
@@ -451,7 +451,7 @@ impl Engine {
             } else {
                 reason
             };
-            self.emit_child_down(&sa.conn.clone(), c, r);
+            self.emit_child_down(&sa.cfg.name.clone(), c, r);
         }
         self.emit_ike_down(sa, reason);
     }
@@ -460,7 +460,7 @@ impl Engine {
     fn drop_replaced(&mut self, sa: &mut IkeSa) {
         let children = std::mem::take(&mut sa.children);
         for c in &children {
-            self.emit_child_down(&sa.conn.clone(), c, "IKE_SA rekeyed");
+            self.emit_child_down(&sa.cfg.name.clone(), c, "IKE_SA rekeyed");
         }
         self.emit_ike_down(sa, "rekeyed");
     }
@@ -482,11 +482,11 @@ impl Engine {
 
     /// An initiator SA that failed before/while establishing.
     fn fail_initiator(&mut self, now: Instant, sa: &mut IkeSa, reason: &str) {
-        warn!(conn = %sa.conn, "initiating IKE_SA {} failed: {}", sa.conn, reason);
+        warn!(conn = %sa.cfg.name, "initiating IKE_SA {} failed: {}", sa.cfg.name, reason);
         self.emit_all_down(sa, reason);
         self.forget(sa);
         if sa.cfg.start_action == StartAction::Start {
-            self.schedule_restart(&sa.conn.clone(), now + RETRY_AFTER_FAILURE);
+            self.schedule_restart(&sa.cfg.name.clone(), now + RETRY_AFTER_FAILURE);
         }
     }
 
@@ -518,11 +518,9 @@ impl Engine {
             return Err(IkeError::NoRemoteAddress(conn.into()));
         }
         self.restart_at.remove(conn);
-        if self
-            .sas
-            .values()
-            .any(|s| s.conn == conn && !matches!(s.state, IkeState::Deleting | IkeState::Rekeyed))
-        {
+        if self.sas.values().any(|s| {
+            s.cfg.name == conn && !matches!(s.state, IkeState::Deleting | IkeState::Rekeyed)
+        }) {
             return Ok(());
         }
         self.start_initiator(now, cfg);
@@ -531,7 +529,7 @@ impl Engine {
 
     pub fn terminate(&mut self, now: Instant, conn: &str) -> Result<(), IkeError> {
         let known = self.configs.iter().any(|c| c.name == conn)
-            || self.sas.values().any(|s| s.conn == conn);
+            || self.sas.values().any(|s| s.cfg.name == conn);
         if !known {
             return Err(IkeError::UnknownConnection(conn.into()));
         }
@@ -539,7 +537,7 @@ impl Engine {
         let ids: Vec<u64> = self
             .sas
             .iter()
-            .filter(|(_, s)| s.conn == conn)
+            .filter(|(_, s)| s.cfg.name == conn)
             .map(|(k, _)| *k)
             .collect();
         for id in ids {
@@ -563,7 +561,7 @@ impl Engine {
         let id = self
             .sas
             .iter()
-            .find(|(_, s)| s.conn == conn && s.state == IkeState::Established)
+            .find(|(_, s)| s.cfg.name == conn && s.state == IkeState::Established)
             .map(|(k, _)| *k)
             .ok_or_else(|| IkeError::NotEstablished(conn.into()))?;
         if let Some(mut sa) = self.sas.remove(&id) {
@@ -627,7 +625,7 @@ impl Engine {
                     let ids: Vec<u64> = self
                         .sas
                         .iter()
-                        .filter(|(_, s)| s.conn == oc.name)
+                        .filter(|(_, s)| s.cfg.name == oc.name)
                         .map(|(k, _)| *k)
                         .collect();
                     for id in ids {
@@ -700,7 +698,7 @@ impl Engine {
         let mut up: Vec<(u64, u64, IpAddr)> = self
             .sas
             .iter()
-            .filter(|(_, s)| s.conn == conn && s.state == IkeState::Established)
+            .filter(|(_, s)| s.cfg.name == conn && s.state == IkeState::Established)
             .map(|(k, s)| (s.spi_i, *k, s.remote.ip()))
             .collect();
         up.sort();
@@ -732,7 +730,7 @@ impl Engine {
                 let best = self
                     .sas
                     .values()
-                    .filter(|s| s.conn == cfg.name && s.state != IkeState::Rekeyed)
+                    .filter(|s| s.cfg.name == cfg.name && s.state != IkeState::Rekeyed)
                     .min_by_key(|s| rank(s));
                 let Some(sa) = best else {
                     return ConnStatus {
@@ -893,7 +891,7 @@ impl Engine {
                     p.retransmits += 1;
                     p.next_at = later(now, backoff(&rt, p.retransmits));
                     let data = p.data.clone();
-                    debug!(conn = %sa.conn, "retransmit {} of {} request {}", p.retransmits, p.kind.name(), p.msg_id);
+                    debug!(conn = %sa.cfg.name, "retransmit {} of {} request {}", p.retransmits, p.kind.name(), p.msg_id);
                     self.stats.retransmits += 1;
                     self.transmit(sa.local, sa.remote, data);
                 } else {
@@ -923,7 +921,7 @@ impl Engine {
         for spi in expired {
             if let Some(i) = sa.children.iter().position(|c| c.spi_in == spi) {
                 let c = sa.children.remove(i);
-                self.emit_child_down(&sa.conn.clone(), &c, "rekeyed");
+                self.emit_child_down(&sa.cfg.name.clone(), &c, "rekeyed");
             }
         }
         if !sa.cfg.dpd_delay.is_zero()
@@ -955,7 +953,7 @@ impl Engine {
             "peer {} not responding ({} retransmits of {} exhausted)",
             sa.remote, sa.cfg.retransmit.tries, what
         );
-        warn!(conn = %sa.conn, "{reason}");
+        warn!(conn = %sa.cfg.name, "{reason}");
         let established = sa.established_at.is_some();
         self.emit_all_down(sa, &reason);
         let restart = if was_dpd {
@@ -965,7 +963,7 @@ impl Engine {
                 || (established && sa.cfg.dpd_action == DpdAction::Restart)
         };
         if restart {
-            self.schedule_restart(&sa.conn.clone(), later(now, sa.cfg.retransmit.timeout));
+            self.schedule_restart(&sa.cfg.name.clone(), later(now, sa.cfg.retransmit.timeout));
         }
         false
     }
@@ -984,7 +982,7 @@ impl Engine {
         match task {
             Task::Dpd => {
                 self.stats.dpd_sent += 1;
-                debug!(conn = %sa.conn, "sending DPD");
+                debug!(conn = %sa.cfg.name, "sending DPD");
                 self.send_request(now, sa, EXCH_INFORMATIONAL, &[], PendingKind::Dpd);
             }
             Task::DeleteChild(spi) => {
@@ -1030,7 +1028,7 @@ impl Engine {
                         data: dh.public_value(),
                     },
                 ];
-                info!(conn = %sa.conn, "rekeying IKE_SA {}[{:016x}_i {:016x}_r]", sa.conn, sa.spi_i, sa.spi_r);
+                info!(conn = %sa.cfg.name, "rekeying IKE_SA {}[{:016x}_i {:016x}_r]", sa.cfg.name, sa.spi_i, sa.spi_r);
                 self.send_request(
                     now,
                     sa,
@@ -1051,7 +1049,7 @@ impl Engine {
         group: Option<u16>,
     ) {
         let Some(ccfg) = sa.cfg.children.iter().find(|c| c.name == name).cloned() else {
-            debug!(conn = %sa.conn, "child {name} no longer configured, not (re)creating it");
+            debug!(conn = %sa.cfg.name, "child {name} no longer configured, not (re)creating it");
             return;
         };
         let spi_in = self.new_child_spi(Some(sa));
@@ -1071,7 +1069,7 @@ impl Engine {
             if let Some(c) = sa.child_by_in_mut(old) {
                 c.state = ChildState::Rekeying;
             }
-            info!(conn = %sa.conn, "rekeying CHILD_SA {}{{{:08x}_i}}", name, old);
+            info!(conn = %sa.cfg.name, "rekeying CHILD_SA {}{{{:08x}_i}}", name, old);
         }
         payloads.push(Payload::Sa(select::esp_to_wire(
             &ccfg.proposals,
@@ -1175,7 +1173,7 @@ impl Engine {
         } else {
             self.on_request(now, &mut sa, local, remote, data, &msg)
         };
-        let conn = sa.conn.clone();
+        let conn = sa.cfg.name.clone();
         if keep {
             self.run_tasks(now, &mut sa);
             self.sas.insert(our_spi, sa);
@@ -1392,7 +1390,7 @@ impl Engine {
             dh: Some(dh),
             ..IkeSa::new(cfg, true, spi_i, 0, IkeState::InitSent, local, remote, now)
         };
-        info!(conn = %sa.conn, "initiating IKE_SA {}[{:016x}_i] to {}", sa.conn, spi_i, sa.remote);
+        info!(conn = %sa.cfg.name, "initiating IKE_SA {}[{:016x}_i] to {}", sa.cfg.name, spi_i, sa.remote);
         self.send_init(now, &mut sa);
         self.sas.insert(spi_i, sa);
     }
@@ -1441,7 +1439,7 @@ impl Engine {
                 self.fail_initiator(now, sa, "IKE_SA_INIT failed: peer keeps demanding a COOKIE");
                 return false;
             }
-            debug!(conn = %sa.conn, "peer demands a COOKIE, restarting IKE_SA_INIT");
+            debug!(conn = %sa.cfg.name, "peer demands a COOKIE, restarting IKE_SA_INIT");
             sa.cookie_restarts += 1;
             sa.cookie = Some(c.data.clone());
             self.send_init(now, sa);
@@ -1456,7 +1454,7 @@ impl Engine {
                         && sa.cookie_restarts < MAX_INIT_RESTARTS
                         && sa.cfg.proposals.iter().any(|pr| pr.dh.contains(&g)) =>
                 {
-                    info!(conn = %sa.conn, "peer requests DH group {}, restarting IKE_SA_INIT", g.name());
+                    info!(conn = %sa.cfg.name, "peer requests DH group {}, restarting IKE_SA_INIT", g.name());
                     sa.cookie_restarts += 1;
                     sa.dh = Some(DhPrivate::generate(g, &mut *self.rng));
                     self.send_init(now, sa);
@@ -1472,7 +1470,7 @@ impl Engine {
             if e.ntype == n::NO_PROPOSAL_CHOSEN {
                 self.stats.no_proposal += 1;
                 warn!(
-                    conn = %sa.conn,
+                    conn = %sa.cfg.name,
                     "peer accepted none of our IKE proposals: offered {}",
                     select::describe(&select::ike_to_wire(&sa.cfg.proposals, &[]))
                 );
@@ -1545,7 +1543,7 @@ impl Engine {
         sa.pending = None;
         sa.state = IkeState::AuthSent;
         self.emit_keylog(sa);
-        debug!(conn = %sa.conn, "IKE_SA_INIT done: {}{}", algs.describe(), if sa.nat_detected { ", NAT detected, floating to 4500" } else { "" });
+        debug!(conn = %sa.cfg.name, "IKE_SA_INIT done: {}{}", algs.describe(), if sa.nat_detected { ", NAT detected, floating to 4500" } else { "" });
         self.send_auth(now, sa);
         true
     }
@@ -1575,7 +1573,7 @@ impl Engine {
         let others = self
             .sas
             .values()
-            .any(|o| o.conn == sa.conn && o.spi_i != sa.spi_i);
+            .any(|o| o.cfg.name == sa.cfg.name && o.spi_i != sa.spi_i);
         if !others {
             payloads.push(Payload::notify(n::INITIAL_CONTACT, vec![]));
         }
@@ -1689,7 +1687,7 @@ impl Engine {
                 n::NO_PROPOSAL_CHOSEN => {
                     self.stats.no_proposal += 1;
                     warn!(
-                        conn = %sa.conn,
+                        conn = %sa.cfg.name,
                         "CHILD_SA {name} not established: peer sent NO_PROPOSAL_CHOSEN; offered {}",
                         select::describe(&select::esp_to_wire(&ccfg.proposals, spi_in, nonce_i.is_some()))
                     );
@@ -1697,14 +1695,14 @@ impl Engine {
                 n::TS_UNACCEPTABLE => {
                     self.stats.ts_unacceptable += 1;
                     warn!(
-                        conn = %sa.conn,
+                        conn = %sa.cfg.name,
                         "CHILD_SA {name} not established: peer sent TS_UNACCEPTABLE for {} === {}",
                         ts_list(&prefixes_to_ts(&ccfg.local_ts)),
                         ts_list(&prefixes_to_ts(&ccfg.remote_ts))
                     );
                 }
                 t => {
-                    warn!(conn = %sa.conn, "CHILD_SA {name} not established: peer sent {}", codec::notify_name(t))
+                    warn!(conn = %sa.cfg.name, "CHILD_SA {name} not established: peer sent {}", codec::notify_name(t))
                 }
             }
             return None;
@@ -1728,18 +1726,18 @@ impl Engine {
             .map(|t| select::narrow(&t, &prefixes_to_ts(&ccfg.remote_ts)))
             .unwrap_or_default();
         let Some((spi_out, algs)) = chosen else {
-            warn!(conn = %sa.conn, "CHILD_SA {name}: peer chose an ESP proposal we did not offer");
+            warn!(conn = %sa.cfg.name, "CHILD_SA {name}: peer chose an ESP proposal we did not offer");
             return None;
         };
         if local_ts.is_empty() || remote_ts.is_empty() {
-            warn!(conn = %sa.conn, "CHILD_SA {name}: peer's traffic selectors are outside ours");
+            warn!(conn = %sa.cfg.name, "CHILD_SA {name}: peer's traffic selectors are outside ours");
             sa.tasks.push_front(Task::DeleteChild(spi_in));
         }
         let (ni, nr): (Vec<u8>, Vec<u8>) = match (nonce_i, nonce_r) {
             (Some(ni), Some(nr)) => (ni.to_vec(), nr.to_vec()),
             (None, _) => (sa.nonce_i.clone(), sa.nonce_r.clone()),
             (Some(_), None) => {
-                warn!(conn = %sa.conn, "CHILD_SA {name}: response without nonce");
+                warn!(conn = %sa.cfg.name, "CHILD_SA {name}: response without nonce");
                 return None;
             }
         };
@@ -1751,13 +1749,13 @@ impl Engine {
                 match d.shared_secret(data) {
                     Ok(s) => Some(s),
                     Err(e) => {
-                        warn!(conn = %sa.conn, "CHILD_SA {name}: bad KE: {e}");
+                        warn!(conn = %sa.cfg.name, "CHILD_SA {name}: bad KE: {e}");
                         return None;
                     }
                 }
             }
             _ => {
-                warn!(conn = %sa.conn, "CHILD_SA {name}: response lacks the PFS KE payload");
+                warn!(conn = %sa.cfg.name, "CHILD_SA {name}: response lacks the PFS KE payload");
                 return None;
             }
         };
@@ -1814,7 +1812,7 @@ impl Engine {
         };
         let rekey_at = self.jittered(now, ccfg.rekey_time);
         info!(
-            conn = %sa.conn,
+            conn = %sa.cfg.name,
             "CHILD_SA {}{{{:08x}_i {:08x}_o}} {} with {}, {} === {}{}",
             ccfg.name,
             spi_in,
@@ -1831,7 +1829,7 @@ impl Engine {
             self.stats.child_established += 1;
         }
         self.events.push_back(Event::ChildUp(ChildSa {
-            conn: sa.conn.clone(),
+            conn: sa.cfg.name.clone(),
             child: ccfg.name.clone(),
             spi_in,
             spi_out,
@@ -1922,7 +1920,7 @@ impl Engine {
                     )
                 })
                 .collect();
-            warn!(conn = %sa.conn, "traffic selectors unacceptable: received {} === {}, configured {}", ts_list(tsr), ts_list(tsi), cfgd.join(", "));
+            warn!(conn = %sa.cfg.name, "traffic selectors unacceptable: received {} === {}, configured {}", ts_list(tsr), ts_list(tsi), cfgd.join(", "));
             Err(n::TS_UNACCEPTABLE)
         } else {
             self.stats.no_proposal += 1;
@@ -1932,7 +1930,7 @@ impl Engine {
                 .iter()
                 .map(|c| select::describe(&select::esp_to_wire(&c.proposals, 0, with_dh)))
                 .collect();
-            warn!(conn = %sa.conn, "no acceptable ESP proposal: received {}, configured {}", select::describe(props), cfgd.join(", "));
+            warn!(conn = %sa.cfg.name, "no acceptable ESP proposal: received {}, configured {}", select::describe(props), cfgd.join(", "));
             Err(n::NO_PROPOSAL_CHOSEN)
         }
     }
@@ -1995,7 +1993,6 @@ impl Engine {
             self.forget(sa);
             return false;
         };
-        sa.conn = cfg.name.clone();
         sa.cfg = cfg;
         if codec::find_notify(payloads, n::INITIAL_CONTACT).is_some() {
             self.drop_stale_sas(sa);
@@ -2046,7 +2043,7 @@ impl Engine {
             .sas
             .iter()
             .filter(|(_, s)| {
-                s.conn == sa.conn
+                s.cfg.name == sa.cfg.name
                     && s.remote.ip() == sa.remote.ip()
                     && matches!(s.state, IkeState::Established | IkeState::Rekeyed)
             })
@@ -2090,7 +2087,7 @@ impl Engine {
                 return true;
             }
             Err(e) => {
-                debug!(conn = %sa.conn, "dropping response: {e}");
+                debug!(conn = %sa.cfg.name, "dropping response: {e}");
                 self.stats.malformed_dropped += 1;
                 return true;
             }
@@ -2103,7 +2100,7 @@ impl Engine {
             self.send_delete_ike(now, sa);
             return true;
         }
-        debug!(conn = %sa.conn, msg_id = pending.msg_id, "received {} response", pending.kind.name());
+        debug!(conn = %sa.cfg.name, msg_id = pending.msg_id, "received {} response", pending.kind.name());
         match pending.kind {
             PendingKind::Init => true,
             PendingKind::Auth { child } => self.on_auth_response(now, sa, &payloads, child),
@@ -2131,7 +2128,7 @@ impl Engine {
                         } else {
                             "deleted"
                         };
-                        self.emit_child_down(&sa.conn.clone(), &c, reason);
+                        self.emit_child_down(&sa.cfg.name.clone(), &c, reason);
                     }
                 }
                 true
@@ -2169,7 +2166,7 @@ impl Engine {
         if let Some((cmid, cached)) = &sa.cached_response {
             if *cmid == mid && mid.wrapping_add(1) == sa.peer_msg_id {
                 // The peer did not get our response: re-send it, do not process again.
-                debug!(conn = %sa.conn, msg_id = mid, "retransmitted request, re-sending cached response");
+                debug!(conn = %sa.cfg.name, msg_id = mid, "retransmitted request, re-sending cached response");
                 self.stats.responses_resent += 1;
                 let d = cached.clone();
                 self.transmit(local, remote, d);
@@ -2178,7 +2175,7 @@ impl Engine {
             }
         }
         if mid != sa.peer_msg_id {
-            debug!(conn = %sa.conn, "request with message ID {mid}, expected {}", sa.peer_msg_id);
+            debug!(conn = %sa.cfg.name, "request with message ID {mid}, expected {}", sa.peer_msg_id);
             self.stats.bad_msgid_dropped += 1;
             return true;
         }
@@ -2196,7 +2193,7 @@ impl Engine {
                 return sa.state != IkeState::InitReplied;
             }
             Err(e) => {
-                debug!(conn = %sa.conn, "dropping request: {e}");
+                debug!(conn = %sa.cfg.name, "dropping request: {e}");
                 self.stats.malformed_dropped += 1;
                 return true;
             }
@@ -2204,7 +2201,7 @@ impl Engine {
         sa.last_inbound = now;
         // The peer may have floated to 4500 or its NAT mapping changed: answer where it is.
         if (sa.local, sa.remote) != (local, remote) {
-            debug!(conn = %sa.conn, "peer moved from {} to {} (local {})", sa.remote, remote, local);
+            debug!(conn = %sa.cfg.name, "peer moved from {} to {} (local {})", sa.remote, remote, local);
             sa.local = local;
             sa.remote = remote;
             if local.port() == NATT_PORT {
@@ -2212,7 +2209,7 @@ impl Engine {
             }
         }
         sa.peer_msg_id = sa.peer_msg_id.wrapping_add(1);
-        debug!(conn = %sa.conn, msg_id = mid, exchange = msg.header.exchange, "received request");
+        debug!(conn = %sa.cfg.name, msg_id = mid, exchange = msg.header.exchange, "received request");
         match (msg.header.exchange, sa.state) {
             (EXCH_IKE_AUTH, IkeState::InitReplied) => self.on_auth_request(now, sa, mid, &payloads),
             (_, IkeState::InitReplied) | (EXCH_IKE_AUTH, _) => {
@@ -2267,12 +2264,12 @@ impl Engine {
                             } else {
                                 "deleted by peer"
                             };
-                            self.emit_child_down(&sa.conn.clone(), &c, reason);
+                            self.emit_child_down(&sa.cfg.name.clone(), &c, reason);
                         }
                     }
                 }
                 Payload::Notify(nt) => {
-                    debug!(conn = %sa.conn, "INFORMATIONAL notify {}", codec::notify_name(nt.ntype))
+                    debug!(conn = %sa.cfg.name, "INFORMATIONAL notify {}", codec::notify_name(nt.ntype))
                 }
                 _ => {}
             }
@@ -2287,7 +2284,7 @@ impl Engine {
                     // start_action=start means "keep it up", like strongSwan's close_action=start.
                     if sa.cfg.start_action == StartAction::Start {
                         let at = later(now, sa.cfg.retransmit.timeout);
-                        self.schedule_restart(&sa.conn.clone(), at);
+                        self.schedule_restart(&sa.cfg.name.clone(), at);
                     }
                 }
             }
@@ -2349,7 +2346,7 @@ impl Engine {
                     only = Some(c.name.clone());
                 }
                 None => {
-                    debug!(conn = %sa.conn, "peer rekeys unknown CHILD_SA {spi:08x}");
+                    debug!(conn = %sa.cfg.name, "peer rekeys unknown CHILD_SA {spi:08x}");
                     let nt = codec::Notify {
                         protocol: PROTO_ESP,
                         spi: r.spi.clone(),
@@ -2379,7 +2376,7 @@ impl Engine {
                     match d.shared_secret(data) {
                         Ok(s) => shared = Some(s),
                         Err(e) => {
-                            debug!(conn = %sa.conn, "bad KE in CREATE_CHILD_SA: {e}");
+                            debug!(conn = %sa.cfg.name, "bad KE in CREATE_CHILD_SA: {e}");
                             self.send_notify(
                                 sa,
                                 EXCH_CREATE_CHILD_SA,
@@ -2476,7 +2473,7 @@ impl Engine {
                         if let Some(c) = sa.child_by_in_mut(old) {
                             c.rekey_at = Some(now + delay);
                         }
-                        debug!(conn = %sa.conn, "CHILD_SA rekey got TEMPORARY_FAILURE, retrying in {delay:?}");
+                        debug!(conn = %sa.cfg.name, "CHILD_SA rekey got TEMPORARY_FAILURE, retrying in {delay:?}");
                         return;
                     }
                 }
@@ -2486,7 +2483,7 @@ impl Engine {
                     {
                         let c = sa.children.remove(i);
                         self.emit_child_down(
-                            &sa.conn.clone(),
+                            &sa.cfg.name.clone(),
                             &c,
                             "peer does not know it (CHILD_SA_NOT_FOUND)",
                         );
@@ -2532,7 +2529,7 @@ impl Engine {
             }
             return;
         };
-        let conn = sa.conn.clone();
+        let conn = sa.cfg.name.clone();
         let Some(old) = sa.child_by_in_mut(old_spi) else {
             // The old SA vanished meanwhile (deleted by the peer): keep the new one.
             return;
@@ -2575,7 +2572,7 @@ impl Engine {
         let busy = sa.children.iter().any(|c| c.state == ChildState::Rekeying);
         if collision || busy {
             // Let the peer retry later; our own rekey (if any) proceeds.
-            debug!(conn = %sa.conn, "peer rekeys IKE_SA while we are busy rekeying: TEMPORARY_FAILURE");
+            debug!(conn = %sa.cfg.name, "peer rekeys IKE_SA while we are busy rekeying: TEMPORARY_FAILURE");
             self.send_notify(
                 sa,
                 EXCH_CREATE_CHILD_SA,
@@ -2600,7 +2597,7 @@ impl Engine {
         let Some((rp, algs)) = select::select_ike(&sa.cfg.proposals, &valid, Some(ke_group)) else {
             self.stats.no_proposal += 1;
             warn!(
-                conn = %sa.conn,
+                conn = %sa.cfg.name,
                 "no acceptable proposal for IKE rekey: received {}, configured {}",
                 select::describe(props),
                 select::describe(&select::ike_to_wire(&sa.cfg.proposals, &[]))
@@ -2698,7 +2695,7 @@ impl Engine {
             } else {
                 Duration::from_secs(60)
             };
-            warn!(conn = %sa.conn, "IKE_SA rekey failed: peer sent {}, retrying in {:?}", codec::notify_name(e.ntype), delay);
+            warn!(conn = %sa.cfg.name, "IKE_SA rekey failed: peer sent {}, retrying in {:?}", codec::notify_name(e.ntype), delay);
             sa.rekey_at = Some(now + delay);
             return true;
         }
@@ -2729,7 +2726,7 @@ impl Engine {
             .and_then(|(_, d)| dh.shared_secret(d).ok());
         let (Some((algs, new_spi_r)), Some(nonce_r), Some(shared)) = (chosen, nonce_r, shared)
         else {
-            warn!(conn = %sa.conn, "invalid IKE rekey response, retrying later");
+            warn!(conn = %sa.cfg.name, "invalid IKE rekey response, retrying later");
             sa.rekey_at = Some(now + Duration::from_secs(60));
             return true;
         };
@@ -2802,9 +2799,9 @@ impl Engine {
 
     fn install_successor(&mut self, now: Instant, old: &mut IkeSa, mut new: IkeSa) {
         info!(
-            conn = %old.conn,
+            conn = %old.cfg.name,
             "IKE_SA {}[{:016x}_i {:016x}_r] rekeyed to [{:016x}_i {:016x}_r]",
-            old.conn,
+            old.cfg.name,
             old.spi_i,
             old.spi_r,
             new.spi_i,

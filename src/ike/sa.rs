@@ -127,9 +127,8 @@ pub(crate) fn queue_rekey(tasks: &mut VecDeque<Task>, task: Task) {
 }
 
 pub(crate) struct IkeSa {
-    pub conn: String,
-    /// The configuration this SA runs under (for a responder before IKE_AUTH: the first
-    /// candidate; the PSK decides in IKE_AUTH).
+    /// The configuration this SA runs under; `cfg.name` is the connection's name. For a
+    /// responder before IKE_AUTH: the first candidate; the PSK decides in IKE_AUTH.
     pub cfg: IkeConfig,
     /// Original initiator of this IKE SA (sets the I flag and picks SK_ei/SK_ai outbound).
     pub initiator: bool,
@@ -185,7 +184,6 @@ impl IkeSa {
         now: Instant,
     ) -> IkeSa {
         IkeSa {
-            conn: cfg.name.clone(),
             cfg,
             initiator,
             spi_i,
