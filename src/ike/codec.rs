@@ -625,8 +625,13 @@ fn parse_body(ptype: u8, critical: bool, body: &[u8]) -> Result<Payload> {
             let spi_size = r.u8("Delete payload")?;
             let n = r.u16("Delete payload")? as usize;
             let mut spis = Vec::new();
-            for _ in 0..n {
-                spis.push(r.take(spi_size as usize, "Delete SPI")?.to_vec());
+            // SPI size 0 (IKE SA): there are no SPIs, whatever the count says. Taking the count
+            // at its word would build up to 65535 empty SPIs per 8-byte payload, an allocation
+            // a single datagram could blow up to gigabytes.
+            if spi_size != 0 {
+                for _ in 0..n {
+                    spis.push(r.take(spi_size as usize, "Delete SPI")?.to_vec());
+                }
             }
             if r.remaining() != 0 {
                 return Err(ParseError::BadLength("Delete payload (trailing bytes)"));
@@ -982,6 +987,28 @@ mod tests {
         ];
         let msg = Message::parse(&encode_plain(sample_header(), &p)).unwrap();
         assert_eq!(msg.payloads.len(), 2);
+    }
+
+    #[test]
+    fn delete_count_without_spi_size_allocates_nothing() {
+        let d = Payload::Delete {
+            protocol: PROTO_IKE,
+            spi_size: 0,
+            spis: vec![],
+        };
+        let mut bytes = encode_plain(sample_header(), &[d.clone(), d]);
+        // Both payloads claim 65535 SPIs of size 0.
+        for at in [HEADER_LEN + 6, HEADER_LEN + 8 + 6] {
+            bytes[at..at + 2].copy_from_slice(&[0xff, 0xff]);
+        }
+        let msg = Message::parse(&bytes).unwrap();
+        assert_eq!(msg.payloads.len(), 2);
+        for p in &msg.payloads {
+            assert!(
+                matches!(p, Payload::Delete { protocol: PROTO_IKE, spi_size: 0, spis } if spis.is_empty()),
+                "{p:?}"
+            );
+        }
     }
 
     #[test]
