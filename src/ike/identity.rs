@@ -1,6 +1,6 @@
 //! IKE identities (RFC 7296 3.5), as configured and as carried in IDi/IDr.
 
-use std::fmt;
+use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 use std::str::FromStr;
 
@@ -101,11 +101,35 @@ impl fmt::Display for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Identity::Addr(a) => write!(f, "{a}"),
-            Identity::Fqdn(s) | Identity::UserFqdn(s) => f.write_str(s),
+            // A received ID is any UTF-8 the peer likes, and it ends up in logs: control
+            // characters (newlines, terminal escapes) are shown escaped.
+            Identity::Fqdn(s) | Identity::UserFqdn(s) => s.chars().try_for_each(|c| {
+                if c.is_control() {
+                    write!(f, "{}", c.escape_default())
+                } else {
+                    f.write_char(c)
+                }
+            }),
             Identity::KeyId(k) => {
                 f.write_str("keyid:")?;
                 k.iter().try_for_each(|b| write!(f, "{b:02x}"))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn received_ids_cannot_forge_log_lines() {
+        let id = Identity::from_wire(2, b"peer.example\n2026-01-01 INFO fake\x1b[31m").unwrap();
+        assert_eq!(
+            id.to_string(),
+            "peer.example\\n2026-01-01 INFO fake\\u{1b}[31m"
+        );
+        let plain: Identity = "user@vpn.example.com".parse().unwrap();
+        assert_eq!(plain.to_string(), "user@vpn.example.com");
     }
 }
