@@ -182,7 +182,9 @@ impl Notification {
         if shutdown_text {
             if let Some((&len, rest)) = self.data.split_first() {
                 if let Some(text) = rest.get(..len as usize) {
-                    s.push_str(&format!(": \"{}\"", String::from_utf8_lossy(text)));
+                    // The peer's text goes into logs: escape newlines, terminal escapes, quotes.
+                    let text = String::from_utf8_lossy(text);
+                    s.push_str(&format!(": \"{}\"", text.escape_debug()));
                     return s;
                 }
             }
@@ -1619,6 +1621,12 @@ mod tests {
         assert_eq!(
             Notification::cease_with_text(2, &"é".repeat(200)).data[0],
             254
+        );
+        // The peer's text cannot forge log lines.
+        let n = Notification::cease_with_text(err::CEASE_ADMIN_RESET, "bye\nINFO \"fake\"\x1b[0m");
+        assert_eq!(
+            n.describe(),
+            "Cease / Administrative Reset: \"bye\\nINFO \\\"fake\\\"\\u{1b}[0m\""
         );
     }
 
