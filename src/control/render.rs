@@ -22,8 +22,16 @@ pub fn render_table(report: &StatusReport) -> String {
         render_connection(&mut out, conn);
     }
     if !report.drops.is_empty() {
-        let list: Vec<String> = report.drops.iter().map(|(k, v)| format!("{v} {k}")).collect();
-        let _ = writeln!(out, "\ndropped before reaching a connection: {}", list.join(", "));
+        let list: Vec<String> = report
+            .drops
+            .iter()
+            .map(|(k, v)| format!("{v} {k}"))
+            .collect();
+        let _ = writeln!(
+            out,
+            "\ndropped before reaching a connection: {}",
+            list.join(", ")
+        );
     }
     out
 }
