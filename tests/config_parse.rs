@@ -554,3 +554,37 @@ fn reload_diff() {
 fn old_text_with_psk(psk: &str) -> String {
     minimal("").replace("IamSecure123", psk)
 }
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig::with_cases(512))]
+
+    /// Hostile or mangled config text is a list of errors, never a panic, and every error
+    /// points at a line of the file.
+    #[test]
+    fn mangled_config_text_never_panics(
+        at in 0usize..4000,
+        cut in 0usize..24,
+        insert in "[\\PC\n\"\\[\\]=#0-9a-z./:%-]{0,12}",
+    ) {
+        let mut text = interface_example("unused").replace(
+            "psk_file = \"unused\"",
+            "psk = \"0x00112233445566778899\"",
+        );
+        proptest::prop_assert!(config::parse(&text, "/etc/ipsecgw/fuzz.toml").is_ok());
+        let mut start = at % (text.len() + 1);
+        while !text.is_char_boundary(start) {
+            start -= 1;
+        }
+        let mut end = (start + cut).min(text.len());
+        while !text.is_char_boundary(end) {
+            end -= 1;
+        }
+        text.replace_range(start..end, &insert);
+        if let Err(errs) = config::parse(&text, "/etc/ipsecgw/fuzz.toml") {
+            let lines = text.lines().count().max(1);
+            for e in errs {
+                proptest::prop_assert!(e.line <= lines, "{e} (file has {lines} lines)");
+            }
+        }
+    }
+}
