@@ -3,7 +3,7 @@
 //! through the connection's TUN device.
 
 use super::bgp_task::{self, BgpCommand};
-use crate::bgp::{BgpConfig, BgpEvent, BgpState, BgpStatus, PrefixFilter, RibDirection, RibEntry};
+use crate::bgp::{BgpConfig, BgpEvent, BgpState, BgpStatus, RibDirection, RibEntry};
 use crate::config;
 use crate::control::{self, BgpSummary, RibRow, RouteDirection};
 use crate::routing::{Netlink, RouteSet};
@@ -31,15 +31,7 @@ fn session_config(b: &config::Bgp) -> BgpConfig {
     c.passive = b.passive;
     c.multihop = b.multihop;
     c.networks = b.networks.clone();
-    c.export = b
-        .export
-        .iter()
-        .map(|f| PrefixFilter {
-            prefix: f.prefix,
-            ge: f.ge,
-            le: f.le,
-        })
-        .collect();
+    c.export = b.export.clone();
     c.import_local_pref = b.import_local_pref;
     c.max_prefixes = b.max_prefixes;
     c
