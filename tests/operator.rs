@@ -81,6 +81,16 @@ fn control_socket_and_metrics_on_a_running_gateway() {
     cli_ok(&lab, Side::Left, "initiate gw");
     let up = wait_state(&lab, Side::Left, "established");
     assert!(lab.ping(Side::Left, "10.1.0.1", "10.2.0.1", 3));
+    assert_eq!(
+        up["children"][0]["local_ts"],
+        serde_json::json!(["0.0.0.0/0"]),
+        "{up}"
+    );
+    assert_eq!(
+        up["children"][0]["remote_ts"],
+        serde_json::json!(["0.0.0.0/0"]),
+        "{up}"
+    );
     let spi_child = up["children"][0]["spi_in"].as_str().unwrap().to_string();
     let spi_ike = up["ike"]["spi_i"].as_str().unwrap().to_string();
 

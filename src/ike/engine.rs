@@ -786,12 +786,10 @@ impl Engine {
                         encap: if c.udp_encap { "udp" } else { "none" }.into(),
                         installed_secs: secs(c.installed_at, now),
                         rekey_in_secs: c.rekey_at.map(|t| secs(now, t)),
-                        bytes_in: 0,
-                        bytes_out: 0,
-                        packets_in: 0,
-                        packets_out: 0,
-                        replay_drops: 0,
-                        auth_failures: 0,
+                        local_ts: c.local_ts.iter().map(|t| t.to_string()).collect(),
+                        remote_ts: c.remote_ts.iter().map(|t| t.to_string()).collect(),
+                        dh: c.algs.dh.map(|d| d.name().into()),
+                        esn: c.algs.esn,
                     })
                     .collect();
                 ConnStatus {

@@ -473,13 +473,13 @@ pub struct ChildStatus {
     pub encap: String,
     pub installed_secs: u64,
     pub rekey_in_secs: Option<u64>,
-    /// Data plane counters: zero here, merged in by the driver by spi_in.
-    pub bytes_in: u64,
-    pub bytes_out: u64,
-    pub packets_in: u64,
-    pub packets_out: u64,
-    pub replay_drops: u64,
-    pub auth_failures: u64,
+    /// Negotiated (narrowed) traffic selectors.
+    pub local_ts: Vec<String>,
+    pub remote_ts: Vec<String>,
+    /// PFS group of the last key exchange, if any.
+    pub dh: Option<String>,
+    pub esn: bool,
+    // Traffic counters live in the data plane; the driver merges them in by spi_in.
 }
 
 /// Counters of the engine (monotonic).
