@@ -243,17 +243,24 @@ fn ipsecgw_pair_raw_esp_and_udp() {
 }
 
 #[test]
-fn ipsecgw_pair_gcm_and_3des() {
+fn ipsecgw_pair_gcm_3des_and_esn() {
     if !netns_env_ok(&["iperf3"]) {
         return;
     }
-    for esp in ["aes256gcm16", "aes128gcm16", "3des-sha1", "aes128-sha1"] {
+    for (esp, want_encr, want_esn) in [
+        ("aes256gcm16", "AES_GCM_16_256", false),
+        ("aes128gcm16", "AES_GCM_16_128", false),
+        ("3des-sha1", "3DES_CBC", false),
+        ("aes128-sha1", "AES_CBC_128", false),
+        // extended sequence numbers negotiated and used by both data planes
+        ("aes256-sha1-esn", "AES_CBC_256", true),
+        ("aes256gcm16-esn", "AES_GCM_16_256", true),
+    ] {
         let (mut lab, st) = ipsecgw_pair(&format!("pair-{esp}"), esp, "always");
-        let enc = st["connections"][0]["children"][0]["encr"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        assert!(!enc.is_empty(), "{st}");
+        let child = &st["connections"][0]["children"][0];
+        let enc = child["encr"].as_str().unwrap_or_default().to_string();
+        assert_eq!(enc, want_encr, "{st}");
+        assert_eq!(child["esn"], want_esn, "{st}");
         let mbps = iperf(&mut lab, 2);
         eprintln!("ipsecgw <-> ipsecgw {esp} ({enc}): {mbps:.0} Mbit/s");
     }
