@@ -545,19 +545,22 @@ impl Gateway {
             self.teardown_conn(n).await;
         }
         self.cfg = new;
-        let mut restarted = 0;
+        let removed = changed
+            .iter()
+            .filter(|n| self.cfg.connection(n).is_none())
+            .count();
+        let unchanged = self.conns.len();
+        let mut started = 0;
         for c in self.cfg.connections.clone() {
             if !self.conns.contains_key(&c.name) {
-                restarted += 1;
-                if let Err(e) = self.setup_conn(c).await {
-                    error!("reload: {e}");
+                match self.setup_conn(c).await {
+                    Ok(()) => started += 1,
+                    Err(e) => error!("reload: {e}"),
                 }
             }
         }
         info!(
-            "reload: {} connection(s) unchanged, {restarted} (re)started, {} removed",
-            self.conns.len() - restarted,
-            changed.len().saturating_sub(restarted)
+            "reload: {unchanged} connection(s) unchanged, {started} (re)started, {removed} removed"
         );
     }
 
