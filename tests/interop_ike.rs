@@ -413,3 +413,52 @@ fn ike_keys_match_strongswan() {
         );
     }
 }
+
+/// Beyond the reference suite: SHA-256, MODP-2048 and AES-GCM for IKE and ESP, with strongSwan.
+#[test]
+fn modern_proposals_with_strongswan() {
+    if !netns_env_ok(&["swanctl", "/usr/lib/ipsec/charon"]) {
+        return;
+    }
+    let mut lab = Lab::new("modern");
+    let swan = SwanConn {
+        ike: "aes256gcm16-prfsha256-modp2048,aes256-sha256-modp2048",
+        esp: "aes256gcm16,aes256-sha256",
+        ..SwanConn::new(Side::Right)
+    };
+    lab.start_charon(Side::Right, &swan.render());
+    for (ike, esp, ike_expect, esp_expect) in [
+        (
+            "aes256-sha256-modp2048",
+            "aes256-sha256",
+            "AES_CBC-256/HMAC_SHA2_256_128/PRF_HMAC_SHA2_256/MODP_2048",
+            "ESP:AES_CBC-256/HMAC_SHA2_256_128",
+        ),
+        (
+            "aes256gcm16-prfsha256-modp2048",
+            "aes256gcm16",
+            "AES_GCM_16-256/PRF_HMAC_SHA2_256/MODP_2048",
+            "ESP:AES_GCM_16-256",
+        ),
+    ] {
+        let mut gw = GwConf::new(Side::Left);
+        gw.ike = ike;
+        gw.esp = esp;
+        gw.start_action = "start";
+        let cfg = gw.render(&lab);
+        let pid = lab.start_ipsecgw(Side::Left, &cfg);
+        let sas = wait_for(Duration::from_secs(20), || {
+            let s = lab.list_sas(Side::Right);
+            (s.contains("ESTABLISHED") && s.contains("INSTALLED")).then_some(s)
+        })
+        .unwrap_or_else(|| panic!("{ike}/{esp} did not establish:\n{}", lab.log_of(pid)));
+        assert!(sas.contains(ike_expect), "{ike}: {sas}");
+        assert!(sas.contains(esp_expect), "{esp}: {sas}");
+        let st = lab.stop(pid).expect("exit");
+        assert!(st.success());
+        let gone = wait_for(Duration::from_secs(5), || {
+            (!lab.list_sas(Side::Right).contains("ESTABLISHED")).then_some(())
+        });
+        assert!(gone.is_some());
+    }
+}
