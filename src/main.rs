@@ -20,7 +20,7 @@ struct Cli {
     /// Control socket of the running gateway (default: the config's, else /run/ipsecgw/control.sock).
     #[arg(long, global = true)]
     socket: Option<PathBuf>,
-    /// With status/initiate/...: read the control socket path from this config file.
+    /// The config file (run, check); other commands read the control socket path from it.
     #[arg(long, global = true)]
     config: Option<PathBuf>,
     #[command(subcommand)]
