@@ -111,6 +111,10 @@ pub fn run() -> ExitCode {
             println!("demo OK");
             ExitCode::SUCCESS
         }
+        Err(_) if INTERRUPTED.load(Ordering::SeqCst) => {
+            eprintln!("ipsecgw demo: interrupted, everything removed");
+            ExitCode::from(130)
+        }
         Err(e) => {
             eprintln!("ipsecgw demo failed: {e}");
             ExitCode::from(2)
