@@ -10,10 +10,14 @@ fn demo_runs_and_cleans_up() {
     if !netns_env_ok(&[]) {
         return;
     }
-    let out = Command::new(env!("CARGO_BIN_EXE_ipsecgw"))
+    let child = Command::new(env!("CARGO_BIN_EXE_ipsecgw"))
         .arg("demo")
-        .output()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .expect("run demo");
+    let pid = child.id();
+    let out = child.wait_with_output().expect("demo exit");
     let text = String::from_utf8_lossy(&out.stdout);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "demo failed:\n{text}\n{err}");
@@ -29,10 +33,56 @@ fn demo_runs_and_cleans_up() {
     ] {
         assert!(text.contains(want), "demo output lacks {want:?}:\n{text}");
     }
-    // Nothing left: no namespaces, no gateway processes of the demo.
+    // Nothing left of this demo (named by its pid): no namespaces, no gateway processes.
     let ns = must("ip netns list");
-    assert!(!ns.contains("ipsecgw-demo"), "namespaces left behind: {ns}");
-    let procs = sh("pgrep -af 'ipsecgw-dem[o]-'");
+    assert!(
+        !ns.contains(&format!("-{pid}")),
+        "namespaces left behind: {ns}"
+    );
+    let procs = sh(&format!("pgrep -af 'ipsecgw-dem[o]-.*-{pid}'"));
+    assert!(
+        String::from_utf8_lossy(&procs.stdout).trim().is_empty(),
+        "processes left behind"
+    );
+}
+
+/// Ctrl-C in the middle (SIGINT to the whole process group, as a terminal sends it): the demo
+/// and both gateways stop, and nothing is left behind.
+#[test]
+fn demo_ctrl_c_cleans_up() {
+    use std::os::unix::process::CommandExt;
+    if !netns_env_ok(&[]) {
+        return;
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ipsecgw"))
+        .arg("demo")
+        .process_group(0)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("start demo");
+    let pid = child.id();
+    // Wait until its namespaces exist, so there is something to clean up.
+    let ns = format!("ipsecgw-demo-left-{pid}");
+    let seen = wait_for(std::time::Duration::from_secs(10), || {
+        must("ip netns list").contains(&ns).then_some(())
+    });
+    assert!(seen.is_some(), "demo never created {ns}");
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    unsafe { libc::kill(-(pid as i32), libc::SIGINT) };
+    let out = child.wait_with_output().expect("demo exit");
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let ns_list = must("ip netns list");
+    assert!(
+        !ns_list.contains(&format!("-{pid}")),
+        "namespaces left behind: {ns_list}"
+    );
+    let procs = sh(&format!("pgrep -af 'ipsecgw-dem[o]-.*-{pid}'"));
     assert!(
         String::from_utf8_lossy(&procs.stdout).trim().is_empty(),
         "processes left behind"
