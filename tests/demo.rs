@@ -54,7 +54,7 @@ fn demo_ctrl_c_cleans_up() {
     if !netns_env_ok(&[]) {
         return;
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_ipsecgw"))
+    let child = Command::new(env!("CARGO_BIN_EXE_ipsecgw"))
         .arg("demo")
         .process_group(0)
         .stdout(std::process::Stdio::piped())
