@@ -205,8 +205,17 @@ fn strongswan_initiates_to_ipsecgw() {
     }
 }
 
-fn ipsecgw_log(lab: &Lab, pid: u32) -> String {
-    lab.log_of(pid)
+/// A lab with the default strongSwan responder on the right and ipsecgw initiating from the
+/// left with `tweak` applied to its config; returns the lab and ipsecgw's pid.
+fn initiate_to_swan(tag: &str, tweak: impl FnOnce(&mut GwConf)) -> (Lab, u32) {
+    let mut lab = Lab::new(tag);
+    lab.start_charon(Side::Right, &SwanConn::new(Side::Right).render());
+    let mut gw = GwConf::new(Side::Left);
+    gw.start_action = "start";
+    tweak(&mut gw);
+    let cfg = gw.render(&lab);
+    let pid = lab.start_ipsecgw(Side::Left, &cfg);
+    (lab, pid)
 }
 
 fn charon_log(lab: &Lab, side: Side) -> String {
@@ -219,14 +228,7 @@ fn wrong_psk_fails_on_both_sides_in_both_directions() {
         return;
     }
     // ipsecgw initiates with the wrong key.
-    let mut lab = Lab::new("psk-i");
-    let swan = SwanConn::new(Side::Right);
-    lab.start_charon(Side::Right, &swan.render());
-    let mut gw = GwConf::new(Side::Left);
-    gw.psk = "not-the-right-key-42";
-    gw.start_action = "start";
-    let cfg = gw.render(&lab);
-    let pid = lab.start_ipsecgw(Side::Left, &cfg);
+    let (lab, pid) = initiate_to_swan("psk-i", |gw| gw.psk = "not-the-right-key-42");
     let seen = wait_for(Duration::from_secs(10), || {
         charon_log(&lab, Side::Right)
             .contains("AUTH_FAILED")
@@ -238,7 +240,7 @@ fn wrong_psk_fails_on_both_sides_in_both_directions() {
         charon_log(&lab, Side::Right)
     );
     let ours = wait_for(Duration::from_secs(10), || {
-        ipsecgw_log(&lab, pid)
+        lab.log_of(pid)
             .to_ascii_lowercase()
             .contains("authentication_failed")
             .then_some(())
@@ -246,7 +248,7 @@ fn wrong_psk_fails_on_both_sides_in_both_directions() {
     assert!(
         ours.is_some(),
         "ipsecgw does not report the auth failure:\n{}",
-        ipsecgw_log(&lab, pid)
+        lab.log_of(pid)
     );
     assert!(
         !lab.list_sas(Side::Right).contains("ESTABLISHED"),
@@ -257,7 +259,7 @@ fn wrong_psk_fails_on_both_sides_in_both_directions() {
         lab.status_json(Side::Left)["connections"][0]["state"],
         "established"
     );
-    let log = ipsecgw_log(&lab, pid);
+    let log = lab.log_of(pid);
     assert!(
         !log.contains("not-the-right-key-42") && !log.contains(PSK),
         "the PSK appears in the log"
@@ -270,9 +272,7 @@ fn wrong_psk_fails_on_both_sides_in_both_directions() {
     gw.psk = "not-the-right-key-42";
     let cfg = gw.render(&lab);
     let pid = lab.start_ipsecgw(Side::Right, &cfg);
-    let mut swan = swan;
-    swan.side = Side::Left;
-    lab.start_charon(Side::Left, &swan.render());
+    lab.start_charon(Side::Left, &SwanConn::new(Side::Left).render());
     let (ok, out) = lab.swanctl(Side::Left, "--initiate --child net --timeout 15", "");
     assert!(!ok, "strongSwan established with the wrong PSK:\n{out}");
     assert!(
@@ -285,9 +285,9 @@ fn wrong_psk_fails_on_both_sides_in_both_directions() {
         "established"
     );
     assert!(
-        ipsecgw_log(&lab, pid).to_ascii_lowercase().contains("auth"),
+        lab.log_of(pid).to_ascii_lowercase().contains("auth"),
         "{}",
-        ipsecgw_log(&lab, pid)
+        lab.log_of(pid)
     );
 }
 
@@ -296,23 +296,14 @@ fn no_common_proposal_is_refused_and_logged_readably() {
     if !netns_env_ok(&["swanctl", "/usr/lib/ipsec/charon"]) {
         return;
     }
-    let mut lab = Lab::new("noprop");
-    let swan = SwanConn::new(Side::Right);
-    lab.start_charon(Side::Right, &swan.render());
-    let mut gw = GwConf::new(Side::Left);
-    gw.ike = "aes128-sha256-modp2048";
-    gw.start_action = "start";
-    let cfg = gw.render(&lab);
-    let pid = lab.start_ipsecgw(Side::Left, &cfg);
+    let (mut lab, pid) = initiate_to_swan("noprop", |gw| gw.ike = "aes128-sha256-modp2048");
     let seen = wait_for(Duration::from_secs(10), || {
-        ipsecgw_log(&lab, pid)
-            .contains("NO_PROPOSAL_CHOSEN")
-            .then_some(())
+        lab.log_of(pid).contains("NO_PROPOSAL_CHOSEN").then_some(())
     });
     assert!(
         seen.is_some(),
         "ipsecgw did not report NO_PROPOSAL_CHOSEN:\n{}",
-        ipsecgw_log(&lab, pid)
+        lab.log_of(pid)
     );
     assert!(
         charon_log(&lab, Side::Right).contains("NO_PROP"),
@@ -333,7 +324,7 @@ fn no_common_proposal_is_refused_and_logged_readably() {
         out.contains("NO_PROPOSAL_CHOSEN") || charon_log(&lab, Side::Right).contains("NO_PROP"),
         "{out}"
     );
-    let log = ipsecgw_log(&lab, pid);
+    let log = lab.log_of(pid);
     assert!(
         log.contains("AES_CBC_256") && log.contains("AES_CBC_128"),
         "both sides' offers should be readable in our log:\n{log}"
@@ -381,13 +372,7 @@ fn ike_keys_match_strongswan() {
     if !netns_env_ok(&["swanctl", "/usr/lib/ipsec/charon"]) {
         return;
     }
-    let mut lab = Lab::new("keys");
-    let swan = SwanConn::new(Side::Right);
-    lab.start_charon(Side::Right, &swan.render());
-    let mut gw = GwConf::new(Side::Left);
-    gw.start_action = "start";
-    let cfg = gw.render(&lab);
-    lab.start_ipsecgw(Side::Left, &cfg);
+    let (lab, _) = initiate_to_swan("keys", |_| {});
     wait_established(&lab, Side::Left, Side::Right);
     let keylog = std::fs::read_to_string(lab.side_dir(Side::Left).join("ipsecgw.keylog"))
         .expect("ipsecgw key log");
