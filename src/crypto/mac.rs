@@ -18,15 +18,29 @@ pub trait Mac: Send + Sync {
 
 /// Holds the keyed HMAC state (inner/outer pads already absorbed), cloned per packet so the
 /// key is hashed once per SA, not once per packet.
-struct HmacMac<M: Clone> {
+struct HmacMac<M: FlatHmacState> {
     keyed: M,
     icv_len: usize,
 }
 
-impl<M: Clone> Drop for HmacMac<M> {
+/// HMAC states that may be wiped with `zeroize_flat_type`.
+///
+/// # Safety
+/// Implementors must be flat: no pointers, references or heap data, no Drop glue, and the
+/// all-zero bit pattern must be a valid value (what `zeroize::zeroize_flat_type` requires).
+unsafe trait FlatHmacState: Clone {}
+// SAFETY: hmac 0.12 / digest 0.10 HMAC states over SHA-1 and SHA-256 are plain arrays and
+// integers (chaining values, block counters, a block buffer with a u8 position) and
+// PhantomData, with no Drop impl; all-zero is a valid (empty-buffer) state.
+unsafe impl FlatHmacState for Hmac<Sha1> {}
+// SAFETY: as above.
+unsafe impl FlatHmacState for Hmac<Sha256> {}
+
+impl<M: FlatHmacState> Drop for HmacMac<M> {
     fn drop(&mut self) {
-        // The absorbed pads are key-equivalent. The HMAC state is a flat struct of integers
-        // and arrays (no heap pointers), which is what zeroize_flat_type requires.
+        // The absorbed pads are key-equivalent, so they are wiped.
+        // SAFETY: `keyed` is a valid, exclusively borrowed M, and FlatHmacState guarantees
+        // M is flat, has no Drop glue and accepts the all-zero pattern left behind.
         unsafe { zeroize::zeroize_flat_type(&mut self.keyed as *mut M) }
     }
 }
