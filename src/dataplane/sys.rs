@@ -271,7 +271,7 @@ impl RecvBatch {
             slot.len = (hdr.msg_len as usize).min(slot.buf.len());
             slot.addr.len = hdr.msg_hdr.msg_namelen;
             slot.truncated = hdr.msg_hdr.msg_flags & libc::MSG_TRUNC != 0;
-            slot.gro_size = gro_size(&hdr.msg_hdr);
+            slot.gro_size = gro_size(&mut slot.ctrl, hdr.msg_hdr.msg_controllen);
         }
         Ok(n)
     }
@@ -302,18 +302,33 @@ pub struct Received<'a> {
     pub gro_size: Option<usize>,
 }
 
-/// The UDP_GRO control message of a received message, if any.
-fn gro_size(msg: &libc::msghdr) -> Option<usize> {
-    // SAFETY: msg was filled in by recvmmsg with msg_control pointing at a live, aligned
-    // buffer and msg_controllen set by the kernel; the CMSG_* helpers stay within it.
+/// The UDP_GRO control message among the `controllen` bytes the kernel wrote to `ctrl`.
+fn gro_size(ctrl: &mut [u64; 8], controllen: usize) -> Option<usize> {
+    // A fresh msghdr whose msg_control comes from `ctrl` itself (not the pointer stored in the
+    // mmsghdr before `ctrl` was borrowed again), clamped to the buffer's size.
+    // SAFETY: msghdr is plain C data; all-zero is a valid value.
+    let mut msg: libc::msghdr = unsafe { zeroed() };
+    msg.msg_control = ctrl.as_mut_ptr() as *mut libc::c_void;
+    msg.msg_controllen = controllen.min(size_of::<[u64; 8]>()) as _;
+    let base = ctrl.as_ptr() as usize;
+    let controllen = msg.msg_controllen;
+    // SAFETY: msg_control points at `ctrl` (live for this call, 8-aligned as cmsghdr needs)
+    // and msg_controllen does not exceed it. CMSG_FIRSTHDR/CMSG_NXTHDR return null rather
+    // than a header that does not fit in msg_controllen, and the payload is read only when
+    // the header's cmsg_len says it holds a whole c_int that also ends within msg_controllen.
     unsafe {
-        let mut cmsg = libc::CMSG_FIRSTHDR(msg);
+        let int_cmsg_len = libc::CMSG_LEN(size_of::<libc::c_int>() as u32) as usize;
+        let mut cmsg = libc::CMSG_FIRSTHDR(&msg);
         while !cmsg.is_null() {
-            if (*cmsg).cmsg_level == libc::SOL_UDP && (*cmsg).cmsg_type == libc::UDP_GRO {
+            if (*cmsg).cmsg_level == libc::SOL_UDP
+                && (*cmsg).cmsg_type == libc::UDP_GRO
+                && (*cmsg).cmsg_len as usize >= int_cmsg_len
+                && cmsg as usize - base + int_cmsg_len <= controllen
+            {
                 let v = std::ptr::read_unaligned(libc::CMSG_DATA(cmsg) as *const libc::c_int);
                 return usize::try_from(v).ok().filter(|&n| n > 0);
             }
-            cmsg = libc::CMSG_NXTHDR(msg, cmsg);
+            cmsg = libc::CMSG_NXTHDR(&msg, cmsg);
         }
     }
     None
@@ -384,7 +399,8 @@ pub fn send_gso(fd: RawFd, pkts: &[&[u8]], dest: &RawAddr) -> (usize, usize, Opt
             let h = &mut hdrs[m].msg_hdr;
             h.msg_name = &dest.storage as *const _ as *mut libc::c_void;
             h.msg_namelen = dest.len;
-            h.msg_iov = &mut iovs[first];
+            // A pointer derived from the whole array: the kernel reads `count` iovecs from it.
+            h.msg_iov = iovs[first..].as_mut_ptr();
             h.msg_iovlen = count as _;
             if count > 1 {
                 let seg = chunk[first].len() as u16;
