@@ -148,7 +148,8 @@ fn steps(d: &mut Demo) -> Result<(), String> {
     }
     let exe = std::env::current_exe().map_err(|e| format!("cannot find my own binary: {e}"))?;
     let dir = d.dir.display().to_string();
-    for (ns, name, conf) in [(&l, "left", LEFT_CONF), (&r, "right", RIGHT_CONF)] {
+    // The responder first, so the initiator's first IKE_SA_INIT finds it listening.
+    for (ns, name, conf) in [(&r, "right", RIGHT_CONF), (&l, "left", LEFT_CONF)] {
         let path = d.dir.join(format!("{name}.toml"));
         let sock = format!("{dir}/{name}.sock");
         std::fs::write(&path, conf.replace("/run/ipsecgw/control.sock", &sock))
@@ -166,6 +167,12 @@ fn steps(d: &mut Demo) -> Result<(), String> {
             .spawn()
             .map_err(|e| format!("cannot start the {name} gateway: {e}"))?;
         d.gateways.push((name.to_string(), child));
+        // Its control socket appears once its IKE sockets are bound.
+        let t0 = Instant::now();
+        while !Path::new(&sock).exists() && t0.elapsed() < Duration::from_secs(5) {
+            check_interrupt()?;
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
     let (lsock, rsock) = (d.dir.join("left.sock"), d.dir.join("right.sock"));
 
@@ -221,18 +228,25 @@ fn steps(d: &mut Demo) -> Result<(), String> {
     );
 
     println!("\n== ping {RIGHT_LAN} from {LEFT_LAN} (LAN to LAN, following the BGP route)");
-    let ping = Proc::new("ip")
-        .args([
-            "netns", "exec", &l, "ping", "-c", "3", "-i", "0.2", "-W", "2", "-I", LEFT_LAN,
-            RIGHT_LAN,
-        ])
-        .output()
-        .map_err(|e| format!("cannot run ping: {e}"))?;
-    let out = String::from_utf8_lossy(&ping.stdout);
-    out.lines()
-        .filter(|l| l.contains("bytes from") || l.contains("packet loss"))
-        .for_each(|l| println!("   {l}"));
-    if !ping.status.success() {
+    // Our own ICMP echo (a raw socket in the left namespace): a fresh machine may lack ping.
+    let rtts = icmp_echo(&l, LEFT_LAN, RIGHT_LAN, 3)?;
+    for (seq, rtt) in rtts.iter().enumerate() {
+        match rtt {
+            Some(t) => println!(
+                "   64 bytes from {RIGHT_LAN}: icmp_seq={} time={:.3} ms",
+                seq + 1,
+                t.as_secs_f64() * 1e3
+            ),
+            None => println!("   no reply for icmp_seq={}", seq + 1),
+        }
+    }
+    let received = rtts.iter().filter(|r| r.is_some()).count();
+    let loss = 100 * (rtts.len() - received) / rtts.len().max(1);
+    println!(
+        "   {} packets transmitted, {received} received, {loss}% packet loss",
+        rtts.len()
+    );
+    if received == 0 {
         return Err("ping across the tunnel failed".into());
     }
     check_interrupt()?;
@@ -263,6 +277,114 @@ fn steps(d: &mut Demo) -> Result<(), String> {
     }
     println!();
     Ok(())
+}
+
+/// ICMP echo from `src` to `dst` inside namespace `ns`, one request every 200 ms; the
+/// round-trip time of each, or None when no reply came within 2 s.
+fn icmp_echo(ns: &str, src: &str, dst: &str, count: u16) -> Result<Vec<Option<Duration>>, String> {
+    use std::net::Ipv4Addr;
+    let src: Ipv4Addr = src.parse().map_err(|e| format!("{e}"))?;
+    let dst: Ipv4Addr = dst.parse().map_err(|e| format!("{e}"))?;
+    let sockaddr = |a: Ipv4Addr| libc::sockaddr_in {
+        sin_family: libc::AF_INET as libc::sa_family_t,
+        sin_port: 0,
+        sin_addr: libc::in_addr {
+            s_addr: u32::from(a).to_be(),
+        },
+        sin_zero: [0; 8],
+    };
+    crate::routing::netns::in_netns(ns, move || {
+        // SAFETY: plain socket syscalls on a descriptor we own; every pointer passed points
+        // to a live local of the size given with it.
+        unsafe {
+            let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP);
+            if fd < 0 {
+                return Err(format!(
+                    "raw ICMP socket: {}",
+                    std::io::Error::last_os_error()
+                ));
+            }
+            let fd = <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd);
+            let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+            let sa = sockaddr(src);
+            let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            if libc::bind(raw, &sa as *const _ as *const libc::sockaddr, len) != 0 {
+                return Err(format!("bind {src}: {}", std::io::Error::last_os_error()));
+            }
+            let tv = libc::timeval {
+                tv_sec: 0,
+                tv_usec: 200_000,
+            };
+            libc::setsockopt(
+                raw,
+                libc::SOL_SOCKET,
+                libc::SO_RCVTIMEO,
+                &tv as *const _ as *const libc::c_void,
+                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+            );
+            let ident = (std::process::id() & 0xffff) as u16;
+            let to = sockaddr(dst);
+            let mut out = Vec::new();
+            for seq in 1..=count {
+                let mut msg = vec![8u8, 0, 0, 0];
+                msg.extend_from_slice(&ident.to_be_bytes());
+                msg.extend_from_slice(&seq.to_be_bytes());
+                msg.extend(std::iter::repeat_n(0x5a, 56));
+                let ck = inet_checksum(&msg);
+                msg[2..4].copy_from_slice(&ck.to_be_bytes());
+                let t0 = Instant::now();
+                libc::sendto(
+                    raw,
+                    msg.as_ptr() as *const libc::c_void,
+                    msg.len(),
+                    0,
+                    &to as *const _ as *const libc::sockaddr,
+                    len,
+                );
+                let mut rtt = None;
+                let mut buf = [0u8; 2048];
+                while rtt.is_none() && t0.elapsed() < Duration::from_secs(2) {
+                    let n = libc::recv(raw, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0);
+                    if n <= 0 {
+                        continue;
+                    }
+                    // The kernel hands raw IPv4 sockets the IP header too.
+                    let pkt = &buf[..n as usize];
+                    if pkt.len() < 20 {
+                        continue;
+                    }
+                    let ihl = usize::from(pkt[0] & 0x0f) * 4;
+                    let Some(icmp) = pkt.get(ihl..ihl + 8) else {
+                        continue;
+                    };
+                    let from = Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]);
+                    if icmp[0] == 0
+                        && from == dst
+                        && icmp[4..6] == ident.to_be_bytes()
+                        && icmp[6..8] == seq.to_be_bytes()
+                    {
+                        rtt = Some(t0.elapsed());
+                    }
+                }
+                out.push(rtt);
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Ok(out)
+        }
+    })
+    .map_err(|e| format!("netns {ns}: {e}"))?
+}
+
+/// RFC 1071 Internet checksum.
+fn inet_checksum(data: &[u8]) -> u16 {
+    let mut sum: u32 = data
+        .chunks(2)
+        .map(|c| u32::from(u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)])))
+        .sum();
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
 }
 
 fn learned_route(ns: &str) -> bool {
