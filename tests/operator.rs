@@ -274,3 +274,46 @@ fn wildcard_responder_binds_real_addresses() {
     assert_eq!(c["children"][0]["encap"], "none", "{c}");
     assert!(lab.ping(Side::Left, "10.1.0.1", "10.2.0.1", 3));
 }
+
+/// `ipsecgw run` failing at run time says what and where, and exits 2; a bad config exits 1.
+#[test]
+fn run_errors_exit_codes_and_messages() {
+    if !netns_env_ok(&[]) {
+        return;
+    }
+    let lab = Lab::new("runerr");
+    let bin = env!("CARGO_BIN_EXE_ipsecgw");
+    let dir = lab.side_dir(Side::Left);
+    // An underlay address this host does not have.
+    let cfg = GwConf::new(Side::Left).render(&lab).replace(
+        "local_addrs = [\"192.0.2.1\"]",
+        "local_addrs = [\"192.0.2.99\"]",
+    );
+    std::fs::write(dir.join("bad-addr.toml"), cfg).unwrap();
+    let o = lab.exec(
+        Side::Left,
+        &format!(
+            "timeout 10 {bin} run --config {}",
+            dir.join("bad-addr.toml").display()
+        ),
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("cannot bind UDP 192.0.2.99:500"), "{err}");
+    // A config error is a usage error, with file:line.
+    std::fs::write(dir.join("bad.toml"), "[global]\nlog_level = \"loud\"\n").unwrap();
+    let o = lab.exec(
+        Side::Left,
+        &format!(
+            "timeout 10 {bin} run --config {}",
+            dir.join("bad.toml").display()
+        ),
+    );
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("bad.toml:2:"));
+}
