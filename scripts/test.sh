@@ -30,5 +30,8 @@ fi
 # The distribution's charon must not hold ports 500/4500 of the host (tests use their own).
 systemctl stop strongswan-starter strongswan 2>/dev/null || true
 
+# Hygiene first: formatting and lints are part of the suite.
+cargo fmt --all -- --check
+cargo clippy --all-targets -- -D warnings
 cargo build --release --bins
 exec cargo test --release --no-fail-fast -- --test-threads=2 "$@"
