@@ -185,6 +185,11 @@ pub async fn run_config(cfg: Config) -> Result<(), String> {
         keylog,
         snapshot,
     };
+    // Before anything is installed: a failure here then leaves nothing behind, and a
+    // SIGTERM during setup is handled by the loop below (with teardown) instead of killing us.
+    let mut sigterm = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     for c in gw.cfg.connections.clone() {
         if let Err(e) = gw.setup_conn(c.clone()).await {
             gw.teardown_all().await;
@@ -198,9 +203,6 @@ pub async fn run_config(cfg: Config) -> Result<(), String> {
         gw.cfg.global.control_socket.display()
     );
 
-    let mut sigterm = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    let mut sighup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
@@ -451,10 +453,16 @@ impl Gateway {
             self.dataplane
                 .add_tunnel(&name, &t.interface, t.mtu)
                 .map_err(|e| format!("{name}: cannot create TUN device {}: {e}", t.interface))?;
-            self.netlink
+            if let Err(e) = self
+                .netlink
                 .configure_interface(&t.interface, t.address, t.prefix_len, u32::from(t.mtu))
                 .await
-                .map_err(|e| format!("{name}: {e}"))?;
+            {
+                // The connection is not recorded yet, so no teardown would find this device;
+                // left registered, it would also block every later setup under this name.
+                self.dataplane.remove_tunnel(&name);
+                return Err(format!("{name}: {e}"));
+            }
             info!(
                 "{name}: tunnel {} up with {}/{} mtu {}",
                 t.interface, t.address, t.prefix_len, t.mtu
