@@ -700,12 +700,35 @@ fn esp_in<'t>(
     }
 }
 
-fn udp_rx_loop(shared: &Shared, idx: usize) {
-    let Some(ep) = shared.udp.get(idx) else {
-        return;
-    };
-    let fd = ep.socket.as_raw_fd();
-    let mut batch = RecvBatch::new(UDP_RX_BUF_LEN);
+/// What a receive batch works with: one tables snapshot, the held SA lock, the TUN writes.
+struct RxBatch<'t> {
+    shared: &'t Shared,
+    tables: &'t Tables,
+    held: Option<HeldInbound<'t>>,
+    sink: TunOut<'t>,
+    now_ns: u64,
+}
+
+impl RxBatch<'_> {
+    fn esp_in(&mut self, esp: &mut [u8]) {
+        esp_in(
+            self.shared,
+            self.tables,
+            &mut self.held,
+            &mut self.sink,
+            esp,
+            self.now_ns,
+        )
+    }
+}
+
+/// A receive thread: recvmmsg batches from `fd` until shutdown. `each` gets every datagram
+/// that fit its buffer; truncated ones are counted here.
+fn rx_loop<F>(shared: &Shared, fd: RawFd, buf_len: usize, what: &str, mut each: F)
+where
+    F: FnMut(&mut RxBatch<'_>, sys::Received<'_>),
+{
+    let mut batch = RecvBatch::new(buf_len);
     let mut store = TunStore::default();
     while !shared.shutdown.load(Ordering::Relaxed) {
         let n = match batch.recv(fd) {
@@ -713,15 +736,19 @@ fn udp_rx_loop(shared: &Shared, idx: usize) {
             Ok(n) => n,
             Err(e) => {
                 shared.drops.recv_errors.inc();
-                tracing::warn!(local = %ep.local, "recvmmsg: {e}");
+                tracing::warn!("{what} recvmmsg: {e}");
                 std::thread::sleep(IDLE_WAKE);
                 continue;
             }
         };
         let tables = shared.snapshot();
-        let now_ns = shared.now_ns();
-        let mut held = None;
-        let mut sink = TunOut::new(std::mem::take(&mut store));
+        let mut rx = RxBatch {
+            shared,
+            tables: &tables,
+            held: None,
+            sink: TunOut::new(std::mem::take(&mut store)),
+            now_ns: shared.now_ns(),
+        };
         for i in 0..n {
             let Some(r) = batch.get_mut(i) else {
                 continue;
@@ -730,6 +757,25 @@ fn udp_rx_loop(shared: &Shared, idx: usize) {
                 shared.drops.truncated.inc();
                 continue;
             }
+            each(&mut rx, r);
+        }
+        // The SA lock goes before the TUN writes.
+        drop(rx.held);
+        store = rx.sink.finish(shared);
+    }
+}
+
+fn udp_rx_loop(shared: &Shared, idx: usize) {
+    let Some(ep) = shared.udp.get(idx) else {
+        return;
+    };
+    let what = format!("UDP {}", ep.local);
+    rx_loop(
+        shared,
+        ep.socket.as_raw_fd(),
+        UDP_RX_BUF_LEN,
+        &what,
+        |rx, r| {
             // UDP GRO hands over several datagrams of the same size back to back.
             let seg = r.gro_size.unwrap_or(r.data.len()).max(1);
             if seg < r.data.len() {
@@ -750,73 +796,43 @@ fn udp_rx_loop(shared: &Shared, idx: usize) {
                             shared.drops.ike_queue_full.inc();
                         }
                     }
-                    esp if esp.len() >= 8 => {
-                        esp_in(shared, &tables, &mut held, &mut sink, esp, now_ns)
-                    }
+                    esp if esp.len() >= 8 => rx.esp_in(esp),
                     _ => shared.drops.not_esp.inc(),
                 }
             }
-        }
-        drop(held);
-        store = sink.finish(shared);
-    }
+        },
+    );
 }
 
 fn raw_rx_loop(shared: &Shared) {
     let Some(raw) = shared.raw.as_ref() else {
         return;
     };
-    let fd = raw.as_raw_fd();
-    let mut batch = RecvBatch::new(RAW_RX_BUF_LEN);
-    let mut store = TunStore::default();
-    while !shared.shutdown.load(Ordering::Relaxed) {
-        let n = match batch.recv(fd) {
-            Ok(0) => continue,
-            Ok(n) => n,
-            Err(e) => {
-                shared.drops.recv_errors.inc();
-                tracing::warn!("raw ESP recvmmsg: {e}");
-                std::thread::sleep(IDLE_WAKE);
-                continue;
-            }
-        };
-        let tables = shared.snapshot();
-        let now_ns = shared.now_ns();
-        let mut held = None;
-        let mut sink = TunOut::new(std::mem::take(&mut store));
-        for i in 0..n {
-            let Some(sys::Received {
-                data, truncated, ..
-            }) = batch.get_mut(i)
-            else {
-                continue;
-            };
-            if truncated {
-                shared.drops.truncated.inc();
-                continue;
-            }
+    rx_loop(
+        shared,
+        raw.as_raw_fd(),
+        RAW_RX_BUF_LEN,
+        "raw ESP",
+        |rx, r| {
+            let data = r.data;
             // The raw IPv4 socket delivers the IP header first: skip IHL words.
             let ihl = match data.first() {
                 Some(b) if b >> 4 == 4 => usize::from(b & 0x0f) * 4,
                 _ => {
                     shared.drops.not_esp.inc();
-                    continue;
+                    return;
                 }
             };
             if ihl < 20 || data.get(9) != Some(&(libc::IPPROTO_ESP as u8)) {
                 shared.drops.not_esp.inc();
-                continue;
+                return;
             }
             match data.get_mut(ihl..) {
-                Some(esp) if esp.len() >= 8 => {
-                    esp_in(shared, &tables, &mut held, &mut sink, esp, now_ns)
-                }
+                Some(esp) if esp.len() >= 8 => rx.esp_in(esp),
                 _ => shared.drops.truncated.inc(),
             }
-        }
-        drop(held);
-        store = sink.finish(shared);
-    }
+        },
+    );
 }
 
 // ------------------------------------------------------------------------------------------
