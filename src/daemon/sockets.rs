@@ -22,7 +22,10 @@ pub struct IkeSockets {
 fn host_addresses() -> Vec<IpAddr> {
     let mut out = Vec::new();
     let mut ifap: *mut libc::ifaddrs = std::ptr::null_mut();
-    // SAFETY: getifaddrs fills a list we only read and then free with freeifaddrs.
+    // SAFETY: on success getifaddrs hands us a null-terminated list that stays valid until the
+    // single freeifaddrs below; nothing borrowed from it (only copied Ipv4Addr values) outlives
+    // that. ifa_addr may be null (checked) and is read as sockaddr_in only when its family says
+    // AF_INET; libc allocates the entries suitably aligned for the sockaddr type they hold.
     unsafe {
         if libc::getifaddrs(&mut ifap) != 0 {
             return out;
