@@ -36,6 +36,8 @@ impl Drop for Demo {
     fn drop(&mut self) {
         for (_, child) in &mut self.gateways {
             // SIGTERM: the gateway deletes its SAs and removes its routes itself.
+            // SAFETY: kill(2) takes no pointers; the child is not yet waited for, so its pid
+            // cannot have been reused by another process.
             unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
         }
         for (_, child) in &mut self.gateways {
@@ -84,10 +86,13 @@ fn check_interrupt() -> Result<(), String> {
 }
 
 pub fn run() -> ExitCode {
+    // SAFETY: geteuid(2) takes no arguments and cannot fail.
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("ipsecgw demo: needs root (it creates network namespaces and TUN devices)");
         return ExitCode::from(1);
     }
+    // SAFETY: on_signal is an extern "C" fn that only stores to an atomic, which is
+    // async-signal-safe; it stays valid for the life of the process.
     unsafe {
         libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_signal as *const () as libc::sighandler_t);
