@@ -192,7 +192,7 @@ pub async fn run_config(cfg: Config) -> Result<(), String> {
     let mut sighup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
     for c in gw.cfg.connections.clone() {
         if let Err(e) = gw.setup_conn(c.clone()).await {
-            gw.teardown_all().await;
+            gw.stop().await;
             return Err(e);
         }
     }
@@ -238,9 +238,7 @@ pub async fn run_config(cfg: Config) -> Result<(), String> {
             _ = &mut grace => break,
         }
     }
-    gw.teardown_all().await;
-    gw.dataplane.shutdown();
-    let _ = std::fs::remove_file(&gw.cfg.global.control_socket);
+    gw.stop().await;
     info!("ipsecgw stopped");
     Ok(())
 }
@@ -503,6 +501,13 @@ impl Gateway {
             }
             self.dataplane.remove_tunnel(name);
         }
+    }
+
+    /// Undoes everything installed: connections, packet threads, the control socket file.
+    async fn stop(&mut self) {
+        self.teardown_all().await;
+        self.dataplane.shutdown();
+        let _ = std::fs::remove_file(&self.cfg.global.control_socket);
     }
 
     async fn teardown_all(&mut self) {
