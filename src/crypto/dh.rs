@@ -27,12 +27,14 @@ pub(crate) fn prime(group: DhGroup) -> Vec<u8> {
     })
 }
 
-fn to_be<const L: usize>(x: &Uint<L>) -> Vec<u8> {
-    x.as_words()
-        .iter()
-        .rev()
-        .flat_map(|w| w.to_be_bytes())
-        .collect()
+/// Big-endian bytes of `x`, in a buffer sized up front: growing a Vec while collecting would
+/// leave copies of a secret behind in freed memory.
+fn to_be<const L: usize>(x: &Uint<L>) -> Zeroizing<Vec<u8>> {
+    let mut out = Zeroizing::new(Vec::with_capacity(Uint::<L>::BYTES));
+    for w in x.as_words().iter().rev() {
+        out.extend_from_slice(&w.to_be_bytes());
+    }
+    out
 }
 
 /// base^exp mod p in constant time; all three are big-endian and exactly L*8 bytes long.
@@ -40,9 +42,12 @@ fn modexp<const L: usize>(base: &[u8], exp: &[u8], p: &[u8]) -> Zeroizing<Vec<u8
     let params = DynResidueParams::new(&Uint::<L>::from_be_slice(p));
     let mut e = Uint::<L>::from_be_slice(exp);
     let b = DynResidue::new(&Uint::<L>::from_be_slice(base), params);
-    let mut r = b.pow(&e).retrieve();
-    let out = Zeroizing::new(to_be(&r));
+    // The result in Montgomery form is as secret as the value it stands for.
+    let mut y = b.pow(&e);
+    let mut r = y.retrieve();
+    let out = to_be(&r);
     e.zeroize();
+    y.zeroize();
     r.zeroize();
     out
 }
