@@ -699,3 +699,32 @@ fn throughput_tcp_through_tunnel() {
         assert!(mbit > 1.0);
     }
 }
+
+/// A TUN device deleted from outside (`ip link del`) makes every read fail with EBADFD: the
+/// transmit thread must notice its stop flag, so removing the tunnel and shutting down still
+/// return instead of hanging on a thread that retries the read forever.
+#[test]
+fn tun_deleted_under_the_dataplane_still_shuts_down() {
+    if !require_netns() {
+        return;
+    }
+    for offload in [false, true] {
+        let net = Netns::new("tundel");
+        let (a, _ike_a) = start_side(&net, &net.a, UNDERLAY_A, INNER_A, false, offload);
+        let _stop = Stop(vec![a.clone()]);
+        net.ip(&net.a, &format!("link del {TUN}"));
+        // Give the transmit thread time to hit the failing read.
+        std::thread::sleep(Duration::from_millis(300));
+        let (done_tx, done_rx) = std::sync::mpsc::channel();
+        let dp = a.clone();
+        std::thread::spawn(move || {
+            dp.remove_tunnel("site");
+            dp.shutdown();
+            let _ = done_tx.send(());
+        });
+        assert!(
+            done_rx.recv_timeout(Duration::from_secs(5)).is_ok(),
+            "remove_tunnel/shutdown hung after the TUN device was deleted (offload {offload})"
+        );
+    }
+}

@@ -887,6 +887,7 @@ fn tun_tx_loop(shared: &Shared, tun: &Tunnel) {
         let tables = shared.snapshot();
         let sas: &[Arc<OutSa>] = tables.outbound.get(&tun.conn).map_or(&[], |v| v.as_slice());
         let mut count = 0;
+        let mut device_failed = false;
         {
             let mut held: Option<HeldOutbound<'_>> = None;
             while count < BATCH {
@@ -898,9 +899,16 @@ fn tun_tx_loop(shared: &Shared, tun: &Tunnel) {
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(e) => {
-                        // A malformed GSO packet: counted, the loop goes on.
                         shared.drops.not_ip_outbound.inc();
                         tracing::debug!(ifname = %tun.ifname, "TUN read: {e}");
+                        // An error from read(2) itself (e.g. EBADFD once the device was
+                        // deleted under us) repeats forever: leave the batch so the stop
+                        // flags are seen, and back off. A malformed GSO packet (an error
+                        // from tun-rs, no errno) is just skipped.
+                        if e.raw_os_error().is_some() {
+                            device_failed = true;
+                            break;
+                        }
                         continue;
                     }
                 };
@@ -946,6 +954,9 @@ fn tun_tx_loop(shared: &Shared, tun: &Tunnel) {
             }
         }
         flush(shared, &outs[..count], &dests[..count]);
+        if device_failed {
+            std::thread::sleep(IDLE_WAKE);
+        }
     }
 }
 
