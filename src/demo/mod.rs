@@ -299,45 +299,52 @@ fn icmp_echo(ns: &str, src: &str, dst: &str, count: u16) -> Result<Vec<Option<Du
         sin_zero: [0; 8],
     };
     crate::routing::netns::in_netns(ns, move || {
-        // SAFETY: plain socket syscalls on a descriptor we own; every pointer passed points
-        // to a live local of the size given with it.
-        unsafe {
-            let fd = libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP);
-            if fd < 0 {
-                return Err(format!(
-                    "raw ICMP socket: {}",
-                    std::io::Error::last_os_error()
-                ));
-            }
-            let fd = <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd);
-            let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
-            let sa = sockaddr(src);
-            let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-            if libc::bind(raw, &sa as *const _ as *const libc::sockaddr, len) != 0 {
-                return Err(format!("bind {src}: {}", std::io::Error::last_os_error()));
-            }
-            let tv = libc::timeval {
-                tv_sec: 0,
-                tv_usec: 200_000,
-            };
+        let os_err = |what: String| format!("{what}: {}", std::io::Error::last_os_error());
+        // SAFETY: socket() returns a new descriptor or -1; a valid one is owned from here on.
+        let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP) };
+        if fd < 0 {
+            return Err(os_err("raw ICMP socket".into()));
+        }
+        // SAFETY: fd is a fresh descriptor nobody else owns.
+        let fd = unsafe { <std::os::fd::OwnedFd as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        let raw = std::os::fd::AsRawFd::as_raw_fd(&fd);
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        let from_addr = sockaddr(src);
+        // SAFETY: the address points to a live sockaddr_in of `len` bytes.
+        if unsafe { libc::bind(raw, &from_addr as *const _ as *const libc::sockaddr, len) } != 0 {
+            return Err(os_err(format!("bind {src}")));
+        }
+        let tv = libc::timeval {
+            tv_sec: 0,
+            tv_usec: 200_000,
+        };
+        let tv_len = std::mem::size_of::<libc::timeval>() as libc::socklen_t;
+        // SAFETY: the option value points to a live timeval of `tv_len` bytes.
+        let set = unsafe {
             libc::setsockopt(
                 raw,
                 libc::SOL_SOCKET,
                 libc::SO_RCVTIMEO,
                 &tv as *const _ as *const libc::c_void,
-                std::mem::size_of::<libc::timeval>() as libc::socklen_t,
-            );
-            let ident = (std::process::id() & 0xffff) as u16;
-            let to = sockaddr(dst);
-            let mut out = Vec::new();
-            for seq in 1..=count {
-                let mut msg = vec![8u8, 0, 0, 0];
-                msg.extend_from_slice(&ident.to_be_bytes());
-                msg.extend_from_slice(&seq.to_be_bytes());
-                msg.extend(std::iter::repeat_n(0x5a, 56));
-                let ck = inet_checksum(&msg);
-                msg[2..4].copy_from_slice(&ck.to_be_bytes());
-                let t0 = Instant::now();
+                tv_len,
+            )
+        };
+        if set != 0 {
+            return Err(os_err("SO_RCVTIMEO".into()));
+        }
+        let ident = (std::process::id() & 0xffff) as u16;
+        let to = sockaddr(dst);
+        let mut out = Vec::new();
+        for seq in 1..=count {
+            let mut msg = vec![8u8, 0, 0, 0];
+            msg.extend_from_slice(&ident.to_be_bytes());
+            msg.extend_from_slice(&seq.to_be_bytes());
+            msg.extend(std::iter::repeat_n(0x5a, 56));
+            let ck = inet_checksum(&msg);
+            msg[2..4].copy_from_slice(&ck.to_be_bytes());
+            let t0 = Instant::now();
+            // SAFETY: msg and the destination are live for the call, with the lengths given.
+            let sent = unsafe {
                 libc::sendto(
                     raw,
                     msg.as_ptr() as *const libc::c_void,
@@ -345,37 +352,38 @@ fn icmp_echo(ns: &str, src: &str, dst: &str, count: u16) -> Result<Vec<Option<Du
                     0,
                     &to as *const _ as *const libc::sockaddr,
                     len,
-                );
-                let mut rtt = None;
-                let mut buf = [0u8; 2048];
-                while rtt.is_none() && t0.elapsed() < Duration::from_secs(2) {
-                    let n = libc::recv(raw, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0);
-                    if n <= 0 {
-                        continue;
-                    }
-                    // The kernel hands raw IPv4 sockets the IP header too.
-                    let pkt = &buf[..n as usize];
-                    if pkt.len() < 20 {
-                        continue;
-                    }
-                    let ihl = usize::from(pkt[0] & 0x0f) * 4;
-                    let Some(icmp) = pkt.get(ihl..ihl + 8) else {
-                        continue;
-                    };
-                    let from = Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]);
-                    if icmp[0] == 0
-                        && from == dst
-                        && icmp[4..6] == ident.to_be_bytes()
-                        && icmp[6..8] == seq.to_be_bytes()
-                    {
-                        rtt = Some(t0.elapsed());
-                    }
+                )
+            };
+            let mut rtt = None;
+            let mut buf = [0u8; 2048];
+            while sent > 0 && rtt.is_none() && t0.elapsed() < Duration::from_secs(2) {
+                // SAFETY: buf is a live, writable buffer of buf.len() bytes.
+                let n =
+                    unsafe { libc::recv(raw, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0) };
+                let Some(pkt) = usize::try_from(n).ok().and_then(|n| buf.get(..n)) else {
+                    continue;
+                };
+                // The kernel hands raw IPv4 sockets the IP header too.
+                if pkt.len() < 20 {
+                    continue;
                 }
-                out.push(rtt);
-                std::thread::sleep(Duration::from_millis(200));
+                let ihl = usize::from(pkt[0] & 0x0f) * 4;
+                let Some(icmp) = pkt.get(ihl..ihl + 8) else {
+                    continue;
+                };
+                let from = Ipv4Addr::new(pkt[12], pkt[13], pkt[14], pkt[15]);
+                if icmp[0] == 0
+                    && from == dst
+                    && icmp[4..6] == ident.to_be_bytes()
+                    && icmp[6..8] == seq.to_be_bytes()
+                {
+                    rtt = Some(t0.elapsed());
+                }
             }
-            Ok(out)
+            out.push(rtt);
+            std::thread::sleep(Duration::from_millis(200));
         }
+        Ok(out)
     })
     .map_err(|e| format!("netns {ns}: {e}"))?
 }
