@@ -317,3 +317,26 @@ fn run_errors_exit_codes_and_messages() {
     assert_eq!(o.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&o.stderr).contains("bad.toml:2:"));
 }
+
+/// IKE on a port other than 500 (`local_port` / `remote_port`), e.g. behind a port forward.
+#[test]
+fn ike_on_a_custom_port() {
+    if !netns_env_ok(&[]) {
+        return;
+    }
+    let mut lab = Lab::new("port");
+    let ports = "encap = \"auto\"\nlocal_port = 1500\nremote_port = 1500";
+    let mut r = GwConf::new(Side::Right);
+    r.tunnel = Some(TUN_R);
+    let cfg = r.render(&lab).replace("encap = \"auto\"", ports);
+    lab.start_ipsecgw(Side::Right, &cfg);
+    let mut l = GwConf::new(Side::Left);
+    l.tunnel = Some(TUN_L);
+    l.start_action = "start";
+    let cfg = l.render(&lab).replace("encap = \"auto\"", ports);
+    lab.start_ipsecgw(Side::Left, &cfg);
+    let c = wait_state(&lab, Side::Left, "established");
+    assert_eq!(c["ike"]["local"], "192.0.2.1:1500", "{c}");
+    assert_eq!(c["ike"]["remote"], "192.0.2.2:1500", "{c}");
+    assert!(lab.ping(Side::Left, "10.1.0.1", "10.2.0.1", 3));
+}

@@ -121,7 +121,8 @@ pub async fn run_config(cfg: Config) -> Result<(), String> {
             .flat_map(|c| c.local_addrs.iter().copied())
             .collect()
     };
-    let (socks, natt) = sockets::bind_all(&local_addrs)?;
+    let ike_ports: Vec<u16> = cfg.connections.iter().map(|c| c.local_port).collect();
+    let (socks, natt) = sockets::bind_all(&local_addrs, &ike_ports)?;
     let (ike_tx, mut ike_rx) = mpsc::channel::<IkeDatagram>(1024);
     socks.spawn_readers(ike_tx.clone())?;
     let dataplane = Dataplane::start(DataplaneConfig {

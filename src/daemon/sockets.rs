@@ -1,7 +1,7 @@
-//! The UDP sockets of the control plane: IKE on 500 (read here, on tokio) and the NAT-T
-//! port 4500, whose receive side belongs to the data plane threads (ESP-in-UDP dominates it);
-//! IKE found there comes back to us over a channel. We send IKE on 4500 through a duplicate
-//! of the same socket so the peer sees one source port.
+//! The UDP sockets of the control plane: IKE on 500 or a configured `local_port` (read here,
+//! on tokio) and the NAT-T port 4500, whose receive side belongs to the data plane threads
+//! (ESP-in-UDP dominates it); IKE found there comes back to us over a channel. We send IKE on
+//! 4500 through a duplicate of the same socket so the peer sees one source port.
 
 use crate::dataplane::IkeDatagram;
 use crate::ike::{Transmit, NATT_PORT};
@@ -14,8 +14,10 @@ pub const IKE_PORT: u16 = 500;
 const NON_ESP_MARKER: [u8; 4] = [0; 4];
 
 pub struct IkeSockets {
-    /// Per local address: (port 500 socket, port 4500 socket used for sending).
-    by_addr: HashMap<IpAddr, (UdpSocket, UdpSocket)>,
+    /// IKE sockets by local address and port (500, or a connection's `local_port`).
+    ike: HashMap<SocketAddr, UdpSocket>,
+    /// Send side of the NAT-T socket, per local address.
+    natt: HashMap<IpAddr, UdpSocket>,
 }
 
 /// The host's IPv4 addresses (loopback aside), for a gateway configured without local_addrs.
@@ -47,11 +49,11 @@ fn host_addresses() -> Vec<IpAddr> {
     out
 }
 
-/// Binds 500 and 4500 on every local address. Without configured local addresses it binds
-/// each address the host has, rather than the wildcard, so that every datagram arrives with
-/// its real local address: NAT detection hashes it, and a wildcard socket cannot tell.
+/// Binds the IKE port(s) and 4500 on every local address. Without configured local addresses
+/// it binds each address the host has, rather than the wildcard, so that every datagram arrives
+/// with its real local address: NAT detection hashes it, and a wildcard socket cannot tell.
 /// Returns our sockets and the 4500 sockets to hand to the data plane.
-pub fn bind_all(addrs: &[IpAddr]) -> Result<(IkeSockets, Vec<UdpSocket>), String> {
+pub fn bind_all(addrs: &[IpAddr], ports: &[u16]) -> Result<(IkeSockets, Vec<UdpSocket>), String> {
     let mut list: Vec<IpAddr> = addrs.to_vec();
     if list.is_empty() {
         list = host_addresses();
@@ -61,32 +63,47 @@ pub fn bind_all(addrs: &[IpAddr]) -> Result<(IkeSockets, Vec<UdpSocket>), String
     }
     list.sort();
     list.dedup();
-    let mut by_addr = HashMap::new();
+    let mut ports: Vec<u16> = ports.iter().copied().filter(|p| *p != NATT_PORT).collect();
+    if ports.is_empty() {
+        ports.push(IKE_PORT);
+    }
+    ports.sort_unstable();
+    ports.dedup();
+    let mut ike = HashMap::new();
+    let mut natt_send = HashMap::new();
     let mut natt = Vec::new();
     for a in list {
-        let s500 = UdpSocket::bind(SocketAddr::new(a, IKE_PORT))
-            .map_err(|e| format!("cannot bind UDP {a}:{IKE_PORT}: {e}"))?;
+        for &p in &ports {
+            let s = UdpSocket::bind(SocketAddr::new(a, p))
+                .map_err(|e| format!("cannot bind UDP {a}:{p}: {e}"))?;
+            ike.insert(SocketAddr::new(a, p), s);
+        }
         let s4500 = UdpSocket::bind(SocketAddr::new(a, NATT_PORT))
             .map_err(|e| format!("cannot bind UDP {a}:{NATT_PORT}: {e}"))?;
         let send4500 = s4500
             .try_clone()
             .map_err(|e| format!("cannot duplicate the {a}:{NATT_PORT} socket: {e}"))?;
         natt.push(s4500);
-        by_addr.insert(a, (s500, send4500));
+        natt_send.insert(a, send4500);
     }
-    Ok((IkeSockets { by_addr }, natt))
+    Ok((
+        IkeSockets {
+            ike,
+            natt: natt_send,
+        },
+        natt,
+    ))
 }
 
 impl IkeSockets {
-    /// Spawns one reader task per port-500 socket feeding `tx`.
+    /// Spawns one reader task per IKE socket feeding `tx` (4500 is read by the data plane).
     pub fn spawn_readers(&self, tx: mpsc::Sender<IkeDatagram>) -> Result<(), String> {
-        for (addr, (s500, _)) in &self.by_addr {
-            let std_sock = s500
+        for (&local, s) in &self.ike {
+            let std_sock = s
                 .try_clone()
-                .map_err(|e| format!("cannot duplicate {addr}:{IKE_PORT}: {e}"))?;
+                .map_err(|e| format!("cannot duplicate {local}: {e}"))?;
             std_sock.set_nonblocking(true).map_err(|e| e.to_string())?;
             let sock = tokio::net::UdpSocket::from_std(std_sock).map_err(|e| e.to_string())?;
-            let local = SocketAddr::new(*addr, IKE_PORT);
             let tx = tx.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 65536];
@@ -112,21 +129,37 @@ impl IkeSockets {
 
     /// Sends one IKE message, from 4500 with the non-ESP marker when the engine says so.
     pub fn send(&self, t: &Transmit) {
-        let Some((s500, s4500)) = self
-            .by_addr
-            .get(&t.local.ip())
-            .or_else(|| self.by_addr.get(&IpAddr::V4(Ipv4Addr::UNSPECIFIED)))
-            .or_else(|| self.by_addr.values().next())
-        else {
-            return;
-        };
-        let res = if t.local.port() == NATT_PORT {
+        let any = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+        let port = t.local.port();
+        let res = if port == NATT_PORT {
+            let Some(s) = self
+                .natt
+                .get(&t.local.ip())
+                .or_else(|| self.natt.get(&any))
+                .or_else(|| self.natt.values().next())
+            else {
+                return;
+            };
             let mut d = Vec::with_capacity(t.data.len() + 4);
             d.extend_from_slice(&NON_ESP_MARKER);
             d.extend_from_slice(&t.data);
-            s4500.send_to(&d, t.remote)
+            s.send_to(&d, t.remote)
         } else {
-            s500.send_to(&t.data, t.remote)
+            let Some(s) = self
+                .ike
+                .get(&t.local)
+                .or_else(|| self.ike.get(&SocketAddr::new(any, port)))
+                .or_else(|| {
+                    self.ike
+                        .iter()
+                        .find(|(k, _)| k.port() == port)
+                        .map(|(_, s)| s)
+                })
+            else {
+                tracing::warn!("no IKE socket for {} (to {})", t.local, t.remote);
+                return;
+            };
+            s.send_to(&t.data, t.remote)
         };
         if let Err(e) = res {
             tracing::warn!("cannot send IKE to {}: {e}", t.remote);
