@@ -263,43 +263,17 @@ impl Gateway {
         }
     }
 
+    /// The engine logs every SA event at info; here we only act on them.
     async fn on_event(&mut self, ev: Event) {
         match ev {
-            Event::IkeUp {
-                conn,
-                spi_i,
-                spi_r,
-                local,
-                remote,
-                encr,
-                integ,
-                prf,
-                dh,
-                nat_detected,
-                rekeyed,
-            } => {
-                debug!(
-                    "{conn}: IKE SA {} {spi_i:016x}_i {spi_r:016x}_r {local} === {remote}, {}/{}/{}/{}{}",
-                    if rekeyed { "rekeyed" } else { "established" },
-                    encr.name(),
-                    integ.map(|i| i.name()).unwrap_or("-"),
-                    prf.name(),
-                    dh.name(),
-                    if nat_detected { ", NAT-T" } else { "" }
-                );
+            Event::IkeUp { conn, rekeyed, .. } => {
                 if rekeyed {
                     if let Some(c) = self.conns.get_mut(&conn) {
                         c.retired.ike_rekeys += 1;
                     }
                 }
             }
-            Event::IkeDown {
-                conn,
-                spi_i,
-                spi_r,
-                reason,
-            } => {
-                debug!("{conn}: IKE SA {spi_i:016x}_i {spi_r:016x}_r down: {reason}");
+            Event::IkeDown { conn, reason, .. } => {
                 if let Some(c) = self.conns.get_mut(&conn) {
                     let r = reason.to_ascii_lowercase();
                     if r.contains("dead") || r.contains("dpd") || r.contains("retransmi") {
@@ -308,16 +282,7 @@ impl Gateway {
                 }
             }
             Event::ChildUp(sa) => self.child_up(sa).await,
-            Event::ChildDown {
-                conn,
-                child,
-                spi_in,
-                spi_out,
-                reason,
-            } => {
-                debug!("{conn}/{child}: CHILD SA {spi_in:08x}_i {spi_out:08x}_o removed: {reason}");
-                self.child_down(&conn, spi_in).await;
-            }
+            Event::ChildDown { conn, spi_in, .. } => self.child_down(&conn, spi_in).await,
             Event::KeyLog {
                 spi_i,
                 spi_r,
@@ -347,28 +312,6 @@ impl Gateway {
             );
             return;
         }
-        debug!(
-            "{}/{}: CHILD SA {} {:08x}_i {:08x}_o {}{}{} {} === {}{}",
-            sa.conn,
-            sa.child,
-            if sa.rekey_of.is_some() {
-                "rekeyed"
-            } else {
-                "installed"
-            },
-            sa.spi_in,
-            sa.spi_out,
-            sa.encr.name(),
-            sa.integ
-                .map(|i| format!("/{}", i.name()))
-                .unwrap_or_default(),
-            if sa.udp_encap { " in UDP" } else { "" },
-            ts_list(&sa.local_ts),
-            ts_list(&sa.remote_ts),
-            sa.rekey_of
-                .map(|o| format!(" (replaces {o:08x})"))
-                .unwrap_or_default()
-        );
         if sa.rekey_of.is_some() {
             c.retired.child_rekeys += 1;
         }
@@ -769,11 +712,4 @@ fn child_state(s: &str) -> ChildState {
         "deleting" => ChildState::Deleting,
         _ => ChildState::Installed,
     }
-}
-
-fn ts_list(ts: &[ike::TrafficSelector]) -> String {
-    ts.iter()
-        .map(|t| t.to_string())
-        .collect::<Vec<_>>()
-        .join(",")
 }
