@@ -1,0 +1,4 @@
+//! `ipsecgw list-algorithms`: placeholder replaced below.
+pub fn list_algorithms() -> String {
+    String::new()
+}
