@@ -19,7 +19,9 @@ pub mod proposal;
 mod xcbc;
 
 #[cfg(test)]
-mod kat_tests;
+mod kat_ke;
+#[cfg(test)]
+mod kat_sym;
 
 pub use aead::{new_aead, Aead};
 pub use algs::{EncrAlg, IntegAlg, PrfAlg};
