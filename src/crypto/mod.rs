@@ -11,6 +11,7 @@ mod dh;
 mod dh_group;
 mod ecdh;
 mod gcm_short;
+pub mod keywords;
 pub mod listing;
 mod mac;
 mod modp;
