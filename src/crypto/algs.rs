@@ -45,6 +45,8 @@ pub(crate) struct EncrInfo {
     pub rfc: &'static str,
 }
 
+/// One table row, positionally, so the table below stays one line per cipher.
+#[allow(clippy::too_many_arguments)]
 const fn encr(
     id: u16,
     key: usize,

@@ -94,8 +94,7 @@ const MODP2048S256_G: &str = concat!(
     "2F63078490F00EF8D647D148D47954515E2327CFEF98C582664B4C0F6CC41659",
 );
 /// RFC 5114 2.3, group 24: the 256-bit prime order q of the subgroup.
-const MODP2048S256_Q: &str =
-    concat!("8CF83642A709A097B447997640129DA299B1A47D1EB3750BA308B0FE64F5FBD3",);
+const MODP2048S256_Q: &str = "8CF83642A709A097B447997640129DA299B1A47D1EB3750BA308B0FE64F5FBD3";
 
 /// p, g and (group 24 only) q of a MODP group, big-endian; p and g are p's length.
 pub(crate) struct ModpParams {
