@@ -58,6 +58,8 @@ enum Cmd {
     },
     /// Two gateways in two network namespaces, IKE + ESP + BGP, traffic across, then clean up.
     Demo,
+    /// Print every IKE/ESP proposal keyword this build supports, with IANA ID and RFC.
+    ListAlgorithms,
 }
 
 fn main() -> ExitCode {
@@ -112,6 +114,10 @@ fn main() -> ExitCode {
             }
         }
         Cmd::Demo => ipsecgw::demo::run(),
+        Cmd::ListAlgorithms => {
+            print!("{}", ipsecgw::crypto::list_algorithms());
+            ExitCode::SUCCESS
+        }
         cmd => client(cli.socket, cli.config, cmd),
     }
 }
@@ -136,7 +142,7 @@ fn client(socket: Option<PathBuf>, config: Option<PathBuf>, cmd: Cmd) -> ExitCod
             },
             false,
         ),
-        Cmd::Run | Cmd::Check | Cmd::Demo => unreachable!("handled in main"),
+        Cmd::Run | Cmd::Check | Cmd::Demo | Cmd::ListAlgorithms => unreachable!("handled in main"),
     };
     let resp = match control::request(&socket, &Request::new(command.clone())) {
         Ok(r) => r,

@@ -1,11 +1,10 @@
-//! Block ciphers in CBC mode (IKE SK payloads, ESP) and AES-GCM (RFC 4106 ESP, RFC 5282 IKE).
+//! Block ciphers in CBC mode (IKE SK payloads, ESP: AES-128/192/256 per RFC 3602, 3DES per
+//! RFC 2451) and ESP's NULL encryption (RFC 2410). The AEAD ciphers are in `aead.rs`.
 
 use super::{CryptoError, EncrAlg};
 use aes::cipher::{
     block_padding::NoPadding, BlockCipher, BlockDecryptMut, BlockEncryptMut, InnerIvInit, KeyInit,
 };
-use aes_gcm::aead::AeadInPlace;
-use aes_gcm::{Aes128Gcm, Aes256Gcm, Nonce};
 use zeroize::Zeroize;
 
 /// Keyed CBC block cipher: the key schedule is done once per SA; per packet only the cipher runs.
@@ -16,13 +15,6 @@ pub trait CbcCipher: Send + Sync {
     fn encrypt(&self, iv: &[u8], buf: &mut [u8]);
     /// Decrypts `buf` in place (same length rules). On a length violation the buffer is wiped.
     fn decrypt(&self, iv: &[u8], buf: &mut [u8]);
-}
-
-/// Keyed AEAD, AES-GCM with a 16-byte tag: nonce = 4-byte salt (from keymat) || 8-byte IV.
-pub trait Aead: Send + Sync {
-    fn seal(&self, iv: &[u8; 8], aad: &[u8], buf: &mut [u8]) -> [u8; 16];
-    /// Decrypts in place if the tag verifies (constant time); false leaves garbage in `buf`.
-    fn open(&self, iv: &[u8; 8], aad: &[u8], buf: &mut [u8], tag: &[u8]) -> bool;
 }
 
 struct Cbc<C> {
@@ -74,7 +66,21 @@ fn check_len(alg: EncrAlg, expected: usize, key: &[u8]) -> Result<(), CryptoErro
     }
 }
 
-/// A keyed CBC cipher for `alg` (AES-CBC-128/256 or 3DES-CBC).
+/// ENCR_NULL (RFC 2410): the identity, for ESP with integrity only. It goes through the
+/// non-AEAD path like a CBC cipher with a 0-byte IV, so ESP frames it unchanged.
+struct NullCipher;
+
+impl CbcCipher for NullCipher {
+    fn block_len(&self) -> usize {
+        EncrAlg::Null.block_len()
+    }
+
+    fn encrypt(&self, _iv: &[u8], _buf: &mut [u8]) {}
+
+    fn decrypt(&self, _iv: &[u8], _buf: &mut [u8]) {}
+}
+
+/// A keyed non-AEAD cipher for `alg`: AES-CBC-128/192/256, 3DES-CBC, or NULL (empty key).
 pub fn new_cbc(alg: EncrAlg, key: &[u8]) -> Result<Box<dyn CbcCipher>, CryptoError> {
     check_len(alg, alg.key_len(), key)?;
     let bad = |_| CryptoError::BadKeyLength {
@@ -86,97 +92,17 @@ pub fn new_cbc(alg: EncrAlg, key: &[u8]) -> Result<Box<dyn CbcCipher>, CryptoErr
         EncrAlg::AesCbc128 => Box::new(Cbc {
             cipher: aes::Aes128::new_from_slice(key).map_err(bad)?,
         }),
+        EncrAlg::AesCbc192 => Box::new(Cbc {
+            cipher: aes::Aes192::new_from_slice(key).map_err(bad)?,
+        }),
         EncrAlg::AesCbc256 => Box::new(Cbc {
             cipher: aes::Aes256::new_from_slice(key).map_err(bad)?,
         }),
         EncrAlg::TripleDesCbc => Box::new(Cbc {
             cipher: des::TdesEde3::new_from_slice(key).map_err(bad)?,
         }),
-        EncrAlg::AesGcm16_128 | EncrAlg::AesGcm16_256 => {
-            return Err(CryptoError::NotCbc(alg.name()))
-        }
-    })
-}
-
-struct Gcm<A> {
-    aead: A,
-    salt: [u8; 4],
-}
-
-impl<A> Drop for Gcm<A> {
-    fn drop(&mut self) {
-        self.salt.zeroize();
-    }
-}
-
-impl<A: AeadInPlace + Send + Sync> Aead for Gcm<A> {
-    fn seal(&self, iv: &[u8; 8], aad: &[u8], buf: &mut [u8]) -> [u8; 16] {
-        let nonce = self.nonce(iv);
-        match self
-            .aead
-            .encrypt_in_place_detached(Nonce::from_slice(&nonce), aad, buf)
-        {
-            Ok(tag) => {
-                let mut out = [0u8; 16];
-                out.copy_from_slice(&tag[..16]);
-                out
-            }
-            // Only reachable for inputs beyond 2^36 bytes; never emit plaintext.
-            Err(_) => {
-                buf.zeroize();
-                [0u8; 16]
-            }
-        }
-    }
-
-    fn open(&self, iv: &[u8; 8], aad: &[u8], buf: &mut [u8], tag: &[u8]) -> bool {
-        if tag.len() != 16 {
-            return false;
-        }
-        let nonce = self.nonce(iv);
-        self.aead
-            .decrypt_in_place_detached(
-                Nonce::from_slice(&nonce),
-                aad,
-                buf,
-                aes_gcm::Tag::from_slice(tag),
-            )
-            .is_ok()
-    }
-}
-
-impl<A> Gcm<A> {
-    fn nonce(&self, iv: &[u8; 8]) -> [u8; 12] {
-        let mut n = [0u8; 12];
-        n[..4].copy_from_slice(&self.salt);
-        n[4..].copy_from_slice(iv);
-        n
-    }
-}
-
-/// A keyed AES-GCM-16 for `alg`; `keymat` is the key followed by the 4-byte salt.
-pub fn new_aead(alg: EncrAlg, keymat: &[u8]) -> Result<Box<dyn Aead>, CryptoError> {
-    if !alg.is_aead() {
-        return Err(CryptoError::NotAead(alg.name()));
-    }
-    check_len(alg, alg.keymat_len(), keymat)?;
-    let (key, salt_bytes) = keymat.split_at(alg.key_len());
-    let mut salt = [0u8; 4];
-    salt.copy_from_slice(salt_bytes);
-    let bad = |_| CryptoError::BadKeyLength {
-        alg: alg.name(),
-        expected: alg.keymat_len(),
-        got: keymat.len(),
-    };
-    Ok(match alg {
-        EncrAlg::AesGcm16_128 => Box::new(Gcm {
-            aead: Aes128Gcm::new_from_slice(key).map_err(bad)?,
-            salt,
-        }),
-        _ => Box::new(Gcm {
-            aead: Aes256Gcm::new_from_slice(key).map_err(bad)?,
-            salt,
-        }),
+        EncrAlg::Null => Box::new(NullCipher),
+        _ => return Err(CryptoError::NotCbc(alg.name())),
     })
 }
 
@@ -233,22 +159,42 @@ mod tests {
     }
 
     #[test]
-    fn gcm_mcgrew_test_case_3() {
-        // draft-mcgrew-gcm-test-01 / GCM spec test case 3 (AES-128, 96-bit IV, no AAD):
-        // key feffe9928665731c6d6a8f9467308308, IV cafebabefacedbaddecaf888.
-        let mut keymat = hex("feffe9928665731c6d6a8f9467308308");
-        keymat.extend(hex("cafebabe")); // salt = first 4 IV bytes
-        let g = new_aead(EncrAlg::AesGcm16_128, &keymat).unwrap();
-        let iv: [u8; 8] = hex("facedbaddecaf888").try_into().unwrap();
-        let pt = hex("d9313225f88406e5a55909c5aff5269a86a7a9531534f7da2e4c303d8a318a721c3c0c95956809532fcf0e2449a6b525b16aedf5aa0de657ba637b391aafd255");
+    fn aes192_cbc_sp800_38a_f23() {
+        // NIST SP 800-38A F.2.3/F.2.4, CBC-AES192: four blocks.
+        let c = new_cbc(
+            EncrAlg::AesCbc192,
+            &hex("8e73b0f7da0e6452c810f32b809079e562f8ead2522c6b7b"),
+        )
+        .unwrap();
+        let iv = hex("000102030405060708090a0b0c0d0e0f");
+        let pt = hex(concat!(
+            "6bc1bee22e409f96e93d7e117393172aae2d8a571e03ac9c9eb76fac45af8e51",
+            "30c81c46a35ce411e5fbc1191a0a52eff69f2445df4f9b17ad2b417be66c3710"
+        ));
         let mut buf = pt.clone();
-        let tag = g.seal(&iv, &[], &mut buf);
-        assert_eq!(buf, hex("42831ec2217774244b7221b784d0d49ce3aa212f2c02a4e035c17e2329aca12e21d514b25466931c7d8f6a5aac84aa051ba30b396a0aac973d58e091473f5985"));
-        assert_eq!(tag.to_vec(), hex("4d5c2af327cd64a62cf35abd2ba6fab4"));
-        assert!(g.open(&iv, &[], &mut buf, &tag));
+        c.encrypt(&iv, &mut buf);
+        assert_eq!(
+            buf,
+            hex(concat!(
+                "4f021db243bc633d7178183a9fa071e8b4d9ada9ad7dedf4e5e738763f69145a",
+                "571b242012fb7ae07fa9baac3df102e008b0e27988598881d920a9e64f5615cd"
+            ))
+        );
+        c.decrypt(&iv, &mut buf);
         assert_eq!(buf, pt);
-        let mut bad = tag;
-        bad[0] ^= 1;
-        assert!(!g.open(&iv, &[], &mut buf.clone(), &bad));
+        assert!(new_cbc(EncrAlg::AesCbc192, &[0u8; 16]).is_err());
+    }
+
+    #[test]
+    fn null_cipher_is_the_identity_and_takes_no_key() {
+        let c = new_cbc(EncrAlg::Null, &[]).unwrap();
+        let mut buf = *b"plain text, integrity only";
+        c.encrypt(&[], &mut buf);
+        assert_eq!(&buf, b"plain text, integrity only");
+        c.decrypt(&[], &mut buf);
+        assert_eq!(&buf, b"plain text, integrity only");
+        assert!(new_cbc(EncrAlg::Null, &[0u8; 1]).is_err());
+        assert_eq!(EncrAlg::Null.iv_len(), 0);
+        assert!(!EncrAlg::Null.is_aead());
     }
 }

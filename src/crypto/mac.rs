@@ -1,13 +1,16 @@
-//! HMAC-based integrity (truncated ICVs) and PRFs, including prf+ (RFC 7296 2.13).
+//! Integrity transforms (HMAC with truncated ICVs: RFC 2403, 2404, 4868; AES-XCBC-96: RFC
+//! 3566) and PRFs (HMAC, RFC 4868; AES-XCBC-PRF-128, RFC 4434), with prf+ (RFC 7296 2.13).
 
+use super::xcbc::{self, Xcbc, XcbcMac96};
 use super::{CryptoError, IntegAlg, PrfAlg};
 use hmac::{Hmac, Mac as _};
+use md5::Md5;
 use sha1::Sha1;
-use sha2::Sha256;
+use sha2::{Sha256, Sha384, Sha512};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
-/// Keyed truncated MAC (HMAC-SHA1-96, HMAC-SHA256-128).
+/// Keyed truncated MAC (HMAC-MD5-96, HMAC-SHA1-96, HMAC-SHA2-256/384/512, AES-XCBC-96).
 pub trait Mac: Send + Sync {
     fn icv_len(&self) -> usize;
     /// Writes the first `icv_len()` bytes of the MAC over the concatenated `parts` into `out`.
@@ -29,12 +32,18 @@ struct HmacMac<M: FlatHmacState> {
 /// Implementors must be flat: no pointers, references or heap data, no Drop glue, and the
 /// all-zero bit pattern must be a valid value (what `zeroize::zeroize_flat_type` requires).
 unsafe trait FlatHmacState: Clone {}
-// SAFETY: hmac 0.12 / digest 0.10 HMAC states over SHA-1 and SHA-256 are plain arrays and
-// integers (chaining values, block counters, a block buffer with a u8 position) and
+// SAFETY: hmac 0.12 / digest 0.10 HMAC states over MD5, SHA-1 and SHA-2 are plain arrays
+// and integers (chaining values, block counters, a block buffer with a u8 position) and
 // PhantomData, with no Drop impl; all-zero is a valid (empty-buffer) state.
 unsafe impl FlatHmacState for Hmac<Sha1> {}
 // SAFETY: as above.
 unsafe impl FlatHmacState for Hmac<Sha256> {}
+// SAFETY: as above (SHA-384 is SHA-512's core with a 48-byte output; u64 state, u128 count).
+unsafe impl FlatHmacState for Hmac<Sha384> {}
+// SAFETY: as above.
+unsafe impl FlatHmacState for Hmac<Sha512> {}
+// SAFETY: as above (MD5's core is [u32; 4] plus a u64 block count).
+unsafe impl FlatHmacState for Hmac<Md5> {}
 
 impl<M: FlatHmacState> Drop for HmacMac<M> {
     fn drop(&mut self) {
@@ -71,6 +80,20 @@ macro_rules! hmac_impl {
 }
 hmac_impl!(Sha1);
 hmac_impl!(Sha256);
+hmac_impl!(Sha384);
+hmac_impl!(Sha512);
+hmac_impl!(Md5);
+
+fn hmac_mac<M>(key: &[u8], icv_len: usize) -> Box<dyn Mac>
+where
+    M: FlatHmacState + hmac::digest::KeyInit + Send + Sync + 'static,
+    HmacMac<M>: Mac,
+{
+    // HMAC accepts any key length, so new_from_slice cannot fail.
+    let keyed =
+        <M as hmac::digest::KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+    Box::new(HmacMac { keyed, icv_len })
+}
 
 /// A keyed integrity transform. The key must be exactly `alg.key_len()` bytes.
 pub fn new_mac(alg: IntegAlg, key: &[u8]) -> Result<Box<dyn Mac>, CryptoError> {
@@ -81,16 +104,20 @@ pub fn new_mac(alg: IntegAlg, key: &[u8]) -> Result<Box<dyn Mac>, CryptoError> {
             got: key.len(),
         });
     }
-    // HMAC accepts any key length, so new_from_slice cannot fail here.
+    let icv = alg.icv_len();
     Ok(match alg {
-        IntegAlg::HmacSha1_96 => Box::new(HmacMac {
-            keyed: <Hmac<Sha1>>::new_from_slice(key).expect("HMAC takes any key length"),
-            icv_len: alg.icv_len(),
-        }),
-        IntegAlg::HmacSha256_128 => Box::new(HmacMac {
-            keyed: <Hmac<Sha256>>::new_from_slice(key).expect("HMAC takes any key length"),
-            icv_len: alg.icv_len(),
-        }),
+        IntegAlg::HmacMd5_96 => hmac_mac::<Hmac<Md5>>(key, icv),
+        IntegAlg::HmacSha1_96 => hmac_mac::<Hmac<Sha1>>(key, icv),
+        IntegAlg::HmacSha256_128 => hmac_mac::<Hmac<Sha256>>(key, icv),
+        IntegAlg::HmacSha384_192 => hmac_mac::<Hmac<Sha384>>(key, icv),
+        IntegAlg::HmacSha512_256 => hmac_mac::<Hmac<Sha512>>(key, icv),
+        IntegAlg::AesXcbc96 => {
+            let mut k = [0u8; 16];
+            k.copy_from_slice(key);
+            let mac = Box::new(XcbcMac96(Xcbc::new(&k)));
+            zeroize::Zeroize::zeroize(&mut k);
+            mac
+        }
     })
 }
 
@@ -102,9 +129,27 @@ pub fn prf(alg: PrfAlg, key: &[u8], data: &[&[u8]]) -> Zeroizing<Vec<u8>> {
         Zeroizing::new(m.finalize().into_bytes().to_vec())
     }
     match alg {
+        PrfAlg::HmacMd5 => run::<Hmac<Md5>>(key, data),
         PrfAlg::HmacSha1 => run::<Hmac<Sha1>>(key, data),
         PrfAlg::HmacSha256 => run::<Hmac<Sha256>>(key, data),
+        PrfAlg::HmacSha384 => run::<Hmac<Sha384>>(key, data),
+        PrfAlg::HmacSha512 => run::<Hmac<Sha512>>(key, data),
+        PrfAlg::AesXcbc128 => xcbc::prf(key, data),
     }
+}
+
+/// The key of SKEYSEED = prf(Ni | Nr, g^ir) (RFC 7296 2.14): Ni | Nr, except that
+/// AES-XCBC-PRF-128 takes only the first 64 bits of each nonce.
+pub fn skeyseed_key(alg: PrfAlg, ni: &[u8], nr: &[u8]) -> Zeroizing<Vec<u8>> {
+    let (ni, nr) = if alg.uses_truncated_nonces() {
+        (ni.get(..8).unwrap_or(ni), nr.get(..8).unwrap_or(nr))
+    } else {
+        (ni, nr)
+    };
+    let mut key = Zeroizing::new(Vec::with_capacity(ni.len() + nr.len()));
+    key.extend_from_slice(ni);
+    key.extend_from_slice(nr);
+    key
 }
 
 /// prf+ (RFC 7296 2.13): T1 = prf(K, S | 0x01), Tn = prf(K, Tn-1 | S | n), truncated to `len`.

@@ -1,8 +1,12 @@
-//! Proposals written with strongSwan's keywords: `aes256-sha1-modp1024` for IKE,
-//! `aes256-sha1`, `aes256gcm16`, `aes128-sha1-modp2048-esn` for ESP. A string may list several
-//! algorithms of one kind (`aes256-aes128-sha1-modp1024`), which makes one proposal with
-//! several transforms of that type, as in swanctl.conf.
+//! Proposals written with strongSwan's keywords: `aes256-sha1-modp1024`,
+//! `aes256gcm16-prfsha384-ecp384` for IKE; `aes256-sha1`, `aes256gcm16`, `chacha20poly1305`,
+//! `aes128-sha1-modp2048-esn` for ESP. A string may list several algorithms of one kind
+//! (`aes256-aes128-sha1-modp1024`), which makes one proposal with several transforms of that
+//! type, as in swanctl.conf. The keywords are in `keywords.rs`; which are known depends on
+//! the context (IKE or ESP), and every unknown one in a proposal is reported, not the first.
 
+pub use super::keywords::Context;
+use super::keywords::{lookup, refused_in, Transform};
 use super::{DhGroup, EncrAlg, IntegAlg, PrfAlg};
 use std::fmt;
 
@@ -26,34 +30,138 @@ pub struct EspProposal {
     pub esn: Vec<bool>,
 }
 
-enum Kw {
-    Encr(EncrAlg),
-    Integ(IntegAlg),
-    Prf(PrfAlg),
-    Dh(DhGroup),
-    Esn(bool),
+/// A token of a proposal that could not be used, and why.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BadToken {
+    pub token: String,
+    /// None: no such keyword at all. Some: a keyword of the other context.
+    pub wrong_context: Option<&'static str>,
 }
 
-fn keyword(k: &str) -> Option<Kw> {
-    Some(match k {
-        "aes" | "aes128" => Kw::Encr(EncrAlg::AesCbc128),
-        "aes256" => Kw::Encr(EncrAlg::AesCbc256),
-        "3des" => Kw::Encr(EncrAlg::TripleDesCbc),
-        "aes128gcm16" | "aes128gcm128" | "aes128gcm" => Kw::Encr(EncrAlg::AesGcm16_128),
-        "aes256gcm16" | "aes256gcm128" | "aes256gcm" => Kw::Encr(EncrAlg::AesGcm16_256),
-        "sha" | "sha1" => Kw::Integ(IntegAlg::HmacSha1_96),
-        "sha256" | "sha2_256" => Kw::Integ(IntegAlg::HmacSha256_128),
-        "prfsha1" => Kw::Prf(PrfAlg::HmacSha1),
-        "prfsha256" => Kw::Prf(PrfAlg::HmacSha256),
-        "modp1024" => Kw::Dh(DhGroup::Modp1024),
-        "modp2048" => Kw::Dh(DhGroup::Modp2048),
-        "esn" => Kw::Esn(true),
-        "noesn" => Kw::Esn(false),
-        _ => return None,
-    })
+/// What is missing or contradictory in a proposal whose keywords are all known.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Missing {
+    Encryption,
+    /// AEAD and non-AEAD ciphers in one proposal.
+    MixedAead,
+    Integrity,
+    /// ESP NULL encryption without an integrity algorithm (RFC 4303 3.2 forbids it).
+    IntegrityForNull,
+    Prf,
+    KeyExchange,
+    /// ESP: an integrity algorithm next to an AEAD cipher.
+    IntegrityWithAead,
 }
 
-const KNOWN: &str = "aes128 aes256 3des aes128gcm16 aes256gcm16 sha1 sha256 prfsha1 prfsha256 modp1024 modp2048 esn noesn";
+/// Why a proposal string was refused. `Display` is one readable line naming the proposal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ProposalError {
+    Empty(Context),
+    /// Every token that is no keyword in this context, in order of appearance.
+    Unknown {
+        context: Context,
+        proposal: String,
+        tokens: Vec<BadToken>,
+    },
+    Incomplete {
+        context: Context,
+        proposal: String,
+        missing: Missing,
+    },
+}
+
+impl ProposalError {
+    /// The tokens that are not keywords of this context (empty for other errors).
+    pub fn unknown_tokens(&self) -> Vec<&str> {
+        match self {
+            ProposalError::Unknown { tokens, .. } => {
+                tokens.iter().map(|t| t.token.as_str()).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+}
+
+fn quoted(tokens: &[&BadToken]) -> String {
+    tokens
+        .iter()
+        .map(|t| format!("'{}'", t.token))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl fmt::Display for ProposalError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ProposalError::Empty(ctx) => write!(f, "empty {} proposal", ctx.label()),
+            ProposalError::Unknown {
+                context,
+                proposal,
+                tokens,
+            } => {
+                let ctx = context.label();
+                let unknown: Vec<&BadToken> = tokens
+                    .iter()
+                    .filter(|t| t.wrong_context.is_none())
+                    .collect();
+                let mut parts = Vec::new();
+                match unknown.len() {
+                    0 => {}
+                    1 => parts.push(format!("unknown algorithm {}", quoted(&unknown))),
+                    _ => parts.push(format!("unknown algorithms {}", quoted(&unknown))),
+                }
+                for t in tokens {
+                    if let Some(why) = t.wrong_context {
+                        parts.push(format!("'{}' not allowed ({why})", t.token));
+                    }
+                }
+                write!(
+                    f,
+                    "{} in {ctx} proposal '{proposal}' (`ipsecgw list-algorithms` shows the {ctx} keywords)",
+                    parts.join("; ")
+                )
+            }
+            ProposalError::Incomplete {
+                context,
+                proposal,
+                missing,
+            } => {
+                let ctx = context.label();
+                match missing {
+                    Missing::Encryption => {
+                        write!(f, "{ctx} proposal '{proposal}' has no encryption algorithm")
+                    }
+                    Missing::MixedAead => write!(
+                        f,
+                        "{ctx} proposal '{proposal}' mixes AEAD and non-AEAD ciphers; write two proposals"
+                    ),
+                    Missing::Integrity => write!(
+                        f,
+                        "{ctx} proposal '{proposal}' has no integrity algorithm (e.g. aes256-sha256)"
+                    ),
+                    Missing::IntegrityForNull => write!(
+                        f,
+                        "{ctx} proposal '{proposal}': NULL encryption needs an integrity algorithm (e.g. null-sha256)"
+                    ),
+                    Missing::Prf => write!(
+                        f,
+                        "{ctx} proposal '{proposal}' has no PRF (add e.g. prfsha256)"
+                    ),
+                    Missing::KeyExchange => write!(
+                        f,
+                        "{ctx} proposal '{proposal}' has no Diffie-Hellman group (add e.g. modp2048)"
+                    ),
+                    Missing::IntegrityWithAead => write!(
+                        f,
+                        "{ctx} proposal '{proposal}': AEAD ciphers (AES-GCM, ChaCha20-Poly1305) already authenticate, drop the integrity algorithm"
+                    ),
+                }
+            }
+        }
+    }
+}
+
+impl std::error::Error for ProposalError {}
 
 fn push<T: PartialEq>(v: &mut Vec<T>, x: T) {
     if !v.contains(&x) {
@@ -61,118 +169,193 @@ fn push<T: PartialEq>(v: &mut Vec<T>, x: T) {
     }
 }
 
-fn split(s: &str) -> Result<Vec<Kw>, String> {
+/// Splits on '-' and looks every token up; collects all bad tokens before failing.
+fn split(s: &str, ctx: Context) -> Result<Vec<Transform>, ProposalError> {
     let s = s.trim();
     if s.is_empty() {
-        return Err("empty proposal".into());
+        return Err(ProposalError::Empty(ctx));
     }
-    s.split('-')
-        .map(|k| {
-            keyword(&k.to_ascii_lowercase()).ok_or_else(|| {
-                format!("unknown algorithm '{k}' in proposal '{s}' (known: {KNOWN})")
-            })
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    for token in s.split('-') {
+        match lookup(token) {
+            Some(t) => match refused_in(t, ctx) {
+                None => good.push(t),
+                Some(why) => bad.push(BadToken {
+                    token: token.to_string(),
+                    wrong_context: Some(why),
+                }),
+            },
+            None => bad.push(BadToken {
+                token: token.to_string(),
+                wrong_context: None,
+            }),
+        }
+    }
+    if bad.is_empty() {
+        Ok(good)
+    } else {
+        Err(ProposalError::Unknown {
+            context: ctx,
+            proposal: s.to_string(),
+            tokens: bad,
         })
-        .collect()
+    }
 }
 
-/// Parses an IKE proposal. Without `prf…`, each integrity keyword also names its PRF
-/// (strongSwan's rule); with an AEAD cipher, integrity keywords name only the PRF.
+fn incomplete(ctx: Context, s: &str, missing: Missing) -> ProposalError {
+    ProposalError::Incomplete {
+        context: ctx,
+        proposal: s.trim().to_string(),
+        missing,
+    }
+}
+
+fn aead_count(encr: &[EncrAlg]) -> usize {
+    encr.iter().filter(|e| e.is_aead()).count()
+}
+
+impl IkeProposal {
+    /// Parses an IKE proposal. Without `prf…`, each integrity keyword also names its PRF
+    /// (strongSwan's rule); with an AEAD cipher, integrity keywords name only the PRF.
+    pub fn parse(s: &str) -> Result<IkeProposal, ProposalError> {
+        let ctx = Context::Ike;
+        let mut p = IkeProposal {
+            encr: vec![],
+            integ: vec![],
+            prf: vec![],
+            dh: vec![],
+        };
+        let mut integ_kw = vec![];
+        for t in split(s, ctx)? {
+            match t {
+                Transform::Encr(e) => push(&mut p.encr, e),
+                Transform::Integ(i) => push(&mut integ_kw, i),
+                Transform::Prf(f) => push(&mut p.prf, f),
+                Transform::Ke(d) => push(&mut p.dh, d),
+                // refused_in keeps ESN out of IKE proposals.
+                Transform::Esn(_) => {}
+            }
+        }
+        if p.encr.is_empty() {
+            return Err(incomplete(ctx, s, Missing::Encryption));
+        }
+        let aead = aead_count(&p.encr);
+        if aead != 0 && aead != p.encr.len() {
+            return Err(incomplete(ctx, s, Missing::MixedAead));
+        }
+        if p.prf.is_empty() {
+            p.prf = integ_kw.iter().map(|i| i.matching_prf()).collect();
+        }
+        if aead == 0 {
+            p.integ = integ_kw;
+            if p.integ.is_empty() {
+                return Err(incomplete(ctx, s, Missing::Integrity));
+            }
+        }
+        if p.prf.is_empty() {
+            return Err(incomplete(ctx, s, Missing::Prf));
+        }
+        if p.dh.is_empty() {
+            return Err(incomplete(ctx, s, Missing::KeyExchange));
+        }
+        Ok(p)
+    }
+
+    /// Canonical keywords of the weak algorithms in this proposal (modp768, md5, prfmd5),
+    /// for `check` to warn about.
+    pub fn weak_algorithms(&self) -> Vec<&'static str> {
+        let mut v: Vec<&'static str> = Vec::new();
+        v.extend(
+            self.encr
+                .iter()
+                .filter(|a| a.is_weak())
+                .map(|a| a.keyword()),
+        );
+        v.extend(
+            self.integ
+                .iter()
+                .filter(|a| a.is_weak())
+                .map(|a| a.keyword()),
+        );
+        v.extend(self.prf.iter().filter(|a| a.is_weak()).map(|a| a.keyword()));
+        v.extend(self.dh.iter().filter(|a| a.is_weak()).map(|a| a.keyword()));
+        v
+    }
+}
+
+impl EspProposal {
+    /// Parses an ESP proposal.
+    pub fn parse(s: &str) -> Result<EspProposal, ProposalError> {
+        let ctx = Context::Esp;
+        let mut p = EspProposal {
+            encr: vec![],
+            integ: vec![],
+            dh: vec![],
+            esn: vec![],
+        };
+        for t in split(s, ctx)? {
+            match t {
+                Transform::Encr(e) => push(&mut p.encr, e),
+                Transform::Integ(i) => push(&mut p.integ, i),
+                // refused_in keeps PRFs out of ESP proposals.
+                Transform::Prf(_) => {}
+                Transform::Ke(d) => push(&mut p.dh, d),
+                Transform::Esn(e) => push(&mut p.esn, e),
+            }
+        }
+        if p.encr.is_empty() {
+            return Err(incomplete(ctx, s, Missing::Encryption));
+        }
+        let aead = aead_count(&p.encr);
+        if aead != 0 && aead != p.encr.len() {
+            return Err(incomplete(ctx, s, Missing::MixedAead));
+        }
+        if aead > 0 && !p.integ.is_empty() {
+            return Err(incomplete(ctx, s, Missing::IntegrityWithAead));
+        }
+        if aead == 0 && p.integ.is_empty() {
+            let missing = if p.encr.contains(&EncrAlg::Null) {
+                Missing::IntegrityForNull
+            } else {
+                Missing::Integrity
+            };
+            return Err(incomplete(ctx, s, missing));
+        }
+        if p.esn.is_empty() {
+            p.esn.push(false);
+        }
+        Ok(p)
+    }
+
+    /// Canonical keywords of the weak algorithms in this proposal (null, md5, modp768).
+    pub fn weak_algorithms(&self) -> Vec<&'static str> {
+        let mut v: Vec<&'static str> = Vec::new();
+        v.extend(
+            self.encr
+                .iter()
+                .filter(|a| a.is_weak())
+                .map(|a| a.keyword()),
+        );
+        v.extend(
+            self.integ
+                .iter()
+                .filter(|a| a.is_weak())
+                .map(|a| a.keyword()),
+        );
+        v.extend(self.dh.iter().filter(|a| a.is_weak()).map(|a| a.keyword()));
+        v
+    }
+}
+
+/// Parses an IKE proposal; the error as one line of text (what the config loader takes).
 pub fn parse_ike(s: &str) -> Result<IkeProposal, String> {
-    let mut p = IkeProposal {
-        encr: vec![],
-        integ: vec![],
-        prf: vec![],
-        dh: vec![],
-    };
-    let mut integ_kw = vec![];
-    for kw in split(s)? {
-        match kw {
-            Kw::Encr(e) => push(&mut p.encr, e),
-            Kw::Integ(i) => push(&mut integ_kw, i),
-            Kw::Prf(f) => push(&mut p.prf, f),
-            Kw::Dh(d) => push(&mut p.dh, d),
-            Kw::Esn(_) => {
-                return Err(format!(
-                    "'esn'/'noesn' is for ESP proposals, not IKE ('{s}')"
-                ))
-            }
-        }
-    }
-    if p.encr.is_empty() {
-        return Err(format!("IKE proposal '{s}' has no encryption algorithm"));
-    }
-    let aead = p.encr.iter().filter(|e| e.is_aead()).count();
-    if aead != 0 && aead != p.encr.len() {
-        return Err(format!(
-            "IKE proposal '{s}' mixes AEAD and non-AEAD ciphers; write two proposals"
-        ));
-    }
-    if p.prf.is_empty() {
-        p.prf = integ_kw.iter().map(|i| i.matching_prf()).collect();
-    }
-    if aead == 0 {
-        p.integ = integ_kw;
-        if p.integ.is_empty() {
-            return Err(format!("IKE proposal '{s}' has no integrity algorithm"));
-        }
-    }
-    if p.prf.is_empty() {
-        return Err(format!(
-            "IKE proposal '{s}' has no PRF (add e.g. prfsha256)"
-        ));
-    }
-    if p.dh.is_empty() {
-        return Err(format!(
-            "IKE proposal '{s}' has no Diffie-Hellman group (add e.g. modp2048)"
-        ));
-    }
-    Ok(p)
+    IkeProposal::parse(s).map_err(|e| e.to_string())
 }
 
-/// Parses an ESP proposal.
+/// Parses an ESP proposal; the error as one line of text (what the config loader takes).
 pub fn parse_esp(s: &str) -> Result<EspProposal, String> {
-    let mut p = EspProposal {
-        encr: vec![],
-        integ: vec![],
-        dh: vec![],
-        esn: vec![],
-    };
-    for kw in split(s)? {
-        match kw {
-            Kw::Encr(e) => push(&mut p.encr, e),
-            Kw::Integ(i) => push(&mut p.integ, i),
-            Kw::Prf(_) => {
-                return Err(format!(
-                    "PRF keywords are for IKE proposals, not ESP ('{s}')"
-                ))
-            }
-            Kw::Dh(d) => push(&mut p.dh, d),
-            Kw::Esn(e) => push(&mut p.esn, e),
-        }
-    }
-    if p.encr.is_empty() {
-        return Err(format!("ESP proposal '{s}' has no encryption algorithm"));
-    }
-    let aead = p.encr.iter().filter(|e| e.is_aead()).count();
-    if aead != 0 && aead != p.encr.len() {
-        return Err(format!(
-            "ESP proposal '{s}' mixes AEAD and non-AEAD ciphers; write two proposals"
-        ));
-    }
-    if aead > 0 && !p.integ.is_empty() {
-        return Err(format!(
-            "ESP proposal '{s}': AES-GCM already authenticates, drop the integrity algorithm"
-        ));
-    }
-    if aead == 0 && p.integ.is_empty() {
-        return Err(format!(
-            "ESP proposal '{s}' has no integrity algorithm (e.g. aes256-sha1)"
-        ));
-    }
-    if p.esn.is_empty() {
-        p.esn.push(false);
-    }
-    Ok(p)
+    EspProposal::parse(s).map_err(|e| e.to_string())
 }
 
 impl fmt::Display for IkeProposal {
@@ -198,37 +381,5 @@ impl fmt::Display for EspProposal {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn reference_deployment_proposals() {
-        let p = parse_ike("aes256-sha1-modp1024").unwrap();
-        assert_eq!(p.encr, vec![EncrAlg::AesCbc256]);
-        assert_eq!(p.integ, vec![IntegAlg::HmacSha1_96]);
-        assert_eq!(p.prf, vec![PrfAlg::HmacSha1]);
-        assert_eq!(p.dh, vec![DhGroup::Modp1024]);
-        assert_eq!(p.to_string(), "aes256-sha1-prfsha1-modp1024");
-        let e = parse_esp("aes256-sha1").unwrap();
-        assert_eq!(e.esn, vec![false]);
-        assert!(e.dh.is_empty());
-        assert_eq!(parse_esp("3des-sha1-modp1024-esn").unwrap().esn, vec![true]);
-    }
-
-    #[test]
-    fn aead_and_errors() {
-        let p = parse_ike("aes256gcm16-prfsha256-modp2048").unwrap();
-        assert!(p.integ.is_empty() && p.prf == vec![PrfAlg::HmacSha256]);
-        let p = parse_ike("aes128gcm16-sha256-modp2048").unwrap();
-        assert!(p.integ.is_empty() && p.prf == vec![PrfAlg::HmacSha256]);
-        assert!(parse_esp("aes256gcm16").unwrap().integ.is_empty());
-        let err = parse_ike("aes256-md5-modp1024").unwrap_err();
-        assert!(err.contains("'md5'"), "{err}");
-        assert!(parse_ike("aes256-sha1")
-            .unwrap_err()
-            .contains("Diffie-Hellman"));
-        assert!(parse_esp("aes256").is_err());
-        assert!(parse_esp("aes256gcm16-sha1").is_err());
-        assert!(parse_esp("").is_err());
-    }
-}
+#[path = "proposal_tests.rs"]
+mod tests;

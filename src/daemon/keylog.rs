@@ -17,21 +17,11 @@ fn hex(b: &[u8]) -> String {
 
 /// Wireshark's names for the algorithms in `ikev2_decryption_table`.
 fn ws_encr(e: EncrAlg) -> &'static str {
-    match e {
-        EncrAlg::AesCbc128 => "AES-CBC-128 [RFC3602]",
-        EncrAlg::AesCbc256 => "AES-CBC-256 [RFC3602]",
-        EncrAlg::TripleDesCbc => "3DES [RFC2451]",
-        EncrAlg::AesGcm16_128 => "AES-GCM-128 with 16 octet ICV [RFC5282]",
-        EncrAlg::AesGcm16_256 => "AES-GCM-256 with 16 octet ICV [RFC5282]",
-    }
+    e.wireshark_name()
 }
 
 fn ws_integ(i: Option<IntegAlg>) -> &'static str {
-    match i {
-        Some(IntegAlg::HmacSha1_96) => "HMAC_SHA1_96 [RFC2404]",
-        Some(IntegAlg::HmacSha256_128) => "HMAC_SHA2_256_128 [RFC4868]",
-        None => "NONE [RFC4306]",
-    }
+    i.map_or("NONE [RFC4306]", IntegAlg::wireshark_name)
 }
 
 impl KeyLog {
