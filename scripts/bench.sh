@@ -20,6 +20,8 @@
 #      BENCH_OUT (/tmp/ipsecgw-bench-<date>.md)  results file
 #      BENCH_NO_BUILD=1  use the existing target/release/ipsecgw (IPSECGW_BIN overrides the path)
 #      BENCH_KEEP=1      keep the work directory (configs, daemon logs, iperf3 JSON)
+#      BENCH_PERF=1      `perf record -g -p PID` on every daemon during each iperf3 run; the reports
+#                        (perf-<pairing>-<cipher>-P<n>-<side>.txt) land next to BENCH_OUT
 #
 # Needs root on Debian 12; installs strongSwan, iperf3 and jq with apt when missing.
 # Every process it starts is stopped by PID and every namespace it creates is deleted on exit
@@ -495,6 +497,16 @@ run_iperf() { # <rep> <pairing> <esp> <parallel>: one measurement, appended to $
     local json=$DIR/iperf-P$par.json
     for p in $DAEMONS; do before+=("$(cpu_ticks $p)"); done
     rb0=$(udp_rcvbuf_errors "$NSR"); rw0=$(raw_drops "$NSR"); kd0=$(kernel_drops); gd0=$(gw_drops)
+    local perfs=() side_i=0
+    if [ "${BENCH_PERF:-0}" = 1 ]; then
+        for p in $DAEMONS; do
+            side_i=$((side_i + 1))
+            perf record -g -p "$p" -o "$DIR/perf-$side_i.data" -- sleep $((BENCH_T > 2 ? BENCH_T - 1 : 1)) \
+                >/dev/null 2>&1 &
+            perfs+=("$!")
+            PIDS+=("$!")
+        done
+    fi
     t0=$(date +%s.%N)
     # in the background + wait, so Ctrl-C/TERM reach our trap at once
     ip netns exec "$NSL" timeout $((BENCH_T + 30)) iperf3 -c 10.2.0.1 -B 10.1.0.1 -t "$BENCH_T" -P "$par" -J \
@@ -507,6 +519,20 @@ run_iperf() { # <rep> <pairing> <esp> <parallel>: one measurement, appended to $
     for q in "${PIDS[@]}"; do [ "$q" = "$cp" ] || keep+=("$q"); done
     PIDS=("${keep[@]}")
     t1=$(date +%s.%N)
+    if [ ${#perfs[@]} -gt 0 ]; then
+        local pp k=0 sides=(left right)
+        for pp in "${perfs[@]}"; do wait "$pp" 2>/dev/null; done
+        for pp in "${perfs[@]}"; do
+            local keep2=() q2
+            for q2 in "${PIDS[@]}"; do [ "$q2" = "$pp" ] || keep2+=("$q2"); done
+            PIDS=("${keep2[@]}")
+        done
+        for pp in "${perfs[@]}"; do
+            k=$((k + 1))
+            perf report -i "$DIR/perf-$k.data" --no-children --percent-limit 0.5 --stdio -g none \
+                >"${BENCH_OUT%.md}-perf-$pair-$esp-P$par-${sides[$((k - 1))]}.txt" 2>/dev/null
+        done
+    fi
     rb1=$(udp_rcvbuf_errors "$NSR"); rw1=$(raw_drops "$NSR"); kd1=$(kernel_drops); gd1=$(gw_drops)
     for p in $DAEMONS; do after+=("$(cpu_ticks $p)"); done
     cpu=""

@@ -6,6 +6,7 @@
 mod algs;
 mod cipher;
 mod dh;
+pub mod fast;
 mod mac;
 pub mod proposal;
 
