@@ -142,53 +142,81 @@ impl AesKey {
     /// CBC-encrypts every lane in place: `lanes[i]` is (IV, data) with data a multiple of 16
     /// bytes. Up to `LANES` lanes run interleaved; lengths may differ.
     pub fn cbc_encrypt_lanes(&self, lanes: &mut [(&[u8; 16], &mut [u8])]) {
-        for group in lanes.chunks_mut(LANES) {
+        let mut rest = lanes;
+        while !rest.is_empty() {
+            // Groups of 8, 4, 2, 1: the lane count is a constant inside, so the state stays
+            // in registers and the rounds unroll.
+            let n = match rest.len() {
+                8.. => 8,
+                4..=7 => 4,
+                2..=3 => 2,
+                _ => 1,
+            };
+            let (group, tail) = rest.split_at_mut(n);
             // SAFETY: AES-NI present (AesKey exists); lengths are checked inside.
-            unsafe { self.cbc_encrypt_group(group) }
+            unsafe {
+                match (n, self.rounds) {
+                    (8, 10) => self.cbc_encrypt_group::<8, 10>(group),
+                    (8, 12) => self.cbc_encrypt_group::<8, 12>(group),
+                    (8, _) => self.cbc_encrypt_group::<8, 14>(group),
+                    (4, 10) => self.cbc_encrypt_group::<4, 10>(group),
+                    (4, 12) => self.cbc_encrypt_group::<4, 12>(group),
+                    (4, _) => self.cbc_encrypt_group::<4, 14>(group),
+                    (2, 10) => self.cbc_encrypt_group::<2, 10>(group),
+                    (2, 12) => self.cbc_encrypt_group::<2, 12>(group),
+                    (2, _) => self.cbc_encrypt_group::<2, 14>(group),
+                    (_, 10) => self.cbc_encrypt_group::<1, 10>(group),
+                    (_, 12) => self.cbc_encrypt_group::<1, 12>(group),
+                    (_, _) => self.cbc_encrypt_group::<1, 14>(group),
+                }
+            }
+            rest = tail;
         }
     }
 
+    /// `N` lanes (exactly `group.len()`), `R` rounds (== self.rounds).
     #[target_feature(enable = "aes,sse2")]
-    unsafe fn cbc_encrypt_group(&self, group: &mut [(&[u8; 16], &mut [u8])]) {
+    unsafe fn cbc_encrypt_group<const N: usize, const R: usize>(
+        &self,
+        group: &mut [(&[u8; 16], &mut [u8])],
+    ) {
         let rk = self.load_enc();
-        let rounds = self.rounds;
-        let n = group.len().min(LANES);
-        let mut state = [_mm_setzero_si128(); LANES];
-        let mut blocks = [0usize; LANES];
-        for (i, (iv, data)) in group.iter().enumerate().take(n) {
+        let mut state = [_mm_setzero_si128(); N];
+        let mut blocks = [0usize; N];
+        let mut ptrs = [std::ptr::null_mut::<u8>(); N];
+        for i in 0..N {
+            let (iv, data) = &mut group[i];
             state[i] = _mm_loadu_si128(iv.as_ptr().cast());
             blocks[i] = data.len() / 16;
+            ptrs[i] = data.as_mut_ptr();
         }
-        let common = blocks[..n].iter().copied().min().unwrap_or(0);
+        let common = blocks.iter().copied().min().unwrap_or(0);
         // Lock-step over the blocks every lane has.
         for b in 0..common {
-            let mut ptrs = [std::ptr::null_mut::<u8>(); LANES];
-            for i in 0..n {
-                ptrs[i] = group[i].1.as_mut_ptr().add(16 * b);
-                let p = _mm_loadu_si128(ptrs[i] as *const __m128i);
+            for i in 0..N {
+                let p = _mm_loadu_si128(ptrs[i].add(16 * b) as *const __m128i);
                 state[i] = _mm_xor_si128(_mm_xor_si128(state[i], p), rk[0]);
             }
-            for k in &rk[1..rounds] {
-                for s in state.iter_mut().take(n) {
+            for k in rk.iter().take(R).skip(1) {
+                for s in state.iter_mut() {
                     *s = _mm_aesenc_si128(*s, *k);
                 }
             }
-            for i in 0..n {
-                state[i] = _mm_aesenclast_si128(state[i], rk[rounds]);
-                _mm_storeu_si128(ptrs[i] as *mut __m128i, state[i]);
+            for i in 0..N {
+                state[i] = _mm_aesenclast_si128(state[i], rk[R]);
+                _mm_storeu_si128(ptrs[i].add(16 * b) as *mut __m128i, state[i]);
             }
         }
         // What is left of longer lanes, one lane at a time.
-        for i in 0..n {
-            let data = &mut *group[i].1;
+        for i in 0..N {
             let mut s = state[i];
             for b in common..blocks[i] {
-                let p = data.as_mut_ptr().add(16 * b) as *mut __m128i;
+                let p = ptrs[i].add(16 * b) as *mut __m128i;
                 s = _mm_xor_si128(_mm_xor_si128(s, _mm_loadu_si128(p)), rk[0]);
-                for k in &rk[1..rounds] {
+                for k in rk.iter().take(R).skip(1) {
                     s = _mm_aesenc_si128(s, *k);
                 }
-                s = _mm_aesenclast_si128(s, rk[rounds]);
+                s = _mm_aesenclast_si128(s, rk[R]);
                 _mm_storeu_si128(p, s);
             }
         }
@@ -197,14 +225,20 @@ impl AesKey {
     /// CBC-decrypts `data` (a multiple of 16 bytes) in place, eight blocks in parallel.
     pub fn cbc_decrypt(&self, iv: &[u8; 16], data: &mut [u8]) {
         // SAFETY: AES-NI present (AesKey exists); only whole blocks are touched.
-        unsafe { self.cbc_decrypt_ni(iv, data) }
+        unsafe {
+            match self.rounds {
+                10 => self.cbc_decrypt_ni::<10>(iv, data),
+                12 => self.cbc_decrypt_ni::<12>(iv, data),
+                _ => self.cbc_decrypt_ni::<14>(iv, data),
+            }
+        }
     }
 
     #[target_feature(enable = "aes,sse2")]
-    unsafe fn cbc_decrypt_ni(&self, iv: &[u8; 16], data: &mut [u8]) {
+    unsafe fn cbc_decrypt_ni<const R: usize>(&self, iv: &[u8; 16], data: &mut [u8]) {
         const W: usize = 8;
         let rk = self.load_dec();
-        let rounds = self.rounds;
+        let rounds = R;
         let nblocks = data.len() / 16;
         let base = data.as_mut_ptr();
         let mut prev = _mm_loadu_si128(iv.as_ptr().cast());
