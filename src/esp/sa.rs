@@ -572,7 +572,7 @@ impl InboundSa {
                         continue;
                     }
                     let ct_len = pkt.len() - hdr - l.icv_len;
-                    if !self.transform.is_gcm() && ct_len % l.block_len != 0 {
+                    if !self.transform.is_gcm() && !ct_len.is_multiple_of(l.block_len) {
                         *r = Err(DropReason::BadLength);
                         continue;
                     }

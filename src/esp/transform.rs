@@ -30,11 +30,11 @@ pub(crate) enum Transform {
     Cbc {
         cipher: Box<dyn CbcCipher>,
         mac: Option<Box<dyn Mac>>,
-        fast: Option<FastCbc>,
+        fast: Option<Box<FastCbc>>,
     },
     Gcm {
         aead: Box<dyn Aead>,
-        fast: Option<AesGcm>,
+        fast: Option<Box<AesGcm>>,
     },
 }
 
@@ -84,7 +84,7 @@ impl Transform {
                             got: p.encr_key.len(),
                         })
                     })?;
-                    AesGcm::new(key, salt)
+                    AesGcm::new(key, salt).map(Box::new)
                 }
                 _ => None,
             };
@@ -99,9 +99,11 @@ impl Transform {
             let aes_cbc = matches!(p.encr, EncrAlg::AesCbc128 | EncrAlg::AesCbc256);
             let fast = match p.integ {
                 Some(IntegAlg::HmacSha1_96) if fast_ok && aes_cbc => {
-                    AesKey::new(&p.encr_key).map(|aes| FastCbc {
-                        aes,
-                        hmac: fsha1::HmacSha1::new(&p.integ_key),
+                    AesKey::new(&p.encr_key).map(|aes| {
+                        Box::new(FastCbc {
+                            aes,
+                            hmac: fsha1::HmacSha1::new(&p.integ_key),
+                        })
                     })
                 }
                 _ => None,

@@ -45,9 +45,9 @@ unsafe fn compress_body<const N: usize>(states: &mut [[u32; 5]; N], blocks: &[*c
         e0[l] = _mm_set_epi32(s[4] as i32, 0, 0, 0);
         abcd_save[l] = abcd[l];
         e_save[l] = e0[l];
-        for j in 0..4 {
+        for (j, wj) in w[l].iter_mut().enumerate() {
             let m = _mm_loadu_si128(blocks[l].add(16 * j) as *const __m128i);
-            w[l][j] = _mm_shuffle_epi8(m, mask);
+            *wj = _mm_shuffle_epi8(m, mask);
         }
     }
     // Group 0: E + W0; then each group: E = nexte(ABCD of two steps back, W_i).
@@ -61,7 +61,7 @@ unsafe fn compress_body<const N: usize>(states: &mut [[u32; 5]; N], blocks: &[*c
         ($i:expr, $f:literal) => {
             for l in 0..N {
                 let wi = if $i < 4 {
-                    w[l][$i]
+                    w[l][$i % 4]
                 } else {
                     // W_i = msg2(msg1(W_{i-4}, W_{i-3}) ^ W_{i-2}, W_{i-1})
                     let t = _mm_sha1msg1_epu32(w[l][$i % 4], w[l][($i + 1) % 4]);
