@@ -7,8 +7,8 @@ use super::flow::Flow;
 use super::lane::Lane;
 use super::sys::RecvBatch;
 use super::worker::Worker;
-use super::{IkeDatagram, Shared, Tables, Tunnel, TUN_OFFSET};
-use crate::esp::{packet_spi, DropReason, PacketBuf, CHUNK, NON_ESP_MARKER};
+use super::{IkeDatagram, InSa, Shared, Tables, Tunnel, TUN_OFFSET};
+use crate::esp::{packet_spi, Decapsulated, DropReason, PacketBuf, CHUNK, NON_ESP_MARKER};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -20,6 +20,7 @@ const RX_BUF_LEN: usize = 65536;
 pub(super) struct RxBufs {
     batch: RecvBatch,
     out: TunOut,
+    pending: Pending,
 }
 
 impl RxBufs {
@@ -27,7 +28,70 @@ impl RxBufs {
         RxBufs {
             batch: RecvBatch::new(RX_BUF_LEN),
             out: TunOut::default(),
+            pending: Pending::default(),
         }
+    }
+}
+
+/// What becomes of an authenticated packet once its sequence number is committed.
+#[derive(Clone, Copy)]
+enum Fate {
+    /// Written to the tunnel: index in TunOut, inner length.
+    Deliver(usize, usize),
+    TsViolation,
+    NoTunnel,
+    Dropped(DropReason),
+}
+
+/// Packets decrypted in parallel whose sequence numbers are recorded in the replay window in
+/// arrival order (under the lane's turn), so a later batch finished first never pushes an
+/// earlier one out of the window.
+#[derive(Default)]
+struct Pending {
+    /// One entry per run of one SA: the SA and the range of `items` it owns.
+    runs: Vec<(Arc<InSa>, usize, usize)>,
+    items: Vec<(u64, Fate)>,
+}
+
+impl Pending {
+    fn commit(&mut self, shared: &Shared, out: &mut TunOut, now_ns: u64) {
+        for (sa, a, e) in self.runs.drain(..) {
+            let items = &self.items[a..e];
+            let mut seqs = [0u64; CHUNK];
+            let mut res = [Ok(Decapsulated {
+                next_header: 0,
+                seq: 0,
+            }); CHUNK];
+            for (s, (seq, _)) in seqs.iter_mut().zip(items) {
+                *s = *seq;
+            }
+            let n = items.len().min(CHUNK);
+            sa.esp.commit_batch(&seqs[..n], &mut res[..n]);
+            let mut authenticated = false;
+            for (r, (_, fate)) in res.iter().zip(items) {
+                if r.is_err() {
+                    sa.stats.count_drop(DropReason::Replay);
+                    if let Fate::Deliver(i, _) = fate {
+                        out.valid[*i] = false;
+                    }
+                    continue;
+                }
+                authenticated = true;
+                match *fate {
+                    Fate::Deliver(_, len) => {
+                        sa.stats.packets_in.inc();
+                        sa.stats.bytes_in.add(len as u64);
+                    }
+                    Fate::TsViolation => sa.stats.ts_violations.inc(),
+                    Fate::NoTunnel => shared.drops.no_tunnel.inc(),
+                    Fate::Dropped(reason) => sa.stats.count_drop(reason),
+                }
+            }
+            if authenticated {
+                sa.stats.last_inbound_ns.store(now_ns, Ordering::Relaxed);
+            }
+        }
+        self.items.clear();
     }
 }
 
@@ -39,6 +103,8 @@ struct TunOut {
     bufs: Vec<Vec<u8>>,
     /// Index into `tuns` per buffered packet.
     tun_of: Vec<usize>,
+    /// False for a packet whose sequence number turned out to be a replay.
+    valid: Vec<bool>,
     /// The devices of this batch (few: usually one).
     tuns: Vec<Arc<Tunnel>>,
     count: usize,
@@ -46,7 +112,8 @@ struct TunOut {
 }
 
 impl TunOut {
-    fn push(&mut self, tun: &Arc<Tunnel>, pkt: &[u8]) {
+    /// Buffers `pkt` for `tun`; its index.
+    fn push(&mut self, tun: &Arc<Tunnel>, pkt: &[u8]) -> usize {
         let t = match self.tuns.iter().position(|t| Arc::ptr_eq(t, tun)) {
             Some(t) => t,
             None => {
@@ -57,6 +124,7 @@ impl TunOut {
         if self.count == self.bufs.len() {
             self.bufs.push(Vec::with_capacity(2048));
             self.tun_of.push(0);
+            self.valid.push(true);
         }
         let b = &mut self.bufs[self.count];
         // Headroom for the virtio-net header the offload path writes in front.
@@ -64,15 +132,21 @@ impl TunOut {
         b.resize(TUN_OFFSET, 0);
         b.extend_from_slice(pkt);
         self.tun_of[self.count] = t;
+        self.valid[self.count] = true;
         self.count += 1;
+        self.count - 1
     }
 
     fn flush(&mut self, shared: &Shared) {
         let mut a = 0;
         while a < self.count {
+            if !self.valid[a] {
+                a += 1;
+                continue;
+            }
             let t = self.tun_of[a];
             let mut e = a + 1;
-            while e < self.count && self.tun_of[e] == t {
+            while e < self.count && self.tun_of[e] == t && self.valid[e] {
                 e += 1;
             }
             let tun = &self.tuns[t];
@@ -163,7 +237,11 @@ fn batch<F>(shared: &Shared, w: &mut Worker, fd: RawFd, token: u64, lane: &Lane,
 where
     F: for<'a> FnMut(super::sys::Received<'a>, &mut dyn FnMut(&'a mut [u8])),
 {
-    let RxBufs { batch, out } = &mut w.rx;
+    let RxBufs {
+        batch,
+        out,
+        pending,
+    } = &mut w.rx;
     let n = match batch.recv(fd, true) {
         Ok(n) => n,
         Err(e) => {
@@ -199,7 +277,7 @@ where
             split(r, &mut |esp: &mut [u8]| {
                 let spi = packet_spi(esp).unwrap_or(0);
                 if run.k == CHUNK || (run.k > 0 && run.spi != spi) {
-                    run.deliver(shared, &tables, now_ns, out);
+                    run.open(shared, &tables, out, pending);
                 }
                 let len = esp.len();
                 run.pkts[run.k] = PacketBuf {
@@ -211,9 +289,10 @@ where
                 run.k += 1;
             });
         }
-        run.deliver(shared, &tables, now_ns, out);
+        run.open(shared, &tables, out, pending);
     }
     ticket.wait_turn();
+    pending.commit(shared, out, now_ns);
     out.flush(shared);
 }
 
@@ -225,7 +304,9 @@ struct Run<'a> {
 }
 
 impl Run<'_> {
-    fn deliver(&mut self, shared: &Shared, tables: &Tables, now_ns: u64, out: &mut TunOut) {
+    /// Decrypts the run (in parallel with other workers) and buffers what passed; the
+    /// sequence numbers are committed later, in order.
+    fn open(&mut self, shared: &Shared, tables: &Tables, out: &mut TunOut, pending: &mut Pending) {
         let k = std::mem::take(&mut self.k);
         if k == 0 {
             return;
@@ -236,39 +317,35 @@ impl Run<'_> {
         };
         let sa = &route.sa;
         let mut res = [Err(DropReason::Truncated); CHUNK];
-        sa.esp.decapsulate_batch(&mut self.pkts[..k], &mut res[..k]);
-        let mut authenticated = false;
-        for (p, r) in self.pkts[..k].iter().zip(res.iter()) {
-            match r {
+        let mut seqs = [0u64; CHUNK];
+        sa.esp
+            .open_batch(&mut self.pkts[..k], &mut res[..k], &mut seqs[..k]);
+        let first = pending.items.len();
+        for ((p, r), &seq) in self.pkts[..k].iter().zip(res.iter()).zip(seqs.iter()) {
+            let fate = match r {
                 Ok(_) => {
-                    authenticated = true;
                     let inner = &p.buf[p.start..p.start + p.len];
                     let ok = Flow::parse(inner).is_some_and(|f| {
                         f.matches(&sa.remote_ts, f.src, f.src_port)
                             && f.matches(&sa.local_ts, f.dst, f.dst_port)
                     });
-                    if !ok {
-                        sa.stats.ts_violations.inc();
-                        continue;
+                    match &route.tun {
+                        _ if !ok => Fate::TsViolation,
+                        None => Fate::NoTunnel,
+                        Some(tun) => Fate::Deliver(out.push(tun, inner), inner.len()),
                     }
-                    let Some(tun) = &route.tun else {
-                        shared.drops.no_tunnel.inc();
-                        continue;
-                    };
-                    out.push(tun, inner);
-                    sa.stats.packets_in.inc();
-                    sa.stats.bytes_in.add(inner.len() as u64);
                 }
-                // A dummy packet authenticated too (RFC 4303 2.6).
-                Err(DropReason::Dummy) => {
-                    authenticated = true;
-                    sa.stats.count_drop(DropReason::Dummy);
+                // authenticated, but not delivered: the number is used all the same
+                Err(reason) if seq != 0 => Fate::Dropped(*reason),
+                Err(reason) => {
+                    sa.stats.count_drop(*reason);
+                    continue;
                 }
-                Err(reason) => sa.stats.count_drop(*reason),
-            }
+            };
+            pending.items.push((seq, fate));
         }
-        if authenticated {
-            sa.stats.last_inbound_ns.store(now_ns, Ordering::Relaxed);
+        if pending.items.len() > first {
+            pending.runs.push((sa.clone(), first, pending.items.len()));
         }
     }
 }

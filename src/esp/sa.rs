@@ -534,8 +534,7 @@ impl InboundSa {
 
     /// Decapsulates every packet in place (each starting at its SPI); `out[i]` gets the
     /// result of `pkts[i]`, and a packet that decapsulated is left on its inner packet.
-    /// Same checks and order as `decapsulate`; safe to call from several threads at once:
-    /// a sequence number is accepted once, whichever thread sees it first.
+    /// Same checks and order as `decapsulate`: `open_batch` then `commit_batch`.
     pub fn decapsulate_batch(
         &self,
         pkts: &mut [PacketBuf<'_>],
@@ -544,10 +543,62 @@ impl InboundSa {
         self.decapsulate_inner(pkts, out, true)
     }
 
+    /// The part of decapsulation that several workers may run at once: length and SPI
+    /// checks, a pre-check against the replay window (as committed so far), ICV, decryption,
+    /// padding and next header. `seqs[i]` gets the full sequence number of every packet that
+    /// authenticated (0 otherwise), also of dummy and bad-next-header packets, which use up
+    /// their number. Nothing is recorded in the window: `commit_batch` does that, in order.
+    pub fn open_batch(
+        &self,
+        pkts: &mut [PacketBuf<'_>],
+        out: &mut [Result<Decapsulated, DropReason>],
+        seqs: &mut [u64],
+    ) {
+        for ((p, o), s) in pkts
+            .chunks_mut(CHUNK)
+            .zip(out.chunks_mut(CHUNK))
+            .zip(seqs.chunks_mut(CHUNK))
+        {
+            self.open_inner(p, o, s, true);
+        }
+    }
+
+    /// Records the authenticated sequence numbers of an opened batch in the replay window
+    /// (one lock): a number seen before (or fallen out of the window) turns its result into
+    /// `Replay`. Call in the order the packets arrived.
+    pub fn commit_batch(&self, seqs: &[u64], out: &mut [Result<Decapsulated, DropReason>]) {
+        let mut win = self.window();
+        for (&seq, r) in seqs.iter().zip(out.iter_mut()) {
+            if seq == 0 {
+                continue;
+            }
+            if win.check_full(seq).is_err() {
+                *r = Err(DropReason::Replay);
+            } else {
+                win.update(seq);
+            }
+        }
+    }
+
     fn decapsulate_inner(
         &self,
         pkts: &mut [PacketBuf<'_>],
         out: &mut [Result<Decapsulated, DropReason>],
+        tunnel: bool,
+    ) {
+        let mut seqs = [0u64; CHUNK];
+        for (p, o) in pkts.chunks_mut(CHUNK).zip(out.chunks_mut(CHUNK)) {
+            self.open_inner(p, o, &mut seqs, tunnel);
+            self.commit_batch(&seqs[..p.len()], o);
+        }
+    }
+
+    /// `open_batch` for at most CHUNK packets.
+    fn open_inner(
+        &self,
+        pkts: &mut [PacketBuf<'_>],
+        out: &mut [Result<Decapsulated, DropReason>],
+        seqs_out: &mut [u64],
         tunnel: bool,
     ) {
         let l = self.layout;
@@ -558,7 +609,10 @@ impl InboundSa {
         } else {
             l.block_len
         };
-        for (chunk, res) in pkts.chunks_mut(CHUNK).zip(out.chunks_mut(CHUNK)) {
+        let n = pkts.len().min(CHUNK).min(out.len()).min(seqs_out.len());
+        let (chunk, res) = (&mut pkts[..n], &mut out[..n]);
+        seqs_out[..n].iter_mut().for_each(|s| *s = 0);
+        {
             // 1. lengths, SPI and the replay pre-check (one lock for the chunk)
             let mut seqs = [0u64; CHUNK];
             {
@@ -655,17 +709,12 @@ impl InboundSa {
                     inner[i] = (hdr, inner_len, nh);
                 }
             }
-            // 4. authenticated and well-formed: the number is used now (checked again, since
-            // another thread may have taken it meanwhile), then the next header policy
-            let mut win = self.window();
+            // 4. authenticated and well-formed: the number is used (commit_batch records
+            // it), then the next header policy
             for (i, (p, r)) in chunk.iter_mut().zip(res.iter_mut()).enumerate() {
                 let Ok(d) = r else { continue };
                 let seq = d.seq;
-                if win.check_full(seq).is_err() {
-                    *r = Err(DropReason::Replay);
-                    continue;
-                }
-                win.update(seq);
+                seqs_out[i] = seq;
                 let (off, len, nh) = inner[i];
                 if nh == NEXT_HEADER_NONE {
                     *r = Err(DropReason::Dummy);
