@@ -7,7 +7,8 @@
 //!
 //! Time is the benchmark thread's CPU time (CLOCK_THREAD_CPUTIME_ID), not wall time: on a
 //! shared machine a preempted thread then does not count the other jobs' time.
-//! CI builds and runs each case once: `cargo test --release --bench esp`.
+//! CI (scripts/test.sh) runs each case once, in criterion's test mode:
+//! `cargo test --release --bench esp`.
 
 use criterion::measurement::{Measurement, ValueFormatter, WallTime};
 use criterion::{black_box, Criterion, Throughput};
@@ -197,7 +198,8 @@ fn main() {
     let mut c = Criterion::default()
         .with_measurement(ThreadCpu)
         .configure_from_args();
-    let testing = std::env::args().any(|a| a == "--test" || a == "--list");
+    // `cargo bench` passes --bench; `cargo test --bench esp` runs each case once (test mode).
+    let testing = !std::env::args().any(|a| a == "--bench");
     bench(&mut c);
     c.final_summary();
     if testing {
