@@ -4,7 +4,7 @@
 //! `SPI | seq | IV | ciphertext | ICV`.
 
 use super::{EspError, SaParams, ESP_HEADER_LEN};
-use crate::crypto::fast::{aes::AesKey, gcm::AesGcm, sha1 as fsha1};
+use crate::crypto::fast::{aes::AesKey, des::TdesKey, gcm::AesGcm, sha1 as fsha1};
 use crate::crypto::{new_aead, new_cbc, new_mac, Aead, CbcCipher, EncrAlg, IntegAlg, Mac};
 
 /// Which implementation an SA uses.
@@ -19,8 +19,13 @@ pub enum Backend {
 /// Packets handled together by one call of the batch functions (stack arrays of this size).
 pub const CHUNK: usize = 32;
 
+pub(crate) enum FastCipher {
+    Aes(AesKey),
+    Tdes(TdesKey),
+}
+
 pub(crate) struct FastCbc {
-    aes: AesKey,
+    cipher: FastCipher,
     hmac: fsha1::HmacSha1,
 }
 
@@ -96,16 +101,19 @@ impl Transform {
                 None => return Err(EspError::MissingIntegrity),
             };
             let cipher = new_cbc(p.encr, &p.encr_key)?;
-            let aes_cbc = matches!(p.encr, EncrAlg::AesCbc128 | EncrAlg::AesCbc256);
-            let fast = match p.integ {
-                Some(IntegAlg::HmacSha1_96) if fast_ok && aes_cbc => {
-                    AesKey::new(&p.encr_key).map(|aes| {
-                        Box::new(FastCbc {
-                            aes,
-                            hmac: fsha1::HmacSha1::new(&p.integ_key),
-                        })
-                    })
+            let fast_cipher = match p.encr {
+                EncrAlg::AesCbc128 | EncrAlg::AesCbc256 if fast_ok => {
+                    AesKey::new(&p.encr_key).map(FastCipher::Aes)
                 }
+                // table-driven, portable: no CPU feature needed
+                EncrAlg::TripleDesCbc if fast_ok => TdesKey::new(&p.encr_key).map(FastCipher::Tdes),
+                _ => None,
+            };
+            let fast = match (p.integ, fast_cipher) {
+                (Some(IntegAlg::HmacSha1_96), Some(c)) => Some(Box::new(FastCbc {
+                    cipher: c,
+                    hmac: fsha1::HmacSha1::new(&p.integ_key),
+                })),
                 _ => None,
             };
             Ok(Transform::Cbc { cipher, mac, fast })
@@ -140,20 +148,37 @@ impl Transform {
                 ..
             } => {
                 let n = items.len().min(CHUNK);
-                let mut ivs = [[0u8; 16]; CHUNK];
-                {
-                    let mut lanes: [(&[u8; 16], &mut [u8]); CHUNK] =
-                        std::array::from_fn(|_| (&[0u8; 16], &mut [][..]));
-                    let mut k = 0;
-                    for (it, iv) in items.iter_mut().zip(ivs.iter_mut()).take(n) {
-                        iv.copy_from_slice(&it.pkt[ESP_HEADER_LEN..it.hdr]);
-                        let ct = &mut it.pkt[it.hdr..it.hdr + it.ct];
-                        lanes[k] = (&*iv, ct);
-                        k += 1;
+                match &f.cipher {
+                    FastCipher::Aes(aes) => {
+                        let mut ivs = [[0u8; 16]; CHUNK];
+                        let mut lanes: [(&[u8; 16], &mut [u8]); CHUNK] =
+                            std::array::from_fn(|_| (&[0u8; 16], &mut [][..]));
+                        for ((it, iv), lane) in items
+                            .iter_mut()
+                            .zip(ivs.iter_mut())
+                            .zip(lanes.iter_mut())
+                            .take(n)
+                        {
+                            iv.copy_from_slice(&it.pkt[ESP_HEADER_LEN..it.hdr]);
+                            *lane = (iv, &mut it.pkt[it.hdr..it.hdr + it.ct]);
+                        }
+                        aes.cbc_encrypt_lanes(&mut lanes[..n]);
                     }
-                    // `lanes` borrows `ivs` immutably: copy the IVs out first (done above).
-                    let lanes = &mut lanes[..k];
-                    f.aes.cbc_encrypt_lanes(lanes);
+                    FastCipher::Tdes(tdes) => {
+                        let mut ivs = [[0u8; 8]; CHUNK];
+                        let mut lanes: [(&[u8; 8], &mut [u8]); CHUNK] =
+                            std::array::from_fn(|_| (&[0u8; 8], &mut [][..]));
+                        for ((it, iv), lane) in items
+                            .iter_mut()
+                            .zip(ivs.iter_mut())
+                            .zip(lanes.iter_mut())
+                            .take(n)
+                        {
+                            iv.copy_from_slice(&it.pkt[ESP_HEADER_LEN..it.hdr]);
+                            *lane = (iv, &mut it.pkt[it.hdr..it.hdr + it.ct]);
+                        }
+                        tdes.cbc_encrypt_lanes(&mut lanes[..n]);
+                    }
                 }
                 self.cbc_macs(f, items, esn, |it, mac, icv_len| {
                     let end = it.hdr + it.ct;
@@ -208,9 +233,21 @@ impl Transform {
                     it.ok = f.hmac.verify(mac, &it.pkt[end..end + icv_len]);
                 });
                 for it in items.iter_mut().filter(|it| it.ok) {
-                    let mut iv = [0u8; 16];
-                    iv.copy_from_slice(&it.pkt[ESP_HEADER_LEN..it.hdr]);
-                    f.aes.cbc_decrypt(&iv, &mut it.pkt[it.hdr..it.hdr + it.ct]);
+                    let (head, rest) = it.pkt.split_at_mut(it.hdr);
+                    let iv = &head[ESP_HEADER_LEN..];
+                    let ct = &mut rest[..it.ct];
+                    match &f.cipher {
+                        FastCipher::Aes(aes) => {
+                            let mut v = [0u8; 16];
+                            v.copy_from_slice(iv);
+                            aes.cbc_decrypt(&v, ct);
+                        }
+                        FastCipher::Tdes(tdes) => {
+                            let mut v = [0u8; 8];
+                            v.copy_from_slice(iv);
+                            tdes.cbc_decrypt(&v, ct);
+                        }
+                    }
                 }
             }
             Transform::Cbc { cipher, mac, .. } => {

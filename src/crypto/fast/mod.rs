@@ -10,6 +10,7 @@
 //! `IPSECGW_CRYPTO=reference` forces the crate path (benchmarks, debugging).
 
 pub mod aes;
+pub mod des;
 pub mod gcm;
 pub mod sha1;
 
