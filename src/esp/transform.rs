@@ -21,7 +21,7 @@ pub const CHUNK: usize = 32;
 
 pub(crate) enum FastCipher {
     Aes(AesKey),
-    Tdes(TdesKey),
+    Tdes(Box<TdesKey>),
 }
 
 pub(crate) struct FastCbc {
@@ -106,7 +106,9 @@ impl Transform {
                     AesKey::new(&p.encr_key).map(FastCipher::Aes)
                 }
                 // table-driven, portable: no CPU feature needed
-                EncrAlg::TripleDesCbc if fast_ok => TdesKey::new(&p.encr_key).map(FastCipher::Tdes),
+                EncrAlg::TripleDesCbc if fast_ok => {
+                    TdesKey::new(&p.encr_key).map(|k| FastCipher::Tdes(Box::new(k)))
+                }
                 _ => None,
             };
             let fast = match (p.integ, fast_cipher) {

@@ -317,7 +317,7 @@ impl TdesKey {
             for b in 0..common {
                 let mut x = [0u64; W];
                 for j in 0..n {
-                    x[j] = rd(&group[j].1, b) ^ chain[j];
+                    x[j] = rd(group[j].1, b) ^ chain[j];
                 }
                 Self::crypt::<W>(&self.enc, &mut x);
                 for j in 0..n {
@@ -328,7 +328,7 @@ impl TdesKey {
             for j in 0..n {
                 let blocks = group[j].1.len() / 8;
                 for b in common..blocks {
-                    let mut x = [rd(&group[j].1, b) ^ chain[j]];
+                    let mut x = [rd(group[j].1, b) ^ chain[j]];
                     Self::crypt::<1>(&self.enc, &mut x);
                     group[j].1[8 * b..8 * b + 8].copy_from_slice(&x[0].to_be_bytes());
                     chain[j] = x[0];
