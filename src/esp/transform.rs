@@ -108,9 +108,7 @@ impl Transform {
                     AesKey::new(&p.encr_key).map(FastCipher::Aes)
                 }
                 // table-driven, portable: no CPU feature needed
-                EncrAlg::TripleDesCbc if fast_ok => {
-                    TdesKey::new(&p.encr_key).map(|k| FastCipher::Tdes(Box::new(k)))
-                }
+                EncrAlg::TripleDesCbc if fast_ok => TdesKey::new(&p.encr_key).map(FastCipher::Tdes),
                 _ => None,
             };
             let fast = match (p.integ, fast_cipher) {
