@@ -4,6 +4,7 @@
 //! - AES-CBC (AES-NI): several packets encrypted interleaved, decryption eight blocks wide;
 //! - HMAC-SHA1 (SHA-NI): keyed states precomputed, four packets hashed in lock-step;
 //! - AES-GCM (VAES + VPCLMULQDQ, AVX-512): 16 blocks in flight, GHASH aggregated;
+//! - 3DES-CBC: table-driven DES, four packets / blocks interleaved (portable Rust).
 //!
 //! Anything not covered (another CPU, another algorithm) uses the crate path in
 //! `crate::crypto` (RustCrypto), which stays the reference the tests compare against.
@@ -73,7 +74,7 @@ pub fn gcm_available() -> bool {
 pub fn describe() -> String {
     let f = features();
     format!(
-        "aes-cbc: {}, hmac-sha1: {}, aes-gcm: {}",
+        "aes-cbc: {}, hmac-sha1: {}, aes-gcm: {}, 3des-cbc: table-driven x4",
         if f.cbc { "AES-NI x8 lanes" } else { "crate" },
         if f.sha {
             "SHA-NI x4 lanes"
