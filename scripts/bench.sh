@@ -17,9 +17,13 @@
 #      BENCH_REPEAT (1)  repetitions; each one sets up and runs every pairing back to back
 #      BENCH_PAR ("1 4")  iperf3 -P values
 #      BENCH_PAIRS ("a b c d e")
-#      BENCH_OUT (/tmp/ipsecgw-bench-<date>.md)  results file
+#      BENCH_OUT (/tmp/ipsecgw-bench-<date>.md)  results file; also <BENCH_OUT>.json and .svg (chart)
+#      BENCH_TUNNELS ("")  also run two ipsecgw with N connections each (distinct IDs, own TUN each),
+#                        e.g. "200 1000": time until all are up, threads, RSS per tunnel
 #      BENCH_NO_BUILD=1  use the existing target/release/ipsecgw (IPSECGW_BIN overrides the path)
 #      BENCH_KEEP=1      keep the work directory (configs, daemon logs, iperf3 JSON)
+#      BENCH_PERF=1      `perf record -g -p PID` on every daemon during each iperf3 run; the reports
+#                        (perf-<pairing>-<cipher>-P<n>-<side>.txt) land next to BENCH_OUT
 #
 # Needs root on Debian 12; installs strongSwan, iperf3 and jq with apt when missing.
 # Every process it starts is stopped by PID and every namespace it creates is deleted on exit
@@ -495,6 +499,16 @@ run_iperf() { # <rep> <pairing> <esp> <parallel>: one measurement, appended to $
     local json=$DIR/iperf-P$par.json
     for p in $DAEMONS; do before+=("$(cpu_ticks $p)"); done
     rb0=$(udp_rcvbuf_errors "$NSR"); rw0=$(raw_drops "$NSR"); kd0=$(kernel_drops); gd0=$(gw_drops)
+    local perfs=() side_i=0
+    if [ "${BENCH_PERF:-0}" = 1 ]; then
+        for p in $DAEMONS; do
+            side_i=$((side_i + 1))
+            perf record -g -p "$p" -o "$DIR/perf-$side_i.data" -- sleep $((BENCH_T > 2 ? BENCH_T - 1 : 1)) \
+                >/dev/null 2>&1 &
+            perfs+=("$!")
+            PIDS+=("$!")
+        done
+    fi
     t0=$(date +%s.%N)
     # in the background + wait, so Ctrl-C/TERM reach our trap at once
     ip netns exec "$NSL" timeout $((BENCH_T + 30)) iperf3 -c 10.2.0.1 -B 10.1.0.1 -t "$BENCH_T" -P "$par" -J \
@@ -507,6 +521,20 @@ run_iperf() { # <rep> <pairing> <esp> <parallel>: one measurement, appended to $
     for q in "${PIDS[@]}"; do [ "$q" = "$cp" ] || keep+=("$q"); done
     PIDS=("${keep[@]}")
     t1=$(date +%s.%N)
+    if [ ${#perfs[@]} -gt 0 ]; then
+        local pp k=0 sides=(left right)
+        for pp in "${perfs[@]}"; do wait "$pp" 2>/dev/null; done
+        for pp in "${perfs[@]}"; do
+            local keep2=() q2
+            for q2 in "${PIDS[@]}"; do [ "$q2" = "$pp" ] || keep2+=("$q2"); done
+            PIDS=("${keep2[@]}")
+        done
+        for pp in "${perfs[@]}"; do
+            k=$((k + 1))
+            perf report -i "$DIR/perf-$k.data" --no-children --percent-limit 0.5 --stdio -g none \
+                >"${BENCH_OUT%.md}-perf-$pair-$esp-P$par-${sides[$((k - 1))]}.txt" 2>/dev/null
+        done
+    fi
     rb1=$(udp_rcvbuf_errors "$NSR"); rw1=$(raw_drops "$NSR"); kd1=$(kernel_drops); gd1=$(gw_drops)
     for p in $DAEMONS; do after+=("$(cpu_ticks $p)"); done
     cpu=""
@@ -549,13 +577,68 @@ measure() { # <rep> <pairing> <esp>
     end_pair
 }
 
+
+# ---- many tunnels: two ipsecgw with N connections each ----------------------------------------
+TUNNELS_TSV=$WORK/tunnels.tsv
+: > "$TUNNELS_TSV"
+many_conf() { # <side> <n>: N connections between the same two addresses, told apart by ID
+    local side=$1 n=$2 d=$DIR/$1 peer i start me other
+    peer=$(peer_of $side)
+    [ $side = left ] && start=start || start=none
+    [ $side = left ] && { me=1; other=2; } || { me=2; other=1; }
+    {
+        echo '[global]'
+        echo "control_socket = \"$d/ipsecgw.sock\""
+        echo 'log_level = "warn"'
+        for i in $(seq 1 "$n"); do
+            local net="10.$((100 + (i >> 8))).$((i & 255))"
+            printf '\n[[connection]]\nname = "t%s"\nlocal_addrs = ["%s"]\nremote_addrs = ["%s"]\n' "$i" "$(ul_ip $side)" "$(ul_ip $peer)"
+            printf 'local_id = "%s-%s.bench.example"\nremote_id = "%s-%s.bench.example"\n' "$side" "$i" "$peer" "$i"
+            printf 'psk = "%s"\nike_proposals = ["%s"]\nstart_action = "%s"\ndpd_delay = "30s"\n' "$PSK" "$IKE_PROPOSAL" "$start"
+            printf '\n[[connection.children]]\nname = "net"\nlocal_ts = ["%s.%s/32"]\nremote_ts = ["%s.%s/32"]\nesp_proposals = ["aes256-sha1"]\n' \
+                "$net" "$me" "$net" "$other"
+            printf '\n[connection.tunnel]\ninterface = "bt%s"\naddress = "%s.%s/32"\nmtu = 1400\n' "$i" "$net" "$me"
+        done
+    } >"$d/ipsecgw.toml"
+}
+
+rss_kib() { awk '/^VmRSS/{print $2}' /proc/$1/status 2>/dev/null; }
+threads_of() { awk '/^Threads/{print $2}' /proc/$1/status 2>/dev/null; }
+
+measure_tunnels() { # <n>
+    local n=$1 pl pr t0 t1 up=0
+    log "setup: $n tunnels"
+    new_pair "many-$n"
+    many_conf right "$n"; many_conf left "$n"
+    spawn right ipsecgw "$IPSECGW_BIN" run --config "$DIR/right/ipsecgw.toml"; pr=$LAST_PID
+    wait_for 60 test -S "$DIR/right/ipsecgw.sock" || fail_setup "ipsecgw (right, $n tunnels) did not start"
+    t0=$(date +%s.%N)
+    spawn left ipsecgw "$IPSECGW_BIN" run --config "$DIR/left/ipsecgw.toml"; pl=$LAST_PID
+    local deadline=$(( $(date +%s) + 60 + n / 10 ))
+    while [ "$(date +%s)" -lt $deadline ]; do
+        up=$(gw_status left | jq '[.connections[].children[]? | select(.state == "installed")] | length' 2>/dev/null)
+        [ "${up:-0}" -ge "$n" ] && break
+        sleep 0.2
+    done
+    t1=$(date +%s.%N)
+    local secs threads_l threads_r rss_l rss_r
+    secs=$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}')
+    sleep 2  # settle, then sample idle memory and threads
+    threads_l=$(threads_of $pl); threads_r=$(threads_of $pr); rss_l=$(rss_kib $pl); rss_r=$(rss_kib $pr)
+    printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$n" "${up:-0}" "$secs" "$threads_l" "$threads_r" "$rss_l" "$rss_r" \
+        "$(cut -d' ' -f1 /proc/loadavg)" >>"$TUNNELS_TSV"
+    log "$n tunnels: ${up:-0} up after $secs s; threads L/R $threads_l/$threads_r; RSS L/R ${rss_l}/${rss_r} KiB"
+    [ "${up:-0}" -ge "$n" ] || log "only ${up:-0} of $n tunnels came up"
+    end_pair
+}
+
 # ---- the run -------------------------------------------------------------------------------
 CPU_MODEL=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//')
 GW_REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$REPO" diff --quiet HEAD -- src Cargo.toml 2>/dev/null || GW_REV="$GW_REV+uncommitted"
 SW_VER=$(dpkg-query -W -f='${Version}' strongswan-charon 2>/dev/null)
 IPERF_VER=$(iperf3 --version 2>/dev/null | head -1)
-CMDLINE="BENCH_T=$BENCH_T BENCH_ALGS=\"$BENCH_ALGS\" BENCH_REPEAT=$BENCH_REPEAT BENCH_PAR=\"$BENCH_PAR\" BENCH_PAIRS=\"$BENCH_PAIRS\" scripts/bench.sh$([ $QUICK = 1 ] && echo ' --quick')"
+CMDLINE="BENCH_T=$BENCH_T BENCH_ALGS=\"$BENCH_ALGS\" BENCH_REPEAT=$BENCH_REPEAT BENCH_PAR=\"$BENCH_PAR\" BENCH_PAIRS=\"$BENCH_PAIRS\"${BENCH_TUNNELS:+ BENCH_TUNNELS=\"$BENCH_TUNNELS\"} scripts/bench.sh$([ $QUICK = 1 ] && echo ' --quick')"
 log "work dir $WORK; results -> $BENCH_OUT"
 
 FIRST_ALG=$(echo $BENCH_ALGS | awk '{print $1}')
@@ -572,6 +655,7 @@ for esp in $BENCH_ALGS; do
         for p in $order; do measure "$rep" "$p" "$esp"; done
     done
 done
+for n in ${BENCH_TUNNELS:-}; do measure_tunnels "$n"; done
 
 # ---- report --------------------------------------------------------------------------------
 {
@@ -633,12 +717,40 @@ done
                       nm["d"]="(d) ipsecgw<->ipsecgw auto"; nm["e"]="(e) ipsecgw->strongSwan"; nm["f"]="(f) strongSwan->ipsecgw" }
         { cipher = ($2 == "a") ? "-" : $3
           printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, nm[$2], cipher, $13, $4, $5, $6, $7, $8, $9, $14, $15, $10, $11, $12 }' "$RUNS"
+    if [ -s "$TUNNELS_TSV" ]; then
+        echo
+        echo "## Many tunnels (two ipsecgw, N connections with distinct IDs, a TUN each)"
+        echo
+        echo "| tunnels | up | seconds until all up | threads L / R | RSS L / R (MiB) | RSS per extra tunnel L / R (KiB) | load1 |"
+        echo "|---|---|---|---|---|---|---|"
+        # per extra tunnel: against the first (smallest) row of this run
+        awk -F'\t' 'NR == 1 { n0 = $1; l0 = $6; r0 = $7 }
+            { per = ($1 > n0) ? sprintf("%.0f / %.0f", ($6 - l0) / ($1 - n0), ($7 - r0) / ($1 - n0)) : "-"
+              printf "| %s | %s | %s | %s / %s | %.0f / %.0f | %s | %s |\n", $1, $2, $3, $4, $5, $6/1024, $7/1024, per, $8 }' "$TUNNELS_TSV"
+    fi
 } >"$BENCH_OUT" || die "cannot write $BENCH_OUT"
+
+# JSON: every run, the many-tunnel rows, and how it was produced
+jq -n --rawfile runs "$RUNS" --rawfile tun "$TUNNELS_TSV" --arg cmd "$CMDLINE" --arg host "$CPU_MODEL, $(nproc) CPUs" \
+    --arg rev "$GW_REV" --arg sw "$SW_VER" '
+    def rows($t): $t | split("\n") | map(select(length > 0) | split("\t"));
+    { command: $cmd, host: $host, ipsecgw: $rev, strongswan: $sw,
+      runs: [rows($runs)[] | { rep: (.[0]|tonumber), pairing: .[1], cipher: .[2], parallel: (.[3]|tonumber),
+              mbps: (.[4]|tonumber), retransmits: .[5], cpu_percent: .[6], rcvbuf_errors: .[7], raw_drops: .[8],
+              transport: .[9], load1: .[10], status: .[11], negotiated: .[12], kernel_drops: .[13], gw_drops: .[14] }],
+      tunnels: [rows($tun)[] | { tunnels: (.[0]|tonumber), up: (.[1]|tonumber), seconds: (.[2]|tonumber),
+              threads: [(.[3]|tonumber), (.[4]|tonumber)], rss_kib: [(.[5]|tonumber), (.[6]|tonumber)], load1: .[7] }] }' \
+    >"${BENCH_OUT%.md}.json" || die "cannot write ${BENCH_OUT%.md}.json"
+
+# SVG chart: mean Mbit/s per pairing, one group of bars per cipher and -P, ratio to (b) on each bar
+awk -F'\t' -v algs="$BENCH_ALGS" -v pars="$BENCH_PAR" -v pairs="$BENCH_PAIRS" -v title="$CMDLINE" \
+    -v host="$CPU_MODEL, $(nproc) vCPUs, $(date -u '+%Y-%m-%d')" -f "$REPO/scripts/bench-chart.awk" "$RUNS" \
+    >"${BENCH_OUT%.md}.svg" || die "cannot write ${BENCH_OUT%.md}.svg"
 
 echo
 cat "$BENCH_OUT"
 echo
-log "results written to $BENCH_OUT"
+log "results written to $BENCH_OUT (and ${BENCH_OUT%.md}.json, ${BENCH_OUT%.md}.svg)"
 if [ $FAILED_RUNS -gt 0 ]; then
     log "$FAILED_RUNS iperf3 run(s) failed (see the table)"
     exit 3

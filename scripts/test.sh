@@ -34,4 +34,6 @@ systemctl stop strongswan-starter strongswan 2>/dev/null || true
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo build --release --bins
+# The micro-benchmarks in criterion's test mode: every case runs once (seconds, not minutes).
+cargo test --release --bench esp --bench crypto
 exec cargo test --release --no-fail-fast -- --test-threads=2 "$@"

@@ -5,7 +5,7 @@
 
 use ipsecgw::crypto::{EncrAlg, IntegAlg};
 use ipsecgw::dataplane::{Dataplane, DataplaneConfig, IkeDatagram, SaCounters};
-use ipsecgw::esp::{OutboundSa, SaParams};
+use ipsecgw::esp::{OutboundSa, SaParams, NON_ESP_MARKER};
 use ipsecgw::ike::{ChildSa, TrafficSelector};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsRawFd;
@@ -220,10 +220,25 @@ fn start_side(
     raw_esp: bool,
     offload: bool,
 ) -> (Dataplane, mpsc::Receiver<IkeDatagram>) {
+    let (dp, rx, _) = start_side_natt(net, ns, underlay, inner, raw_esp, offload);
+    (dp, rx)
+}
+
+/// `start_side`, also returning a duplicate of the 4500 socket (as the daemon keeps one to
+/// send IKE from).
+fn start_side_natt(
+    net: &Netns,
+    ns: &str,
+    underlay: &str,
+    inner: Ipv4Addr,
+    raw_esp: bool,
+    offload: bool,
+) -> (Dataplane, mpsc::Receiver<IkeDatagram>, UdpSocket) {
     let (tx, rx) = mpsc::channel(16);
     let bind = format!("{underlay}:4500");
-    let dp = in_netns(ns, move || {
+    let (dp, natt) = in_netns(ns, move || {
         let sock = UdpSocket::bind(&bind).expect("bind 4500");
+        let natt = sock.try_clone().expect("dup 4500");
         let dp = Dataplane::start(DataplaneConfig {
             udp_sockets: vec![sock],
             raw_esp,
@@ -234,11 +249,11 @@ fn start_side(
         let ifindex = dp.add_tunnel("site", TUN, 1400).expect("add_tunnel");
         assert!(ifindex > 0);
         assert_eq!(dp.tunnel_offload("site"), Some(offload), "TUN offload mode");
-        dp
+        (dp, natt)
     });
     net.ip(ns, &format!("addr add {inner}/24 dev {TUN}"));
     net.ip(ns, &format!("link set {TUN} up"));
-    (dp, rx)
+    (dp, rx, natt)
 }
 
 fn checksum(data: &[u8]) -> u16 {
@@ -394,7 +409,7 @@ fn esp_in_udp_between_namespaces() {
         return;
     }
     let net = Netns::new("udp");
-    let (a, mut ike_a) = start_side(&net, &net.a, UNDERLAY_A, INNER_A, false, true);
+    let (a, mut ike_a, natt_a) = start_side_natt(&net, &net.a, UNDERLAY_A, INNER_A, false, true);
     let (b, _ike_b) = start_side(&net, &net.b, UNDERLAY_B, INNER_B, false, true);
     let _stop = Stop(vec![a.clone(), b.clone()]);
 
@@ -463,9 +478,11 @@ fn esp_in_udp_between_namespaces() {
     assert_eq!(ike.data, vec![0x11, 0x22, 0x33]);
     assert_eq!(ike.local, to_a);
     assert_eq!(ike.remote, sender.local_addr().unwrap());
-    // IKE sent through the dataplane's socket carries the marker and leaves from port 4500.
-    a.send_ike(to_a, sender.local_addr().unwrap(), b"hello")
-        .unwrap();
+    // IKE on 4500 is sent by the daemon (src/daemon/sockets.rs) through a duplicate of the
+    // socket the data plane reads, with the non-ESP marker: the peer sees port 4500.
+    let mut msg = NON_ESP_MARKER.to_vec();
+    msg.extend_from_slice(b"hello");
+    natt_a.send_to(&msg, sender.local_addr().unwrap()).unwrap();
     sender
         .set_read_timeout(Some(Duration::from_secs(2)))
         .unwrap();

@@ -10,6 +10,7 @@ mod cipher;
 mod dh;
 mod dh_group;
 mod ecdh;
+pub mod fast;
 mod gcm_short;
 pub mod keywords;
 pub mod listing;

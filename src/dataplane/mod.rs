@@ -1,13 +1,18 @@
-//! The packet path: plain OS threads (not tokio tasks) moving packets between the TUN devices
-//! and the NAT-T UDP sockets (RFC 3948) or a raw IPPROTO_ESP socket, through the sans-IO ESP
-//! core in `crate::esp`.
+//! The packet path: a fixed pool of worker threads (not tokio tasks, not a thread per tunnel)
+//! moving packets between the TUN devices and the NAT-T UDP sockets (RFC 3948) or a raw
+//! IPPROTO_ESP socket, through the sans-IO ESP core in `crate::esp`.
 //!
-//! Threads: one receive loop per UDP socket (recvmmsg batches), one for the raw ESP socket,
-//! one transmit loop per TUN device (reads a batch, encapsulates, sendmmsg), one keepalive
-//! timer. The SA tables are an immutable snapshot (`Arc<Tables>`) swapped on every change;
-//! the packet loops take one snapshot per batch, so lookups need no lock. Each SA direction
-//! sits in its own mutex, which a loop takes once per run of packets for the same SA (in
-//! practice once per batch) and which only one thread normally touches.
+//! Every source (each TUN device, each UDP socket, the raw socket) sits in one epoll set,
+//! armed one-shot: the worker that takes an event owns that source, reads a batch, takes a
+//! ticket in the source's lane and re-arms it, so the next batch can go to another worker
+//! while this one encrypts or decrypts. Writes happen in ticket order (`lane`). The threads
+//! are `workers` (one per core by default, at most 16) plus one keepalive timer, whatever the
+//! number of tunnels; an idle tunnel costs one file descriptor and a few hundred bytes.
+//!
+//! The SA tables are an immutable snapshot (`Arc<Tables>`) swapped on every change; a batch
+//! takes one snapshot. SAs are shared without locks: outbound sequence numbers are reserved
+//! atomically (in read order, while the source is owned), the replay window has its own
+//! short lock (`crate::esp::InboundSa`).
 //!
 //! Offloads: TUN devices open with IFF_VNET_HDR + TSO/GRO when the kernel allows (TSO
 //! super-packets are split before encryption; decrypted packets are written in batches the
@@ -15,42 +20,44 @@
 //! peer and UDP GRO on receive; both fall back to one datagram per packet.
 
 mod flow;
+mod lane;
+mod rx;
 mod stats;
 mod sys;
+mod tx;
+mod worker;
 
 pub use stats::{DropCounters, SaCounters};
 
-use crate::esp::{packet_spi, InboundSa, OutboundSa, SaParams};
+use crate::esp::{EspError, InboundSa, OutboundSa, SaParams};
 use crate::ike::{ChildSa, TrafficSelector};
-use flow::Flow;
+use lane::Lane;
 use stats::{GlobalStats, SaStats};
 use std::collections::HashMap;
+use std::fmt;
 use std::io;
-use std::net::{SocketAddr, UdpSocket};
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::net::{IpAddr, SocketAddr, UdpSocket};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use sys::{RawAddr, RecvBatch, BATCH};
+use sys::RawAddr;
 use tokio::sync::mpsc;
 
-/// How often the loops look at the shutdown flag when idle.
+/// How often idle workers look at the shutdown flag.
 const IDLE_WAKE: Duration = Duration::from_millis(200);
 /// RFC 3948 4: NAT-T keepalive interval (strongSwan's default is 20 s as well).
 const KEEPALIVE_INTERVAL: Duration = Duration::from_secs(20);
 /// Socket buffers for the UDP and raw sockets.
 const SOCKET_BUFFER: usize = 8 << 20;
-/// Receive buffer per UDP message: room for a UDP GRO super-datagram.
-const UDP_RX_BUF_LEN: usize = 65536;
-/// Receive buffer per raw ESP datagram: jumbo frames fit; larger ones count as truncated.
-const RAW_RX_BUF_LEN: usize = 9216;
-/// One TUN read: the largest IP packet.
-const TUN_BUF_LEN: usize = 65536;
 /// Headroom in front of packets written to a TUN (the virtio-net header with offloads).
 const TUN_OFFSET: usize = tun_rs::VIRTIO_NET_HDR_LEN;
-/// RFC 3948 2.2: IKE on port 4500 is prefixed with four zero bytes.
-const NON_ESP_MARKER: [u8; 4] = [0; 4];
+/// Most packet workers, whatever the number of cores.
+const MAX_WORKERS: usize = 16;
+/// epoll tokens: UDP socket i is i, the raw socket RAW_TOKEN, tunnels from TUN_TOKEN_BASE.
+const RAW_TOKEN: u64 = 1 << 40;
+const TUN_TOKEN_BASE: u64 = 1 << 41;
 
 /// What the daemon hands over when starting the dataplane.
 pub struct DataplaneConfig {
@@ -70,16 +77,64 @@ pub struct IkeDatagram {
     pub data: Vec<u8>,
 }
 
+/// Why a CHILD SA could not be installed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InstallError {
+    /// The ESP core refused the keys or parameters of one direction.
+    Sa {
+        spi: u32,
+        inbound: bool,
+        error: EspError,
+    },
+    /// UDP encapsulation asked for, but no 4500 socket serves this local address.
+    NoUdpSocket(IpAddr),
+    /// Plain ESP asked for, but the raw ESP socket was not opened (`raw_esp = false`).
+    NoRawSocket,
+    /// Plain ESP to an IPv6 peer (the raw socket is IPv4 only).
+    RawIpv6(IpAddr),
+    /// An SA with this inbound SPI is already installed.
+    AlreadyInstalled(u32),
+}
+
+impl fmt::Display for InstallError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            InstallError::Sa {
+                spi,
+                inbound,
+                error,
+            } => {
+                let dir = if *inbound { "inbound" } else { "outbound" };
+                write!(f, "{dir} SA {spi:08x}: {error}")
+            }
+            InstallError::NoUdpSocket(ip) => write!(f, "no UDP 4500 socket for local address {ip}"),
+            InstallError::NoRawSocket => write!(
+                f,
+                "SA without UDP encapsulation needs the raw ESP socket (raw_esp = true)"
+            ),
+            InstallError::RawIpv6(ip) => {
+                write!(f, "raw ESP to {ip} is not supported (IPv4 only)")
+            }
+            InstallError::AlreadyInstalled(spi) => {
+                write!(f, "inbound SPI {spi:08x} is already installed")
+            }
+        }
+    }
+}
+
+impl std::error::Error for InstallError {}
+
 /// Handle to the running packet threads. Cheap to clone.
 #[derive(Clone)]
 pub struct Dataplane {
     shared: Arc<Shared>,
 }
 
-impl std::fmt::Debug for Dataplane {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+impl fmt::Debug for Dataplane {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Dataplane")
             .field("udp", &self.shared.udp.len())
+            .field("workers", &self.shared.workers)
             .finish_non_exhaustive()
     }
 }
@@ -89,6 +144,7 @@ struct UdpEndpoint {
     local: SocketAddr,
     /// UDP GSO sends work on this socket (cleared after the kernel refuses one).
     gso: AtomicBool,
+    lane: Lane,
 }
 
 struct Tunnel {
@@ -96,13 +152,15 @@ struct Tunnel {
     ifname: String,
     /// IFF_VNET_HDR with TSO/GRO is on for this device.
     offload: bool,
+    mtu: usize,
     dev: tun_rs::SyncDevice,
-    stop: AtomicBool,
+    token: u64,
+    lane: Lane,
 }
 
 /// Inbound half of an installed CHILD SA.
 struct InSa {
-    esp: Mutex<InboundSa>,
+    esp: InboundSa,
     local_ts: Vec<TrafficSelector>,
     remote_ts: Vec<TrafficSelector>,
     stats: Arc<SaStats>,
@@ -117,12 +175,19 @@ enum Via {
 
 /// Outbound half of an installed CHILD SA.
 struct OutSa {
-    esp: Mutex<OutboundSa>,
+    esp: OutboundSa,
     local_ts: Vec<TrafficSelector>,
     remote_ts: Vec<TrafficSelector>,
     via: Via,
-    dest: RawAddr,
+    /// Where packets go; changes when the peer's NAT mapping moves (`update_remote`).
+    dest: RwLock<RawAddr>,
     stats: Arc<SaStats>,
+}
+
+impl OutSa {
+    fn dest(&self) -> RawAddr {
+        *self.dest.read().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 struct Installed {
@@ -141,7 +206,7 @@ struct Installed {
 struct State {
     /// Oldest first; the outbound lists are built newest first.
     sas: Vec<Installed>,
-    tunnels: HashMap<String, (Arc<Tunnel>, Option<JoinHandle<()>>)>,
+    tunnels: HashMap<String, Arc<Tunnel>>,
 }
 
 struct InRoute {
@@ -157,6 +222,8 @@ struct Tables {
     outbound: HashMap<String, Vec<Arc<OutSa>>>,
     /// UDP-encapsulated outbound SAs, for NAT-T keepalives.
     keepalive: Vec<Arc<OutSa>>,
+    /// epoll token -> tunnel device.
+    tuns: HashMap<u64, Arc<Tunnel>>,
 }
 
 struct Shared {
@@ -164,6 +231,7 @@ struct Shared {
     state: Mutex<State>,
     udp: Vec<UdpEndpoint>,
     raw: Option<OwnedFd>,
+    raw_lane: Lane,
     ike_tx: mpsc::Sender<IkeDatagram>,
     shutdown: AtomicBool,
     drops: GlobalStats,
@@ -174,6 +242,11 @@ struct Shared {
     keepalive_ms: AtomicU64,
     /// Open new TUN devices with IFF_VNET_HDR + TSO/GRO offloads.
     tun_offload: AtomicBool,
+    epoll: sys::Epoll,
+    next_token: AtomicU64,
+    /// Largest MTU of any tunnel: the workers size their packet buffers by it.
+    max_mtu: AtomicUsize,
+    workers: usize,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -197,7 +270,7 @@ impl Shared {
     fn rebuild(&self, state: &State) {
         let mut t = Tables::default();
         for s in &state.sas {
-            let tun = state.tunnels.get(&s.conn).map(|(t, _)| t.clone());
+            let tun = state.tunnels.get(&s.conn).cloned();
             t.inbound.insert(
                 s.spi_in,
                 InRoute {
@@ -214,6 +287,9 @@ impl Shared {
             if s.udp_encap {
                 t.keepalive.push(s.outb.clone());
             }
+        }
+        for tun in state.tunnels.values() {
+            t.tuns.insert(tun.token, tun.clone());
         }
         *self.tables.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(t);
     }
@@ -238,36 +314,53 @@ fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> io::Result<JoinHand
     std::thread::Builder::new().name(name).spawn(f)
 }
 
+/// Workers to start: one per core (IPSECGW_WORKERS overrides), 1..=MAX_WORKERS.
+fn worker_count() -> usize {
+    std::env::var("IPSECGW_WORKERS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+        .clamp(1, MAX_WORKERS)
+}
+
 impl Dataplane {
-    /// Takes over the sockets and starts the receive and keepalive threads.
+    /// Takes over the sockets and starts the packet workers and the keepalive thread.
     pub fn start(cfg: DataplaneConfig) -> io::Result<Dataplane> {
+        let epoll = sys::Epoll::new()?;
         let mut udp = Vec::with_capacity(cfg.udp_sockets.len());
         for socket in cfg.udp_sockets {
             let local = socket.local_addr()?;
             socket.set_nonblocking(false)?;
             sys::set_buffers(socket.as_raw_fd(), SOCKET_BUFFER);
-            sys::set_recv_timeout(socket.as_raw_fd(), IDLE_WAKE)?;
             // Best effort: without GRO every datagram arrives on its own, which also works.
             sys::enable_udp_gro(socket.as_raw_fd());
             udp.push(UdpEndpoint {
                 socket,
                 local,
                 gso: AtomicBool::new(true),
+                lane: Lane::default(),
             });
         }
         let raw = if cfg.raw_esp {
             let fd = sys::raw_esp_socket()?;
             sys::set_buffers(fd.as_raw_fd(), SOCKET_BUFFER);
-            sys::set_recv_timeout(fd.as_raw_fd(), IDLE_WAKE)?;
             Some(fd)
         } else {
             None
         };
+        for (i, u) in udp.iter().enumerate() {
+            epoll.add(u.socket.as_raw_fd(), i as u64)?;
+        }
+        if let Some(r) = &raw {
+            epoll.add(r.as_raw_fd(), RAW_TOKEN)?;
+        }
+        let workers = worker_count();
         let shared = Arc::new(Shared {
             tables: RwLock::new(Arc::new(Tables::default())),
             state: Mutex::new(State::default()),
             udp,
             raw,
+            raw_lane: Lane::default(),
             ike_tx: cfg.ike_tx,
             shutdown: AtomicBool::new(false),
             drops: GlobalStats::default(),
@@ -275,41 +368,47 @@ impl Dataplane {
             epoch: Instant::now(),
             keepalive_ms: AtomicU64::new(KEEPALIVE_INTERVAL.as_millis() as u64),
             tun_offload: AtomicBool::new(true),
+            epoll,
+            next_token: AtomicU64::new(TUN_TOKEN_BASE),
+            max_mtu: AtomicUsize::new(1500),
+            workers,
         });
         let dp = Dataplane {
             shared: shared.clone(),
         };
         let mut handles = Vec::new();
-        for i in 0..shared.udp.len() {
+        let mut start = |name: String, f: Box<dyn FnOnce() + Send>| match spawn(name, f) {
+            Ok(h) => {
+                handles.push(h);
+                Ok(())
+            }
+            Err(e) => Err(e),
+        };
+        let mut result = Ok(());
+        for id in 0..workers {
             let s = shared.clone();
-            let name = format!("esp-rx-{}", shared.udp[i].local);
-            match spawn(name, move || udp_rx_loop(&s, i)) {
-                Ok(h) => handles.push(h),
-                Err(e) => {
-                    dp.stop_threads(handles);
-                    return Err(e);
-                }
+            result = start(
+                format!("esp-worker-{id}"),
+                Box::new(move || worker::run(&s)),
+            );
+            if result.is_err() {
+                break;
             }
         }
-        if shared.raw.is_some() {
+        if result.is_ok() {
             let s = shared.clone();
-            match spawn("esp-rx-raw".into(), move || raw_rx_loop(&s)) {
-                Ok(h) => handles.push(h),
-                Err(e) => {
-                    dp.stop_threads(handles);
-                    return Err(e);
-                }
-            }
+            result = start("esp-keepalive".into(), Box::new(move || keepalive_loop(&s)));
         }
-        let s = shared.clone();
-        match spawn("esp-keepalive".into(), move || keepalive_loop(&s)) {
-            Ok(h) => handles.push(h),
-            Err(e) => {
-                dp.stop_threads(handles);
-                return Err(e);
-            }
+        if let Err(e) = result {
+            dp.stop_threads(handles);
+            return Err(e);
         }
         *lock(&shared.threads) = handles;
+        tracing::info!(
+            workers,
+            crypto = %crate::crypto::fast::describe(),
+            "data plane started"
+        );
         Ok(dp)
     }
 
@@ -320,8 +419,13 @@ impl Dataplane {
         }
     }
 
-    /// Creates and opens the TUN device for `conn` (layer 3, no packet information) and starts
-    /// its transmit thread. Addresses and routes are configured elsewhere (crate::routing).
+    /// Packet worker threads (fixed at start, independent of the number of tunnels).
+    pub fn workers(&self) -> usize {
+        self.shared.workers
+    }
+
+    /// Creates and opens the TUN device for `conn` (layer 3, no packet information) and hands
+    /// it to the workers. Addresses and routes are configured elsewhere (crate::routing).
     pub fn add_tunnel(&self, conn: &str, ifname: &str, mtu: u16) -> io::Result<u32> {
         let mut state = lock(&self.shared.state);
         if state.tunnels.contains_key(conn) {
@@ -354,23 +458,28 @@ impl Dataplane {
         let offload = dev.tcp_gso();
         let ifindex = dev.if_index()?;
         dev.set_nonblocking(true)?;
+        let token = self.shared.next_token.fetch_add(1, Ordering::Relaxed);
         let tun = Arc::new(Tunnel {
             conn: conn.to_string(),
             ifname: ifname.to_string(),
             offload,
+            mtu: usize::from(mtu),
             dev,
-            stop: AtomicBool::new(false),
+            token,
+            lane: Lane::default(),
         });
-        let s = self.shared.clone();
-        let t = tun.clone();
-        let handle = spawn(format!("esp-tx-{ifname}"), move || tun_tx_loop(&s, &t))?;
-        state.tunnels.insert(conn.to_string(), (tun, Some(handle)));
+        self.shared
+            .max_mtu
+            .fetch_max(usize::from(mtu), Ordering::Relaxed);
+        state.tunnels.insert(conn.to_string(), tun.clone());
         self.shared.rebuild(&state);
+        self.shared.epoll.add(tun.dev.as_raw_fd(), token)?;
         tracing::info!(conn, ifname, ifindex, mtu, offload, "tunnel device up");
         Ok(ifindex)
     }
 
-    /// Stops the transmit thread and closes the TUN device (the interface disappears).
+    /// Takes the tunnel device away from the workers and closes it (the interface
+    /// disappears before this returns).
     pub fn remove_tunnel(&self, conn: &str) {
         let removed = {
             let mut state = lock(&self.shared.state);
@@ -378,19 +487,16 @@ impl Dataplane {
             self.shared.rebuild(&state);
             removed
         };
-        if let Some((tun, handle)) = removed {
-            tun.stop.store(true, Ordering::SeqCst);
-            if let Some(h) = handle {
-                let _ = h.join();
-            }
-            tracing::info!(conn, ifname = %tun.ifname, "tunnel device removed");
+        if let Some(tun) = removed {
+            self.shared.epoll.delete(tun.dev.as_raw_fd());
+            close_when_unused(tun, &self.shared);
         }
     }
 
     /// Installs both directions of a CHILD SA. With `rekey_of = Some(old_spi_in)` the new
     /// outbound SA takes over at once, while the old inbound SA keeps accepting until
     /// `remove(old_spi_in)` (make-before-break).
-    pub fn install(&self, sa: &ChildSa) -> Result<(), String> {
+    pub fn install(&self, sa: &ChildSa) -> Result<(), InstallError> {
         let params_in = SaParams {
             spi: sa.spi_in,
             encr: sa.encr,
@@ -409,48 +515,35 @@ impl Dataplane {
             esn: sa.esn,
             replay_window: 0,
         };
-        let inbound =
-            InboundSa::new(&params_in).map_err(|e| format!("inbound SA {:08x}: {e}", sa.spi_in))?;
-        let outbound = OutboundSa::new(&params_out)
-            .map_err(|e| format!("outbound SA {:08x}: {e}", sa.spi_out))?;
-        let (via, dest) = if sa.udp_encap {
-            let idx = self
-                .shared
-                .socket_for(sa.local)
-                .ok_or_else(|| format!("no UDP 4500 socket for local address {}", sa.local.ip()))?;
-            (Via::Udp(idx), RawAddr::from_socket_addr(sa.remote))
-        } else {
-            if self.shared.raw.is_none() {
-                return Err(
-                    "SA without UDP encapsulation needs the raw ESP socket (raw_esp = true)".into(),
-                );
-            }
-            let dest = sys::raw_dest(sa.remote.ip()).ok_or_else(|| {
-                format!("raw ESP to {} is not supported (IPv4 only)", sa.remote.ip())
-            })?;
-            (Via::Raw, dest)
-        };
+        let inbound = InboundSa::new(&params_in).map_err(|error| InstallError::Sa {
+            spi: sa.spi_in,
+            inbound: true,
+            error,
+        })?;
+        let outbound = OutboundSa::new(&params_out).map_err(|error| InstallError::Sa {
+            spi: sa.spi_out,
+            inbound: false,
+            error,
+        })?;
+        let (via, dest) = self.route_for(sa.udp_encap, sa.local, sa.remote)?;
         let stats = Arc::new(SaStats::default());
         let inb = Arc::new(InSa {
-            esp: Mutex::new(inbound),
+            esp: inbound,
             local_ts: sa.local_ts.clone(),
             remote_ts: sa.remote_ts.clone(),
             stats: stats.clone(),
         });
         let outb = Arc::new(OutSa {
-            esp: Mutex::new(outbound),
+            esp: outbound,
             local_ts: sa.local_ts.clone(),
             remote_ts: sa.remote_ts.clone(),
             via,
-            dest,
+            dest: RwLock::new(dest),
             stats,
         });
         let mut state = lock(&self.shared.state);
         if state.sas.iter().any(|s| s.spi_in == sa.spi_in) {
-            return Err(format!(
-                "inbound SPI {:08x} is already installed",
-                sa.spi_in
-            ));
+            return Err(InstallError::AlreadyInstalled(sa.spi_in));
         }
         if let Some(old) = sa.rekey_of {
             for s in state.sas.iter_mut().filter(|s| s.spi_in == old) {
@@ -473,8 +566,50 @@ impl Dataplane {
         Ok(())
     }
 
+    /// Socket and destination for packets from `local` to `remote`.
+    fn route_for(
+        &self,
+        udp_encap: bool,
+        local: SocketAddr,
+        remote: SocketAddr,
+    ) -> Result<(Via, RawAddr), InstallError> {
+        if udp_encap {
+            let idx = self
+                .shared
+                .socket_for(local)
+                .ok_or(InstallError::NoUdpSocket(local.ip()))?;
+            Ok((Via::Udp(idx), RawAddr::from_socket_addr(remote)))
+        } else {
+            if self.shared.raw.is_none() {
+                return Err(InstallError::NoRawSocket);
+            }
+            let dest = sys::raw_dest(remote.ip()).ok_or(InstallError::RawIpv6(remote.ip()))?;
+            Ok((Via::Raw, dest))
+        }
+    }
+
+    /// The peer of the CHILD SA whose inbound SPI is `spi_in` is now at `remote` (its NAT
+    /// mapping moved, RFC 7296 2.23): the outbound half sends there from now on, without
+    /// resetting its sequence number. False if no such SA is installed.
+    pub fn update_remote(&self, spi_in: u32, remote: SocketAddr) -> bool {
+        let state = lock(&self.shared.state);
+        let Some(s) = state.sas.iter().find(|s| s.spi_in == spi_in) else {
+            return false;
+        };
+        let dest = match s.outb.via {
+            Via::Udp(_) => RawAddr::from_socket_addr(remote),
+            Via::Raw => match sys::raw_dest(remote.ip()) {
+                Some(d) => d,
+                None => return false,
+            },
+        };
+        *s.outb.dest.write().unwrap_or_else(|e| e.into_inner()) = dest;
+        tracing::info!(spi_in = %format_args!("{spi_in:08x}"), %remote, "CHILD SA peer address updated");
+        true
+    }
+
     /// Removes the SA pair whose inbound SPI is `spi_in`. The cipher objects (and their keys)
-    /// are dropped as soon as no packet thread holds the old snapshot (at most one batch).
+    /// are dropped as soon as no worker holds the old snapshot (at most one batch).
     pub fn remove(&self, spi_in: u32) {
         let mut state = lock(&self.shared.state);
         let before = state.sas.len();
@@ -493,7 +628,6 @@ impl Dataplane {
             .sas
             .iter()
             .map(|s| {
-                let needs_rekey = lock(&s.outb.esp).needs_rekey();
                 s.inb.stats.snapshot(
                     &s.conn,
                     &s.child,
@@ -501,7 +635,7 @@ impl Dataplane {
                     s.spi_out,
                     s.udp_encap,
                     s.out_active,
-                    needs_rekey,
+                    s.outb.esp.needs_rekey(),
                     epoch,
                 )
             })
@@ -519,7 +653,7 @@ impl Dataplane {
         lock(&self.shared.state)
             .tunnels
             .get(conn)
-            .map(|(t, _)| t.offload)
+            .map(|t| t.offload)
     }
 
     /// Whether TUN devices opened from now on use IFF_VNET_HDR with TSO/GRO offloads
@@ -533,503 +667,39 @@ impl Dataplane {
         self.shared.drops.snapshot()
     }
 
-    /// Sends an IKE message from the NAT-T socket bound to `local` (the non-ESP marker is
-    /// added here), so IKE floated to port 4500 leaves from the same socket ESP uses.
-    pub fn send_ike(&self, local: SocketAddr, remote: SocketAddr, data: &[u8]) -> io::Result<()> {
-        let idx = self.shared.socket_for(local).ok_or_else(|| {
-            io::Error::new(
-                io::ErrorKind::NotFound,
-                format!("no UDP 4500 socket for {}", local.ip()),
-            )
-        })?;
-        let mut msg = Vec::with_capacity(data.len() + 4);
-        msg.extend_from_slice(&NON_ESP_MARKER);
-        msg.extend_from_slice(data);
-        self.shared.udp[idx]
-            .socket
-            .send_to(&msg, remote)
-            .map(|_| ())
-    }
-
     /// Stops every thread and closes the TUN devices. Idempotent.
     pub fn shutdown(&self) {
         self.shared.shutdown.store(true, Ordering::SeqCst);
-        let tunnels: Vec<_> = {
-            let mut state = lock(&self.shared.state);
-            let t: Vec<_> = state.tunnels.drain().collect();
-            state.sas.clear();
-            self.shared.rebuild(&state);
-            t
-        };
-        for (_, (tun, handle)) in tunnels {
-            tun.stop.store(true, Ordering::SeqCst);
-            if let Some(h) = handle {
-                let _ = h.join();
-            }
-        }
         let handles: Vec<_> = lock(&self.shared.threads).drain(..).collect();
         for h in handles {
             let _ = h.join();
         }
-    }
-}
-
-// ------------------------------------------------------------------------------------------
-// Receive side
-
-/// Holds the lock of the SA the previous packet went to, so a batch for one SA locks once.
-struct HeldInbound<'t> {
-    spi: u32,
-    route: &'t InRoute,
-    sa: MutexGuard<'t, InboundSa>,
-}
-
-/// Decrypted packets waiting to be written to a TUN device, written together at the end of
-/// a receive batch (or when the next packet belongs to another tunnel) so the TUN can
-/// coalesce TCP segments (GRO) when offloads are on. Buffers are reused across batches.
-struct TunOut<'t> {
-    store: TunStore,
-    count: usize,
-    tun: Option<&'t Tunnel>,
-}
-
-/// The part of `TunOut` that lives as long as the receive thread.
-#[derive(Default)]
-struct TunStore {
-    bufs: Vec<Vec<u8>>,
-    gro: tun_rs::GROTable,
-}
-
-impl<'t> TunOut<'t> {
-    fn new(store: TunStore) -> TunOut<'t> {
-        TunOut {
-            store,
-            count: 0,
-            tun: None,
-        }
-    }
-
-    /// Flushes and hands the buffers back for the next batch.
-    fn finish(mut self, shared: &Shared) -> TunStore {
-        self.flush(shared);
-        self.store
-    }
-
-    fn push(&mut self, shared: &Shared, tun: &'t Tunnel, pkt: &[u8]) {
-        if self.tun.is_some_and(|t| !std::ptr::eq(t, tun)) {
-            self.flush(shared);
-        }
-        self.tun = Some(tun);
-        if self.count == self.store.bufs.len() {
-            self.store.bufs.push(Vec::with_capacity(2048));
-        }
-        if let Some(b) = self.store.bufs.get_mut(self.count) {
-            // Headroom for the virtio-net header the offload path writes in front.
-            b.clear();
-            b.resize(TUN_OFFSET, 0);
-            b.extend_from_slice(pkt);
-            self.count += 1;
-        }
-    }
-
-    fn flush(&mut self, shared: &Shared) {
-        if let (Some(tun), Some(bufs)) = (self.tun, self.store.bufs.get_mut(..self.count)) {
-            if !bufs.is_empty() {
-                if let Err(e) = tun.dev.send_multiple(&mut self.store.gro, bufs, TUN_OFFSET) {
-                    shared.drops.tun_write_errors.inc();
-                    tracing::debug!(ifname = %tun.ifname, "TUN write: {e}");
-                }
-            }
-        }
-        self.count = 0;
-        self.tun = None;
-    }
-}
-
-fn esp_in<'t>(
-    shared: &Shared,
-    tables: &'t Tables,
-    held: &mut Option<HeldInbound<'t>>,
-    sink: &mut TunOut<'t>,
-    data: &mut [u8],
-    now_ns: u64,
-) {
-    let Some(spi) = packet_spi(data) else {
-        shared.drops.truncated.inc();
-        return;
-    };
-    if held.as_ref().map(|h| h.spi) != Some(spi) {
-        *held = None;
-        match tables.inbound.get(&spi) {
-            Some(route) => {
-                *held = Some(HeldInbound {
-                    spi,
-                    route,
-                    sa: lock(&route.sa.esp),
-                })
-            }
-            None => {
-                shared.drops.unknown_spi.inc();
-                return;
-            }
-        }
-    }
-    let Some(h) = held.as_mut() else { return };
-    let route: &'t InRoute = h.route;
-    let sa = &route.sa;
-    match h.sa.decapsulate(data) {
-        Ok(inner) => {
-            sa.stats.last_inbound_ns.store(now_ns, Ordering::Relaxed);
-            let ok = Flow::parse(inner.packet).is_some_and(|f| {
-                f.matches(&sa.remote_ts, f.src, f.src_port)
-                    && f.matches(&sa.local_ts, f.dst, f.dst_port)
-            });
-            if !ok {
-                sa.stats.ts_violations.inc();
-                return;
-            }
-            let Some(tun) = &route.tun else {
-                shared.drops.no_tunnel.inc();
-                return;
-            };
-            sink.push(shared, tun, inner.packet);
-            sa.stats.packets_in.inc();
-            sa.stats.bytes_in.add(inner.packet.len() as u64);
-        }
-        Err(reason) => sa.stats.count_drop(reason),
-    }
-}
-
-/// What a receive batch works with: one tables snapshot, the held SA lock, the TUN writes.
-struct RxBatch<'t> {
-    shared: &'t Shared,
-    tables: &'t Tables,
-    held: Option<HeldInbound<'t>>,
-    sink: TunOut<'t>,
-    now_ns: u64,
-}
-
-impl RxBatch<'_> {
-    fn esp_in(&mut self, esp: &mut [u8]) {
-        esp_in(
-            self.shared,
-            self.tables,
-            &mut self.held,
-            &mut self.sink,
-            esp,
-            self.now_ns,
-        )
-    }
-}
-
-/// A receive thread: recvmmsg batches from `fd` until shutdown. `each` gets every datagram
-/// that fit its buffer; truncated ones are counted here.
-fn rx_loop<F>(shared: &Shared, fd: RawFd, buf_len: usize, what: &str, mut each: F)
-where
-    F: FnMut(&mut RxBatch<'_>, sys::Received<'_>),
-{
-    let mut batch = RecvBatch::new(buf_len);
-    let mut store = TunStore::default();
-    while !shared.shutdown.load(Ordering::Relaxed) {
-        let n = match batch.recv(fd) {
-            Ok(0) => continue,
-            Ok(n) => n,
-            Err(e) => {
-                shared.drops.recv_errors.inc();
-                tracing::warn!("{what} recvmmsg: {e}");
-                std::thread::sleep(IDLE_WAKE);
-                continue;
-            }
+        let tunnels: Vec<_> = {
+            let mut state = lock(&self.shared.state);
+            let t: Vec<_> = state.tunnels.drain().map(|(_, t)| t).collect();
+            state.sas.clear();
+            self.shared.rebuild(&state);
+            t
         };
-        let tables = shared.snapshot();
-        let mut rx = RxBatch {
-            shared,
-            tables: &tables,
-            held: None,
-            sink: TunOut::new(std::mem::take(&mut store)),
-            now_ns: shared.now_ns(),
-        };
-        for i in 0..n {
-            let Some(r) = batch.get_mut(i) else {
-                continue;
-            };
-            if r.truncated {
-                shared.drops.truncated.inc();
-                continue;
-            }
-            each(&mut rx, r);
-        }
-        // The SA lock goes before the TUN writes.
-        drop(rx.held);
-        store = rx.sink.finish(shared);
-    }
-}
-
-fn udp_rx_loop(shared: &Shared, idx: usize) {
-    let Some(ep) = shared.udp.get(idx) else {
-        return;
-    };
-    let what = format!("UDP {}", ep.local);
-    rx_loop(
-        shared,
-        ep.socket.as_raw_fd(),
-        UDP_RX_BUF_LEN,
-        &what,
-        |rx, r| {
-            // UDP GRO hands over several datagrams of the same size back to back.
-            let seg = r.gro_size.unwrap_or(r.data.len()).max(1);
-            if seg < r.data.len() {
-                shared.drops.gro_receives.inc();
-            }
-            for datagram in r.data.chunks_mut(seg) {
-                match datagram {
-                    // RFC 3948 2.3: NAT-keepalive.
-                    [0xff] => shared.drops.keepalives_received.inc(),
-                    [0, 0, 0, 0, ike @ ..] => {
-                        let Some(remote) = r.from else { continue };
-                        let d = IkeDatagram {
-                            local: ep.local,
-                            remote,
-                            data: ike.to_vec(),
-                        };
-                        if shared.ike_tx.try_send(d).is_err() {
-                            shared.drops.ike_queue_full.inc();
-                        }
-                    }
-                    esp if esp.len() >= 8 => rx.esp_in(esp),
-                    _ => shared.drops.not_esp.inc(),
-                }
-            }
-        },
-    );
-}
-
-fn raw_rx_loop(shared: &Shared) {
-    let Some(raw) = shared.raw.as_ref() else {
-        return;
-    };
-    rx_loop(
-        shared,
-        raw.as_raw_fd(),
-        RAW_RX_BUF_LEN,
-        "raw ESP",
-        |rx, r| {
-            let data = r.data;
-            // The raw IPv4 socket delivers the IP header first: skip IHL words.
-            let ihl = match data.first() {
-                Some(b) if b >> 4 == 4 => usize::from(b & 0x0f) * 4,
-                _ => {
-                    shared.drops.not_esp.inc();
-                    return;
-                }
-            };
-            if ihl < 20 || data.get(9) != Some(&(libc::IPPROTO_ESP as u8)) {
-                shared.drops.not_esp.inc();
-                return;
-            }
-            match data.get_mut(ihl..) {
-                Some(esp) if esp.len() >= 8 => rx.esp_in(esp),
-                _ => shared.drops.truncated.inc(),
-            }
-        },
-    );
-}
-
-// ------------------------------------------------------------------------------------------
-// Transmit side
-
-struct HeldOutbound<'t> {
-    index: usize,
-    sa: &'t OutSa,
-    esp: MutexGuard<'t, OutboundSa>,
-}
-
-/// First SA (newest first) whose selectors cover the packet: local_ts the source, remote_ts
-/// the destination.
-fn select_outbound(sas: &[Arc<OutSa>], flow: &Flow) -> Option<usize> {
-    sas.iter().position(|sa| {
-        flow.matches(&sa.local_ts, flow.src, flow.src_port)
-            && flow.matches(&sa.remote_ts, flow.dst, flow.dst_port)
-    })
-}
-
-fn tun_tx_loop(shared: &Shared, tun: &Tunnel) {
-    let fd: RawFd = tun.dev.as_raw_fd();
-    let mut rng = rand::thread_rng();
-    // One TUN read (with offloads a TSO super-packet of up to 64 KiB plus the virtio-net
-    // header), split into at most IDEAL_BATCH_SIZE IP packets. calloc'd: pages are only
-    // touched when used.
-    let mut original = vec![0u8; TUN_OFFSET + TUN_BUF_LEN];
-    let mut split: Vec<Vec<u8>> = (0..tun_rs::IDEAL_BATCH_SIZE)
-        .map(|_| vec![0u8; TUN_BUF_LEN])
-        .collect();
-    let mut sizes = vec![0usize; tun_rs::IDEAL_BATCH_SIZE];
-    // Reused output buffers: no allocation per packet once they reached full size.
-    let mut outs: Vec<Vec<u8>> = (0..MAX_OUT).map(|_| Vec::with_capacity(2048)).collect();
-    let mut dests = vec![
-        Dest {
-            via: Via::Raw,
-            addr: RawAddr::empty(),
-            sa: 0
-        };
-        MAX_OUT
-    ];
-    while !shared.shutdown.load(Ordering::Relaxed) && !tun.stop.load(Ordering::Relaxed) {
-        match sys::poll_readable(fd, IDLE_WAKE) {
-            Ok(true) => {}
-            Ok(false) => continue,
-            Err(e) => {
-                tracing::warn!(ifname = %tun.ifname, "poll: {e}");
-                std::thread::sleep(IDLE_WAKE);
-                continue;
-            }
-        }
-        let tables = shared.snapshot();
-        let sas: &[Arc<OutSa>] = tables.outbound.get(&tun.conn).map_or(&[], |v| v.as_slice());
-        let mut count = 0;
-        let mut device_failed = false;
-        {
-            let mut held: Option<HeldOutbound<'_>> = None;
-            while count < BATCH {
-                let n = match tun
-                    .dev
-                    .recv_multiple(&mut original, &mut split, &mut sizes, 0)
-                {
-                    Ok(n) => n,
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
-                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                    Err(e) => {
-                        shared.drops.not_ip_outbound.inc();
-                        tracing::debug!(ifname = %tun.ifname, "TUN read: {e}");
-                        // An error from read(2) itself (e.g. EBADFD once the device was
-                        // deleted under us) repeats forever: leave the batch so the stop
-                        // flags are seen, and back off. A malformed GSO packet (an error
-                        // from tun-rs, no errno) is just skipped.
-                        if e.raw_os_error().is_some() {
-                            device_failed = true;
-                            break;
-                        }
-                        continue;
-                    }
-                };
-                for (buf, &size) in split.iter().zip(sizes.iter()).take(n) {
-                    let Some(pkt) = buf.get(..size) else { continue };
-                    let Some(flow) = Flow::parse(pkt) else {
-                        shared.drops.not_ip_outbound.inc();
-                        continue;
-                    };
-                    let Some(index) = select_outbound(sas, &flow) else {
-                        shared.drops.no_sa_outbound.inc();
-                        continue;
-                    };
-                    if held.as_ref().map(|h| h.index) != Some(index) {
-                        held = None;
-                        let Some(sa) = sas.get(index) else { continue };
-                        held = Some(HeldOutbound {
-                            index,
-                            sa,
-                            esp: lock(&sa.esp),
-                        });
-                    }
-                    let Some(h) = held.as_mut() else { continue };
-                    let (Some(out), Some(dest)) = (outs.get_mut(count), dests.get_mut(count))
-                    else {
-                        break;
-                    };
-                    match h.esp.encapsulate(pkt, &mut rng, out) {
-                        Ok(()) => {
-                            *dest = Dest {
-                                via: h.sa.via,
-                                addr: h.sa.dest,
-                                sa: index,
-                            };
-                            h.sa.stats.packets_out.inc();
-                            h.sa.stats.bytes_out.add(pkt.len() as u64);
-                            count += 1;
-                        }
-                        Err(crate::esp::EspError::SeqExhausted) => shared.drops.seq_exhausted.inc(),
-                        Err(_) => shared.drops.not_ip_outbound.inc(),
-                    }
-                }
-            }
-        }
-        flush(shared, &outs[..count], &dests[..count]);
-        if device_failed {
-            std::thread::sleep(IDLE_WAKE);
+        for tun in tunnels {
+            self.shared.epoll.delete(tun.dev.as_raw_fd());
+            close_when_unused(tun, &self.shared);
         }
     }
 }
 
-/// Where one encapsulated packet goes.
-#[derive(Clone, Copy)]
-struct Dest {
-    via: Via,
-    addr: RawAddr,
-    /// Index of the SA in the batch's outbound list: equal index, equal destination.
-    sa: usize,
-}
-
-/// Most packets one TX batch can hold: BATCH reads plus one split TSO super-packet.
-const MAX_OUT: usize = BATCH + tun_rs::IDEAL_BATCH_SIZE;
-
-/// Sends the encapsulated packets: per run of packets for the same SA, UDP GSO
-/// super-datagrams when the socket takes them, else sendmmsg batches.
-fn flush(shared: &Shared, outs: &[Vec<u8>], dests: &[Dest]) {
-    let mut start = 0;
-    while start < outs.len().min(dests.len()) {
-        let d = dests[start];
-        let end = (start..outs.len().min(dests.len()))
-            .find(|&i| dests[i].via != d.via || dests[i].sa != d.sa)
-            .unwrap_or(outs.len().min(dests.len()));
-        let mut pkts: [&[u8]; MAX_OUT] = [&[]; MAX_OUT];
-        let mut n = 0;
-        for (slot, out) in pkts.iter_mut().zip(&outs[start..end]) {
-            *slot = out.as_slice();
-            n += 1;
-        }
-        let run = &pkts[..n];
-        match d.via {
-            Via::Udp(i) => match shared.udp.get(i) {
-                Some(ep) => {
-                    let fd = ep.socket.as_raw_fd();
-                    let mut sent = 0;
-                    if run.len() > 1 && ep.gso.load(Ordering::Relaxed) {
-                        let (done, msgs, err) = sys::send_gso(fd, run, &d.addr);
-                        sent = done;
-                        shared.drops.gso_sends.add(msgs as u64);
-                        if let Some(e) = err {
-                            // Refused (no GSO support, or segments above the path MTU):
-                            // plain datagrams from now on; the kernel may fragment those.
-                            if !matches!(e.kind(), io::ErrorKind::WouldBlock)
-                                && e.raw_os_error() != Some(libc::ENOBUFS)
-                            {
-                                ep.gso.store(false, Ordering::Relaxed);
-                                tracing::info!(local = %ep.local, "UDP GSO off: {e}");
-                            }
-                        }
-                    }
-                    send_plain(shared, fd, run.get(sent..).unwrap_or(&[]), &d.addr);
-                }
-                None => shared.drops.send_errors.add(run.len() as u64),
-            },
-            Via::Raw => match shared.raw.as_ref() {
-                Some(raw) => send_plain(shared, raw.as_raw_fd(), run, &d.addr),
-                None => shared.drops.send_errors.add(run.len() as u64),
-            },
-        }
-        start = end;
+/// Drops the last reference to a removed tunnel (closing the device) once the worker that
+/// may still hold it for one batch has let go; gives up waiting after a second.
+fn close_when_unused(tun: Arc<Tunnel>, shared: &Shared) {
+    let deadline = Instant::now() + Duration::from_secs(1);
+    while Arc::strong_count(&tun) > 1 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
     }
-}
-
-fn send_plain(shared: &Shared, fd: RawFd, pkts: &[&[u8]], dest: &RawAddr) {
-    if pkts.is_empty() {
-        return;
-    }
-    let (sent, err) = sys::send_batch(fd, pkts, dest);
-    if let Some(e) = err {
-        shared.drops.send_errors.add((pkts.len() - sent) as u64);
-        tracing::debug!("sendmmsg: {e}");
-    }
+    let ifname = tun.ifname.clone();
+    let conn = tun.conn.clone();
+    drop(tun);
+    let _ = shared;
+    tracing::info!(conn, ifname, "tunnel device removed");
 }
 
 // ------------------------------------------------------------------------------------------
@@ -1048,7 +718,7 @@ fn keepalive_loop(shared: &Shared) {
         for sa in &tables.keepalive {
             if let Via::Udp(i) = sa.via {
                 if let Some(ep) = shared.udp.get(i) {
-                    if sys::send_to(ep.socket.as_raw_fd(), &[0xff], &sa.dest).is_ok() {
+                    if sys::send_to(ep.socket.as_raw_fd(), &[0xff], &sa.dest()).is_ok() {
                         shared.drops.keepalives_sent.inc();
                     }
                 }
@@ -1058,100 +728,4 @@ fn keepalive_loop(shared: &Shared) {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn handle_is_send_sync_and_cheap_to_clone() {
-        fn assert_send_sync<T: Send + Sync + Clone>() {}
-        assert_send_sync::<Dataplane>();
-    }
-
-    #[test]
-    fn start_without_sockets_and_shutdown() {
-        // No sockets, no raw ESP: only the keepalive thread runs; shutdown joins it.
-        let (tx, _rx) = mpsc::channel(1);
-        let dp = Dataplane::start(DataplaneConfig {
-            udp_sockets: vec![],
-            raw_esp: false,
-            ike_tx: tx,
-        })
-        .unwrap();
-        assert!(dp.counters().is_empty());
-        assert_eq!(dp.global_drops(), DropCounters::default());
-        assert_eq!(dp.tunnel_offload("none"), None);
-        dp.remove(0x1234); // unknown: no effect
-        dp.remove_tunnel("none");
-        let started = Instant::now();
-        dp.shutdown();
-        assert!(started.elapsed() < Duration::from_secs(2));
-        dp.shutdown(); // idempotent
-    }
-
-    #[test]
-    fn install_refuses_what_it_cannot_send() {
-        let (tx, _rx) = mpsc::channel(1);
-        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let dp = Dataplane::start(DataplaneConfig {
-            udp_sockets: vec![sock],
-            raw_esp: false,
-            ike_tx: tx,
-        })
-        .unwrap();
-        let ts = TrafficSelector {
-            ip_proto: 0,
-            start_port: 0,
-            end_port: 65535,
-            start: "0.0.0.0".parse().unwrap(),
-            end: "255.255.255.255".parse().unwrap(),
-        };
-        let mut sa = ChildSa {
-            conn: "c".into(),
-            child: "k".into(),
-            spi_in: 1,
-            spi_out: 2,
-            encr: crate::crypto::EncrAlg::AesCbc128,
-            integ: Some(crate::crypto::IntegAlg::HmacSha1_96),
-            esn: false,
-            dh: None,
-            encr_key_in: zeroize::Zeroizing::new(vec![1; 16]),
-            integ_key_in: zeroize::Zeroizing::new(vec![2; 20]),
-            encr_key_out: zeroize::Zeroizing::new(vec![3; 16]),
-            integ_key_out: zeroize::Zeroizing::new(vec![4; 20]),
-            local_ts: vec![ts.clone()],
-            remote_ts: vec![ts],
-            local: "127.0.0.1:4500".parse().unwrap(),
-            remote: "127.0.0.2:4500".parse().unwrap(),
-            udp_encap: false,
-            replay_window: 64,
-            rekey_of: None,
-        };
-        // raw ESP was not enabled
-        assert!(dp.install(&sa).unwrap_err().contains("raw ESP"));
-        sa.udp_encap = true;
-        sa.integ_key_in = zeroize::Zeroizing::new(vec![2; 19]);
-        assert!(dp.install(&sa).unwrap_err().contains("inbound SA"));
-        sa.integ_key_in = zeroize::Zeroizing::new(vec![2; 20]);
-        dp.install(&sa).unwrap();
-        assert!(dp.install(&sa).unwrap_err().contains("already installed"));
-        // make-before-break: the successor sends, the old one only receives
-        let mut next = sa.clone();
-        next.spi_in = 11;
-        next.spi_out = 12;
-        next.rekey_of = Some(1);
-        dp.install(&next).unwrap();
-        let c = dp.counters();
-        assert_eq!(c.len(), 2);
-        assert!(!c.iter().find(|r| r.spi_in == 1).unwrap().outbound_active);
-        assert!(c.iter().find(|r| r.spi_in == 11).unwrap().outbound_active);
-        let tables = dp.shared.snapshot();
-        assert_eq!(tables.outbound.get("c").map(Vec::len), Some(1));
-        assert_eq!(tables.inbound.len(), 2);
-        assert_eq!(tables.keepalive.len(), 1);
-        drop(tables);
-        dp.remove(1);
-        assert_eq!(dp.counters().len(), 1);
-        assert_eq!(dp.shared.snapshot().inbound.len(), 1);
-        dp.shutdown();
-    }
-}
+mod tests;

@@ -4,7 +4,7 @@
 use std::io;
 use std::mem::{size_of, zeroed};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
-use std::os::fd::{FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 /// Packets per recvmmsg/sendmmsg call.
@@ -47,48 +47,6 @@ pub fn set_buffers(fd: RawFd, bytes: usize) {
     }
     if setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUFFORCE, v).is_err() {
         let _ = setsockopt_int(fd, libc::SOL_SOCKET, libc::SO_SNDBUF, v);
-    }
-}
-
-/// Receive timeout so blocking receive loops wake up to notice shutdown.
-pub fn set_recv_timeout(fd: RawFd, timeout: Duration) -> io::Result<()> {
-    let tv = libc::timeval {
-        tv_sec: timeout.as_secs() as libc::time_t,
-        tv_usec: timeout.subsec_micros() as libc::suseconds_t,
-    };
-    // SAFETY: tv is a live timeval and its size is passed.
-    let r = unsafe {
-        libc::setsockopt(
-            fd,
-            libc::SOL_SOCKET,
-            libc::SO_RCVTIMEO,
-            &tv as *const libc::timeval as *const libc::c_void,
-            size_of::<libc::timeval>() as libc::socklen_t,
-        )
-    };
-    cvt(r).map(|_| ())
-}
-
-/// Waits until `fd` is readable or the timeout passes. Ok(true) when readable.
-pub fn poll_readable(fd: RawFd, timeout: Duration) -> io::Result<bool> {
-    let mut pfd = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
-    };
-    // SAFETY: one valid pollfd.
-    let r = unsafe {
-        libc::poll(
-            &mut pfd,
-            1,
-            timeout.as_millis().min(i32::MAX as u128) as libc::c_int,
-        )
-    };
-    match cvt(r) {
-        Ok(0) => Ok(false),
-        Ok(_) => Ok(pfd.revents & (libc::POLLIN | libc::POLLERR | libc::POLLHUP) != 0),
-        Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(false),
-        Err(e) => Err(e),
     }
 }
 
@@ -221,7 +179,7 @@ impl RecvBatch {
 
     /// Blocks (up to the socket's receive timeout) for at least one datagram, then takes what
     /// is queued, up to BATCH. Returns how many arrived (0 on timeout).
-    pub fn recv(&mut self, fd: RawFd) -> io::Result<usize> {
+    pub fn recv(&mut self, fd: RawFd, dontwait: bool) -> io::Result<usize> {
         // SAFETY: arrays of plain C structs; all-zero is a valid value for them.
         let mut iovs: [libc::iovec; BATCH] = unsafe { zeroed() };
         // SAFETY: as above.
@@ -253,7 +211,11 @@ impl RecvBatch {
                 fd,
                 hdrs.as_mut_ptr(),
                 count,
-                libc::MSG_WAITFORONE,
+                if dontwait {
+                    libc::MSG_DONTWAIT
+                } else {
+                    libc::MSG_WAITFORONE
+                },
                 std::ptr::null_mut(),
             )
         };
@@ -276,18 +238,13 @@ impl RecvBatch {
         Ok(n)
     }
 
-    /// Datagram `i` of the last receive.
-    pub fn get_mut(&mut self, i: usize) -> Option<Received<'_>> {
-        let slot = self.slots.get_mut(i)?;
-        let from = slot.addr.as_socket_addr();
-        let truncated = slot.truncated;
-        let gro_size = slot.gro_size;
-        let data = slot.buf.get_mut(..slot.len)?;
-        Some(Received {
-            data,
-            from,
-            truncated,
-            gro_size,
+    /// The first `n` datagrams of the last receive, all borrowed at once.
+    pub fn iter_mut(&mut self, n: usize) -> impl Iterator<Item = Received<'_>> {
+        self.slots.iter_mut().take(n).map(|slot| Received {
+            from: slot.addr.as_socket_addr(),
+            truncated: slot.truncated,
+            gro_size: slot.gro_size,
+            data: &mut slot.buf[..slot.len],
         })
     }
 }
@@ -503,5 +460,68 @@ pub fn raw_dest(ip: IpAddr) -> Option<RawAddr> {
             SocketAddrV4::new(v4, 0),
         ))),
         IpAddr::V6(_) => None,
+    }
+}
+
+/// An epoll instance shared by the packet workers: sources are registered one-shot, so the
+/// worker that gets an event owns that source until it re-arms it.
+pub struct Epoll {
+    fd: OwnedFd,
+}
+
+impl Epoll {
+    pub fn new() -> io::Result<Epoll> {
+        // SAFETY: plain epoll_create1 call; the fd is owned right away.
+        let fd = cvt(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?;
+        // SAFETY: fd was just returned by epoll_create1 and is owned by nobody else.
+        Ok(Epoll {
+            fd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    fn ctl(&self, op: libc::c_int, fd: RawFd, token: u64) -> io::Result<()> {
+        let mut ev = libc::epoll_event {
+            events: (libc::EPOLLIN | libc::EPOLLONESHOT) as u32,
+            u64: token,
+        };
+        // SAFETY: ev is a live epoll_event; fds are checked by the kernel.
+        cvt(unsafe { libc::epoll_ctl(self.fd.as_raw_fd(), op, fd, &mut ev) }).map(|_| ())
+    }
+
+    /// Registers `fd` (armed) under `token`.
+    pub fn add(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_ADD, fd, token)
+    }
+
+    /// Arms `fd` again after its event was taken.
+    pub fn rearm(&self, fd: RawFd, token: u64) -> io::Result<()> {
+        self.ctl(libc::EPOLL_CTL_MOD, fd, token)
+    }
+
+    pub fn delete(&self, fd: RawFd) {
+        // SAFETY: a null event is allowed for EPOLL_CTL_DEL since Linux 2.6.9.
+        unsafe {
+            libc::epoll_ctl(
+                self.fd.as_raw_fd(),
+                libc::EPOLL_CTL_DEL,
+                fd,
+                std::ptr::null_mut(),
+            )
+        };
+    }
+
+    /// Waits up to `timeout` for one ready source; its token.
+    pub fn wait_one(&self, timeout: Duration) -> Option<u64> {
+        let mut ev = libc::epoll_event { events: 0, u64: 0 };
+        // SAFETY: room for exactly one event is passed.
+        let r = unsafe {
+            libc::epoll_wait(
+                self.fd.as_raw_fd(),
+                &mut ev,
+                1,
+                timeout.as_millis().min(i32::MAX as u128) as libc::c_int,
+            )
+        };
+        (r == 1).then_some(ev.u64)
     }
 }

@@ -8,13 +8,18 @@
 
 mod replay;
 mod sa;
+mod transform;
 
 pub use replay::{ReplayError, ReplayWindow, MAX_WINDOW};
-pub use sa::{InboundSa, Inner, OutboundSa};
+pub use sa::{Decapsulated, InboundSa, Inner, OutboundSa, PacketBuf, HEADROOM, TAILROOM};
+pub use transform::{Backend, CHUNK};
 
 use crate::crypto::{CryptoError, EncrAlg, IntegAlg};
 use std::fmt;
 use zeroize::Zeroizing;
+
+/// RFC 3948 2.2: IKE on the NAT-T port 4500 is preceded by four zero octets (a zero SPI).
+pub const NON_ESP_MARKER: [u8; 4] = [0; 4];
 
 /// ESP header bytes before the IV: SPI and sequence number.
 pub const ESP_HEADER_LEN: usize = 8;
@@ -172,3 +177,6 @@ pub fn packet_spi(packet: &[u8]) -> Option<u32> {
 
 #[cfg(test)]
 mod tests;
+
+#[cfg(test)]
+mod batch_tests;

@@ -1,57 +1,21 @@
 //! One direction of an ESP SA: keyed transforms plus the sequence counter (outbound) or the
 //! anti-replay window (inbound).
+//!
+//! Both directions work on `&self` so several packet workers can share one SA: the outbound
+//! counter is an atomic (each batch reserves a run of numbers), the replay window sits behind
+//! a short lock taken twice per batch (pre-check before the crypto, check-and-set after it).
 
 use super::replay::{ReplayError, ReplayWindow, MAX_WINDOW};
+use super::transform::{Backend, Item, Transform, CHUNK};
 use super::{
     DropReason, EspError, SaParams, ESP_HEADER_LEN, NEXT_HEADER_IPV4, NEXT_HEADER_IPV6,
     NEXT_HEADER_NONE,
 };
-use crate::crypto::{new_aead, new_cbc, new_mac, Aead, CbcCipher, EncrAlg, IntegAlg, Mac};
+use crate::crypto::{EncrAlg, IntegAlg};
 use rand::RngCore;
 use std::fmt;
-
-/// Keyed transform of an SA. Dropping it drops the cipher objects, which wipe their keys.
-enum Transform {
-    /// CBC cipher with a separate HMAC (encrypt-then-MAC). `mac` is None only in the
-    /// encryption-only test constructor (RFC 3602 vectors carry no ICV).
-    Cbc {
-        cipher: Box<dyn CbcCipher>,
-        mac: Option<Box<dyn Mac>>,
-    },
-    Gcm {
-        aead: Box<dyn Aead>,
-    },
-}
-
-impl Transform {
-    fn new(p: &SaParams, allow_no_integrity: bool) -> Result<Transform, EspError> {
-        if p.encr.is_aead() {
-            if p.integ.is_some() {
-                return Err(EspError::UnexpectedIntegrity);
-            }
-            Ok(Transform::Gcm {
-                aead: new_aead(p.encr, &p.encr_key)?,
-            })
-        } else {
-            let mac = match p.integ {
-                Some(alg) => Some(new_mac(alg, &p.integ_key)?),
-                None if allow_no_integrity => None,
-                None => return Err(EspError::MissingIntegrity),
-            };
-            Ok(Transform::Cbc {
-                cipher: new_cbc(p.encr, &p.encr_key)?,
-                mac,
-            })
-        }
-    }
-
-    fn icv_len(&self) -> usize {
-        match self {
-            Transform::Cbc { mac, .. } => mac.as_ref().map_or(0, |m| m.icv_len()),
-            Transform::Gcm { .. } => 16,
-        }
-    }
-}
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 /// Layout numbers fixed per SA.
 #[derive(Clone, Copy, Debug)]
@@ -73,19 +37,27 @@ impl Layout {
     fn header_len(&self) -> usize {
         ESP_HEADER_LEN + self.iv_len
     }
+    fn pad_len(&self, inner_len: usize) -> usize {
+        let payload = inner_len + 2;
+        (self.block_len - payload % self.block_len) % self.block_len
+    }
 }
 
-/// AAD for GCM (RFC 4106 5): SPI | seq (32) or SPI | seq high | seq low with ESN.
-fn gcm_aad(spi: u32, seq: u64, esn: bool, buf: &mut [u8; 12]) -> usize {
-    buf[..4].copy_from_slice(&spi.to_be_bytes());
-    if esn {
-        buf[4..8].copy_from_slice(&((seq >> 32) as u32).to_be_bytes());
-        buf[8..12].copy_from_slice(&(seq as u32).to_be_bytes());
-        12
-    } else {
-        buf[4..8].copy_from_slice(&(seq as u32).to_be_bytes());
-        8
-    }
+/// One packet of a batch, in place: the bytes are `buf[start..start + len]`. Encapsulation
+/// writes the ESP header in front (`start` moves back) and the trailer and ICV behind;
+/// decapsulation leaves `start..start + len` on the inner packet. `len == 0` after
+/// encapsulation marks a packet that could not be sent (no room, not IP).
+pub struct PacketBuf<'a> {
+    pub buf: &'a mut [u8],
+    pub start: usize,
+    pub len: usize,
+}
+
+/// A packet that decapsulated: its next header and full sequence number.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Decapsulated {
+    pub next_header: u8,
+    pub seq: u64,
 }
 
 /// Sending side of an SA.
@@ -97,7 +69,7 @@ pub struct OutboundSa {
     transform: Transform,
     layout: Layout,
     /// Next sequence number to use (full 64 bits; the wire carries the low 32).
-    next_seq: u64,
+    next_seq: AtomicU64,
 }
 
 impl fmt::Debug for OutboundSa {
@@ -107,7 +79,7 @@ impl fmt::Debug for OutboundSa {
             .field("encr", &self.encr)
             .field("integ", &self.integ)
             .field("esn", &self.esn)
-            .field("next_seq", &self.next_seq)
+            .field("next_seq", &self.next_seq.load(Ordering::Relaxed))
             .finish_non_exhaustive()
     }
 }
@@ -119,11 +91,20 @@ const REKEY_MARGIN_64: u64 = 1 << 32;
 
 impl OutboundSa {
     pub fn new(p: &SaParams) -> Result<OutboundSa, EspError> {
-        Self::build(p, false)
+        Self::build(p, false, Backend::Auto)
     }
 
-    fn build(p: &SaParams, allow_no_integrity: bool) -> Result<OutboundSa, EspError> {
-        let transform = Transform::new(p, allow_no_integrity)?;
+    /// With an explicit implementation (`Backend::Reference` for comparisons).
+    pub fn with_backend(p: &SaParams, backend: Backend) -> Result<OutboundSa, EspError> {
+        Self::build(p, false, backend)
+    }
+
+    fn build(
+        p: &SaParams,
+        allow_no_integrity: bool,
+        backend: Backend,
+    ) -> Result<OutboundSa, EspError> {
+        let transform = Transform::new(p, allow_no_integrity, backend)?;
         let layout = Layout::of(p.encr, transform.icv_len());
         Ok(OutboundSa {
             spi: p.spi,
@@ -132,14 +113,14 @@ impl OutboundSa {
             esn: p.esn,
             transform,
             layout,
-            next_seq: 1,
+            next_seq: AtomicU64::new(1),
         })
     }
 
     /// Encryption-only SA for the RFC 3602 known-answer tests.
     #[cfg(test)]
     pub(crate) fn new_unauthenticated(p: &SaParams) -> Result<OutboundSa, EspError> {
-        Self::build(p, true)
+        Self::build(p, true, Backend::Auto)
     }
 
     pub fn spi(&self) -> u32 {
@@ -158,9 +139,22 @@ impl OutboundSa {
         self.esn
     }
 
+    /// True when the fast path (`crate::crypto::fast`) handles this SA.
+    pub fn is_fast(&self) -> bool {
+        self.transform.is_fast()
+    }
+
+    /// Bytes needed in front of an inner packet for the ESP header and IV.
+    pub fn header_len(&self) -> usize {
+        self.layout.header_len()
+    }
+
     /// Sequence number of the last packet sent (0 before the first).
     pub fn last_seq(&self) -> u64 {
-        self.next_seq - 1
+        self.next_seq
+            .load(Ordering::Relaxed)
+            .min(self.max_seq() + 1)
+            - 1
     }
 
     fn max_seq(&self) -> u64 {
@@ -179,7 +173,7 @@ impl OutboundSa {
         } else {
             REKEY_MARGIN_32
         };
-        self.next_seq > self.max_seq() - margin
+        self.next_seq.load(Ordering::Relaxed) > self.max_seq() - margin
     }
 
     /// Bytes added around an inner packet of `inner_len` bytes (header, IV, padding,
@@ -191,19 +185,29 @@ impl OutboundSa {
     /// Length of the ESP packet for an inner packet of `inner_len` bytes.
     pub fn encapsulated_len(&self, inner_len: usize) -> usize {
         let l = &self.layout;
-        let payload = inner_len + 2;
-        let padded = payload.div_ceil(l.block_len) * l.block_len;
-        l.header_len() + padded + l.icv_len
+        l.header_len() + inner_len + l.pad_len(inner_len) + 2 + l.icv_len
     }
 
-    fn take_seq(&mut self) -> Result<u64, EspError> {
-        let seq = self.next_seq;
-        if seq > self.max_seq() {
-            return Err(EspError::SeqExhausted);
+    /// Reserves up to `n` consecutive sequence numbers (one atomic step, so concurrent
+    /// senders never share one): returns the first and how many were granted (at least 1).
+    pub fn reserve_seq(&self, n: usize) -> Result<(u64, usize), EspError> {
+        let max = self.max_seq();
+        let want = n.max(1) as u64;
+        let mut granted = 0;
+        let got = self
+            .next_seq
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |next| {
+                if next > max {
+                    return None;
+                }
+                granted = want.min(max - next + 1);
+                // max < u64::MAX, so next + granted <= max + 1 cannot overflow.
+                Some(next + granted)
+            });
+        match got {
+            Ok(first) => Ok((first, granted as usize)),
+            Err(_) => Err(EspError::SeqExhausted),
         }
-        // max_seq < u64::MAX, so this cannot overflow.
-        self.next_seq = seq + 1;
-        Ok(seq)
     }
 
     /// Encapsulates one IPv4/IPv6 packet into `out` (cleared first; its capacity is reused, so
@@ -230,24 +234,29 @@ impl OutboundSa {
         rng: &mut dyn RngCore,
         out: &mut Vec<u8>,
     ) -> Result<(), EspError> {
-        let seq = self.take_seq()?;
+        let (seq, _) = self.reserve_seq(1)?;
         let hdr = self.layout.header_len();
         out.clear();
         out.resize(hdr, 0);
-        match self.transform {
-            // A fresh unpredictable IV per packet (RFC 3602 2.1: CBC IVs must not be guessable).
-            Transform::Cbc { .. } => rng.fill_bytes(&mut out[ESP_HEADER_LEN..hdr]),
-            // GCM needs uniqueness only (RFC 4106 3.1): the 64-bit sequence number is unique.
-            Transform::Gcm { .. } => out[ESP_HEADER_LEN..hdr].copy_from_slice(&seq.to_be_bytes()),
-        }
-        self.seal(seq, inner, next_header, out);
+        self.fill_iv(seq, rng, &mut out[ESP_HEADER_LEN..hdr]);
+        self.seal_vec(seq, inner, next_header, out);
         Ok(())
+    }
+
+    /// A fresh unpredictable IV per packet for CBC (RFC 3602 2.1); for GCM the 64-bit
+    /// sequence number, which is unique (RFC 4106 3.1).
+    fn fill_iv(&self, seq: u64, rng: &mut dyn RngCore, iv: &mut [u8]) {
+        if self.transform.is_gcm() {
+            iv.copy_from_slice(&seq.to_be_bytes());
+        } else {
+            rng.fill_bytes(iv);
+        }
     }
 
     /// Tests: continue the counter at `next` (to reach the end of the space quickly).
     #[cfg(test)]
     pub(crate) fn set_next_seq_for_test(&mut self, next: u64) {
-        self.next_seq = next;
+        self.next_seq.store(next, Ordering::Relaxed);
     }
 
     /// Known-answer tests: encapsulate with a given IV and sequence number.
@@ -264,52 +273,120 @@ impl OutboundSa {
         out.clear();
         out.resize(hdr, 0);
         out[ESP_HEADER_LEN..hdr].copy_from_slice(iv);
-        self.seal(seq, inner, next_header, out);
+        self.seal_vec(seq, inner, next_header, out);
     }
 
     /// `out` holds header-length bytes with the IV in place; fills in the rest.
-    fn seal(&self, seq: u64, inner: &[u8], next_header: u8, out: &mut Vec<u8>) {
+    fn seal_vec(&self, seq: u64, inner: &[u8], next_header: u8, out: &mut Vec<u8>) {
         let l = self.layout;
         let hdr = l.header_len();
-        let payload = inner.len() + 2;
-        let pad_len = (l.block_len - payload % l.block_len) % l.block_len;
-        let ct_len = payload + pad_len;
-        out[0..4].copy_from_slice(&self.spi.to_be_bytes());
-        out[4..8].copy_from_slice(&(seq as u32).to_be_bytes());
+        let pad_len = l.pad_len(inner.len());
         out.extend_from_slice(inner);
-        // Monotonic padding 1, 2, 3, ... (RFC 4303 2.4).
-        out.extend((1..=pad_len as u8).take(pad_len));
-        out.push(pad_len as u8);
-        out.push(next_header);
-        out.resize(hdr + ct_len + l.icv_len, 0);
-        let seq_hi = ((seq >> 32) as u32).to_be_bytes();
-        match &self.transform {
-            Transform::Cbc { cipher, mac } => {
-                let (head, rest) = out.split_at_mut(hdr);
-                let (ct, icv) = rest.split_at_mut(ct_len);
-                cipher.encrypt(&head[ESP_HEADER_LEN..], ct);
-                if let Some(mac) = mac {
-                    // ICV over SPI..ciphertext, plus the implicit ESN high half (RFC 4303 2.2.1).
-                    if self.esn {
-                        mac.sign(&[head, ct, &seq_hi], icv);
-                    } else {
-                        mac.sign(&[head, ct], icv);
-                    }
-                }
-            }
-            Transform::Gcm { aead } => {
-                let mut aad = [0u8; 12];
-                let aad_len = gcm_aad(self.spi, seq, self.esn, &mut aad);
-                let (head, rest) = out.split_at_mut(hdr);
-                let (ct, icv) = rest.split_at_mut(ct_len);
-                let mut iv = [0u8; 8];
-                iv.copy_from_slice(&head[ESP_HEADER_LEN..]);
-                let tag = aead.seal(&iv, &aad[..aad_len], ct);
-                icv.copy_from_slice(&tag);
-            }
+        out.resize(hdr + inner.len() + pad_len + 2 + l.icv_len, 0);
+        self.write_header_and_trailer(out, seq, inner.len(), next_header);
+        let ct = inner.len() + pad_len + 2;
+        let mut items = [Item {
+            pkt: out,
+            hdr,
+            ct,
+            seq,
+            ok: true,
+        }];
+        self.transform.seal(&mut items, self.esn);
+    }
+
+    /// SPI and sequence number in front, monotonic padding 1, 2, 3, ... (RFC 4303 2.4), pad
+    /// length and next header behind the inner packet of `inner_len` bytes at `hdr`.
+    fn write_header_and_trailer(&self, pkt: &mut [u8], seq: u64, inner_len: usize, nh: u8) {
+        let hdr = self.layout.header_len();
+        let pad_len = self.layout.pad_len(inner_len);
+        pkt[0..4].copy_from_slice(&self.spi.to_be_bytes());
+        pkt[4..8].copy_from_slice(&(seq as u32).to_be_bytes());
+        let t = hdr + inner_len;
+        for (i, b) in pkt[t..t + pad_len].iter_mut().enumerate() {
+            *b = (i + 1) as u8;
         }
+        pkt[t + pad_len] = pad_len as u8;
+        pkt[t + pad_len + 1] = nh;
+    }
+
+    /// Encapsulates every packet in place with sequence numbers `first_seq`, `first_seq + 1`,
+    /// ... (reserved with `reserve_seq`). A packet needs `header_len()` bytes free in front
+    /// of `start` and `TAILROOM` behind its end; one without room, or not IPv4/IPv6, is left
+    /// with `len == 0` (its number is skipped). Returns how many were encapsulated. Nothing
+    /// is allocated.
+    pub fn encapsulate_batch(
+        &self,
+        first_seq: u64,
+        pkts: &mut [PacketBuf<'_>],
+        rng: &mut dyn RngCore,
+    ) -> usize {
+        let l = self.layout;
+        let hdr = l.header_len();
+        let mut done = 0;
+        let mut seq = first_seq;
+        for chunk in pkts.chunks_mut(CHUNK) {
+            let mut ivs = [0u8; 16 * CHUNK];
+            if !self.transform.is_gcm() {
+                rng.fill_bytes(&mut ivs[..l.iv_len * chunk.len()]);
+            }
+            let mut items: [Item<'_>; CHUNK] = std::array::from_fn(|_| Item {
+                pkt: &mut [],
+                hdr,
+                ct: 0,
+                seq: 0,
+                ok: true,
+            });
+            let mut k = 0;
+            for (i, p) in chunk.iter_mut().enumerate() {
+                let s = seq;
+                seq += 1;
+                let nh = match p.buf.get(p.start).map(|b| b >> 4) {
+                    Some(4) => NEXT_HEADER_IPV4,
+                    Some(6) => NEXT_HEADER_IPV6,
+                    _ => {
+                        p.len = 0;
+                        continue;
+                    }
+                };
+                let ct = p.len + l.pad_len(p.len) + 2;
+                let end = p.start + ct + l.icv_len;
+                if p.start < hdr || end > p.buf.len() {
+                    p.len = 0;
+                    continue;
+                }
+                let begin = p.start - hdr;
+                let inner_len = p.len;
+                p.start = begin;
+                p.len = hdr + ct + l.icv_len;
+                let pkt = &mut p.buf[begin..end];
+                if self.transform.is_gcm() {
+                    pkt[ESP_HEADER_LEN..hdr].copy_from_slice(&s.to_be_bytes());
+                } else {
+                    pkt[ESP_HEADER_LEN..hdr]
+                        .copy_from_slice(&ivs[l.iv_len * i..l.iv_len * (i + 1)]);
+                }
+                self.write_header_and_trailer(pkt, s, inner_len, nh);
+                items[k] = Item {
+                    pkt,
+                    hdr,
+                    ct,
+                    seq: s,
+                    ok: true,
+                };
+                k += 1;
+            }
+            self.transform.seal(&mut items[..k], self.esn);
+            done += k;
+        }
+        done
     }
 }
+
+/// Bytes a packet needs behind its end for padding, trailer and ICV (any algorithm here).
+pub const TAILROOM: usize = 64;
+/// Bytes a packet needs in front for the ESP header and the largest IV.
+pub const HEADROOM: usize = ESP_HEADER_LEN + 16;
 
 /// A decapsulated packet: borrowed from the buffer given to `decapsulate`.
 #[derive(Debug)]
@@ -329,7 +406,7 @@ pub struct InboundSa {
     esn: bool,
     transform: Transform,
     layout: Layout,
-    window: ReplayWindow,
+    window: Mutex<ReplayWindow>,
 }
 
 impl fmt::Debug for InboundSa {
@@ -339,21 +416,30 @@ impl fmt::Debug for InboundSa {
             .field("encr", &self.encr)
             .field("integ", &self.integ)
             .field("esn", &self.esn)
-            .field("window", &self.window)
+            .field("window", &*self.window())
             .finish_non_exhaustive()
     }
 }
 
 impl InboundSa {
     pub fn new(p: &SaParams) -> Result<InboundSa, EspError> {
-        Self::build(p, false)
+        Self::build(p, false, Backend::Auto)
     }
 
-    fn build(p: &SaParams, allow_no_integrity: bool) -> Result<InboundSa, EspError> {
+    /// With an explicit implementation (`Backend::Reference` for comparisons).
+    pub fn with_backend(p: &SaParams, backend: Backend) -> Result<InboundSa, EspError> {
+        Self::build(p, false, backend)
+    }
+
+    fn build(
+        p: &SaParams,
+        allow_no_integrity: bool,
+        backend: Backend,
+    ) -> Result<InboundSa, EspError> {
         if p.replay_window > MAX_WINDOW {
             return Err(EspError::ReplayWindowTooLarge(p.replay_window));
         }
-        let transform = Transform::new(p, allow_no_integrity)?;
+        let transform = Transform::new(p, allow_no_integrity, backend)?;
         let layout = Layout::of(p.encr, transform.icv_len());
         Ok(InboundSa {
             spi: p.spi,
@@ -362,18 +448,23 @@ impl InboundSa {
             esn: p.esn,
             transform,
             layout,
-            window: ReplayWindow::new(p.replay_window, p.esn),
+            window: Mutex::new(ReplayWindow::new(p.replay_window, p.esn)),
         })
     }
 
     #[cfg(test)]
     pub(crate) fn new_unauthenticated(p: &SaParams) -> Result<InboundSa, EspError> {
-        Self::build(p, true)
+        Self::build(p, true, Backend::Auto)
     }
 
     #[cfg(test)]
     pub(crate) fn window_mut(&mut self) -> &mut ReplayWindow {
-        &mut self.window
+        self.window.get_mut().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn window(&self) -> MutexGuard<'_, ReplayWindow> {
+        // A panic elsewhere must not wedge the SA: the window itself is always consistent.
+        self.window.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     pub fn spi(&self) -> u32 {
@@ -392,16 +483,21 @@ impl InboundSa {
         self.esn
     }
 
+    /// True when the fast path (`crate::crypto::fast`) handles this SA.
+    pub fn is_fast(&self) -> bool {
+        self.transform.is_fast()
+    }
+
     /// Highest authenticated sequence number.
     pub fn highest_seq(&self) -> u64 {
-        self.window.top()
+        self.window().top()
     }
 
     /// Decapsulates a tunnel-mode packet (starting at the SPI) in place. Order: length checks,
     /// replay pre-check, ICV (before any decryption), decryption, padding, window update,
     /// next header. Never panics on any input.
     pub fn decapsulate<'a>(&mut self, packet: &'a mut [u8]) -> Result<Inner<'a>, DropReason> {
-        self.decapsulate_inner(packet, true)
+        self.decapsulate_one(packet, true)
     }
 
     /// Without the tunnel-mode next header policy (known-answer vectors use next header 1).
@@ -410,107 +506,239 @@ impl InboundSa {
         &mut self,
         packet: &'a mut [u8],
     ) -> Result<Inner<'a>, DropReason> {
-        self.decapsulate_inner(packet, false)
+        self.decapsulate_one(packet, false)
     }
 
-    fn decapsulate_inner<'a>(
-        &mut self,
+    fn decapsulate_one<'a>(
+        &self,
         packet: &'a mut [u8],
         tunnel: bool,
     ) -> Result<Inner<'a>, DropReason> {
+        let len = packet.len();
+        let mut pkts = [PacketBuf {
+            buf: packet,
+            start: 0,
+            len,
+        }];
+        let mut res = [Err(DropReason::Truncated)];
+        self.decapsulate_inner(&mut pkts, &mut res, tunnel);
+        let [PacketBuf { buf, start, len }] = pkts;
+        let d = res[0]?;
+        let buf: &'a [u8] = buf;
+        Ok(Inner {
+            next_header: d.next_header,
+            seq: d.seq,
+            packet: &buf[start..start + len],
+        })
+    }
+
+    /// Decapsulates every packet in place (each starting at its SPI); `out[i]` gets the
+    /// result of `pkts[i]`, and a packet that decapsulated is left on its inner packet.
+    /// Same checks and order as `decapsulate`: `open_batch` then `commit_batch`.
+    pub fn decapsulate_batch(
+        &self,
+        pkts: &mut [PacketBuf<'_>],
+        out: &mut [Result<Decapsulated, DropReason>],
+    ) {
+        self.decapsulate_inner(pkts, out, true)
+    }
+
+    /// The part of decapsulation that several workers may run at once: length and SPI
+    /// checks, a pre-check against the replay window (as committed so far), ICV, decryption,
+    /// padding and next header. `seqs[i]` gets the full sequence number of every packet that
+    /// authenticated (0 otherwise), also of dummy and bad-next-header packets, which use up
+    /// their number. Nothing is recorded in the window: `commit_batch` does that, in order.
+    pub fn open_batch(
+        &self,
+        pkts: &mut [PacketBuf<'_>],
+        out: &mut [Result<Decapsulated, DropReason>],
+        seqs: &mut [u64],
+    ) {
+        for ((p, o), s) in pkts
+            .chunks_mut(CHUNK)
+            .zip(out.chunks_mut(CHUNK))
+            .zip(seqs.chunks_mut(CHUNK))
+        {
+            self.open_inner(p, o, s, true);
+        }
+    }
+
+    /// Records the authenticated sequence numbers of an opened batch in the replay window
+    /// (one lock): a number seen before (or fallen out of the window) turns its result into
+    /// `Replay`. Call in the order the packets arrived.
+    pub fn commit_batch(&self, seqs: &[u64], out: &mut [Result<Decapsulated, DropReason>]) {
+        let mut win = self.window();
+        for (&seq, r) in seqs.iter().zip(out.iter_mut()) {
+            if seq == 0 {
+                continue;
+            }
+            if win.check_full(seq).is_err() {
+                *r = Err(DropReason::Replay);
+            } else {
+                win.update(seq);
+            }
+        }
+    }
+
+    fn decapsulate_inner(
+        &self,
+        pkts: &mut [PacketBuf<'_>],
+        out: &mut [Result<Decapsulated, DropReason>],
+        tunnel: bool,
+    ) {
+        let mut seqs = [0u64; CHUNK];
+        for (p, o) in pkts.chunks_mut(CHUNK).zip(out.chunks_mut(CHUNK)) {
+            self.open_inner(p, o, &mut seqs, tunnel);
+            self.commit_batch(&seqs[..p.len()], o);
+        }
+    }
+
+    /// `open_batch` for at most CHUNK packets.
+    fn open_inner(
+        &self,
+        pkts: &mut [PacketBuf<'_>],
+        out: &mut [Result<Decapsulated, DropReason>],
+        seqs_out: &mut [u64],
+        tunnel: bool,
+    ) {
         let l = self.layout;
         let hdr = l.header_len();
         // Smallest ciphertext: one block for CBC, the two trailer bytes for GCM.
-        let min_ct = match self.transform {
-            Transform::Cbc { .. } => l.block_len,
-            Transform::Gcm { .. } => 2,
+        let min_ct = if self.transform.is_gcm() {
+            2
+        } else {
+            l.block_len
         };
-        if packet.len() < hdr + min_ct + l.icv_len {
-            return Err(DropReason::Truncated);
-        }
-        let ct_len = packet.len() - hdr - l.icv_len;
-        if matches!(self.transform, Transform::Cbc { .. }) && ct_len % l.block_len != 0 {
-            return Err(DropReason::BadLength);
-        }
-        let spi = u32::from_be_bytes([packet[0], packet[1], packet[2], packet[3]]);
-        if spi != self.spi {
-            return Err(DropReason::WrongSpi);
-        }
-        let seq_low = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
-        let seq = self.window.check(seq_low).map_err(|e| match e {
-            ReplayError::Replay => DropReason::Replay,
-            ReplayError::OutOfRange => DropReason::SeqOutOfRange,
-        })?;
-        let seq_hi = ((seq >> 32) as u32).to_be_bytes();
-
+        let n = pkts.len().min(CHUNK).min(out.len()).min(seqs_out.len());
+        let (chunk, res) = (&mut pkts[..n], &mut out[..n]);
+        seqs_out[..n].iter_mut().for_each(|s| *s = 0);
         {
-            let (head, rest) = packet.split_at_mut(hdr);
-            let (ct, icv) = rest.split_at_mut(ct_len);
-            match &self.transform {
-                Transform::Cbc { cipher, mac } => {
-                    if let Some(mac) = mac {
-                        // Verify (constant time) before decrypting anything.
-                        let ok = if self.esn {
-                            mac.verify(&[head, ct, &seq_hi], icv)
-                        } else {
-                            mac.verify(&[head, ct], icv)
-                        };
-                        if !ok {
-                            return Err(DropReason::AuthFailed);
+            // 1. lengths, SPI and the replay pre-check (one lock for the chunk)
+            let mut seqs = [0u64; CHUNK];
+            {
+                let win = self.window();
+                for ((p, r), s) in chunk.iter().zip(res.iter_mut()).zip(seqs.iter_mut()) {
+                    *r = Err(DropReason::Truncated);
+                    let Some(pkt) = p.buf.get(p.start..p.start + p.len) else {
+                        continue;
+                    };
+                    if pkt.len() < hdr + min_ct + l.icv_len {
+                        continue;
+                    }
+                    let ct_len = pkt.len() - hdr - l.icv_len;
+                    if !self.transform.is_gcm() && !ct_len.is_multiple_of(l.block_len) {
+                        *r = Err(DropReason::BadLength);
+                        continue;
+                    }
+                    if u32::from_be_bytes([pkt[0], pkt[1], pkt[2], pkt[3]]) != self.spi {
+                        *r = Err(DropReason::WrongSpi);
+                        continue;
+                    }
+                    let seq_low = u32::from_be_bytes([pkt[4], pkt[5], pkt[6], pkt[7]]);
+                    match win.check(seq_low) {
+                        Ok(seq) => {
+                            *s = seq;
+                            *r = Ok(Decapsulated {
+                                next_header: 0,
+                                seq,
+                            });
                         }
-                    }
-                    cipher.decrypt(&head[ESP_HEADER_LEN..], ct);
-                }
-                Transform::Gcm { aead } => {
-                    let mut aad = [0u8; 12];
-                    let aad_len = gcm_aad(self.spi, seq, self.esn, &mut aad);
-                    let mut iv = [0u8; 8];
-                    iv.copy_from_slice(&head[ESP_HEADER_LEN..]);
-                    if !aead.open(&iv, &aad[..aad_len], ct, icv) {
-                        return Err(DropReason::AuthFailed);
+                        Err(ReplayError::Replay) => *r = Err(DropReason::Replay),
+                        Err(ReplayError::OutOfRange) => *r = Err(DropReason::SeqOutOfRange),
                     }
                 }
             }
-        }
-
-        let packet: &'a [u8] = packet;
-        let ct = &packet[hdr..hdr + ct_len];
-        let (trailer_start, next_header, pad_len) = match ct {
-            [.., pad_len, nh] => (ct_len - 2, *nh, usize::from(*pad_len)),
-            _ => return Err(DropReason::Truncated),
-        };
-        if pad_len > trailer_start {
-            return Err(DropReason::BadPadding);
-        }
-        let inner_len = trailer_start - pad_len;
-        let padding = &ct[inner_len..trailer_start];
-        if !padding
-            .iter()
-            .enumerate()
-            .all(|(i, &b)| usize::from(b) == i + 1)
-        {
-            return Err(DropReason::BadPadding);
-        }
-        // Authenticated and well-formed: this sequence number is now used.
-        self.window.update(seq);
-        let inner = &ct[..inner_len];
-        if next_header == NEXT_HEADER_NONE {
-            return Err(DropReason::Dummy);
-        }
-        if tunnel {
-            let version = inner.first().map(|b| b >> 4);
-            let consistent = matches!(
-                (next_header, version),
-                (NEXT_HEADER_IPV4, Some(4)) | (NEXT_HEADER_IPV6, Some(6))
-            );
-            if !consistent {
-                return Err(DropReason::BadNextHeader);
+            // 2. ICV, then decryption of what verified
+            // (offset of the inner packet from `start`, its length, next header) per packet
+            let mut inner = [(0usize, 0usize, 0u8); CHUNK];
+            {
+                let mut items: [Item<'_>; CHUNK] = std::array::from_fn(|_| Item {
+                    pkt: &mut [],
+                    hdr,
+                    ct: 0,
+                    seq: 0,
+                    ok: false,
+                });
+                let mut idx = [0usize; CHUNK];
+                let mut k = 0;
+                for (i, (p, r)) in chunk.iter_mut().zip(res.iter()).enumerate() {
+                    if r.is_err() {
+                        continue;
+                    }
+                    let pkt = &mut p.buf[p.start..p.start + p.len];
+                    let ct = pkt.len() - hdr - l.icv_len;
+                    items[k] = Item {
+                        pkt,
+                        hdr,
+                        ct,
+                        seq: seqs[i],
+                        ok: true,
+                    };
+                    idx[k] = i;
+                    k += 1;
+                }
+                self.transform.open(&mut items[..k], self.esn);
+                // 3. trailer and padding of what authenticated
+                for (it, &i) in items.iter().zip(idx.iter()).take(k) {
+                    if !it.ok {
+                        res[i] = Err(DropReason::AuthFailed);
+                        continue;
+                    }
+                    let ct = &it.pkt[hdr..hdr + it.ct];
+                    let (trailer_start, nh, pad_len) = match ct {
+                        [.., pad_len, nh] => (it.ct - 2, *nh, usize::from(*pad_len)),
+                        _ => {
+                            res[i] = Err(DropReason::Truncated);
+                            continue;
+                        }
+                    };
+                    if pad_len > trailer_start {
+                        res[i] = Err(DropReason::BadPadding);
+                        continue;
+                    }
+                    let inner_len = trailer_start - pad_len;
+                    let padding = &ct[inner_len..trailer_start];
+                    if !padding
+                        .iter()
+                        .enumerate()
+                        .all(|(j, &b)| usize::from(b) == j + 1)
+                    {
+                        res[i] = Err(DropReason::BadPadding);
+                        continue;
+                    }
+                    inner[i] = (hdr, inner_len, nh);
+                }
+            }
+            // 4. authenticated and well-formed: the number is used (commit_batch records
+            // it), then the next header policy
+            for (i, (p, r)) in chunk.iter_mut().zip(res.iter_mut()).enumerate() {
+                let Ok(d) = r else { continue };
+                let seq = d.seq;
+                seqs_out[i] = seq;
+                let (off, len, nh) = inner[i];
+                if nh == NEXT_HEADER_NONE {
+                    *r = Err(DropReason::Dummy);
+                    continue;
+                }
+                let pkt = &p.buf[p.start + off..p.start + off + len];
+                if tunnel {
+                    let version = pkt.first().map(|b| b >> 4);
+                    let consistent = matches!(
+                        (nh, version),
+                        (NEXT_HEADER_IPV4, Some(4)) | (NEXT_HEADER_IPV6, Some(6))
+                    );
+                    if !consistent {
+                        *r = Err(DropReason::BadNextHeader);
+                        continue;
+                    }
+                }
+                p.start += off;
+                p.len = len;
+                *r = Ok(Decapsulated {
+                    next_header: nh,
+                    seq,
+                });
             }
         }
-        Ok(Inner {
-            next_header,
-            seq,
-            packet: inner,
-        })
     }
 }
