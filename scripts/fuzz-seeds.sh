@@ -8,6 +8,7 @@
 #
 #   ./scripts/fuzz-seeds.sh            capture and write the seeds into fuzz/corpus/
 #   ./scripts/fuzz-seeds.sh --cmin     then minimize each corpus with `cargo +nightly fuzz cmin`
+#   FUZZ_SEEDS_OUT=/tmp/seeds ./scripts/fuzz-seeds.sh   write them elsewhere (a dry run)
 #
 # Needs root, tcpdump, strongswan (charon, swanctl), bird2, python3 with `cryptography`
 # (Debian: python3-cryptography). Everything it starts is stopped by PID, its namespaces are
@@ -252,8 +253,10 @@ done
 sleep 1
 
 # ---- turn the captures into fuzz inputs ---------------------------------------------------
-python3 scripts/fuzz-seeds.py --dir "$DIR" --out fuzz/corpus --configs deploy/configs "$DIR/ipsecgw.toml"
+OUT=${FUZZ_SEEDS_OUT:-fuzz/corpus}
+python3 scripts/fuzz-seeds.py --dir "$DIR" --out "$OUT" --configs deploy/configs "$DIR/ipsecgw.toml"
 if [ $CMIN = 1 ]; then
-    (cd fuzz && for t in $(ls corpus); do cargo +nightly fuzz cmin "$t" "corpus/$t" -- -rss_limit_mb=4096; done)
+    OUT=$(realpath "$OUT")
+    (cd fuzz && for t in $(ls "$OUT"); do cargo +nightly fuzz cmin "$t" "$OUT/$t" -- -rss_limit_mb=4096; done)
 fi
-echo "fuzz-seeds: done"; for t in fuzz/corpus/*; do echo "  $t: $(ls "$t" | wc -l) files"; done
+echo "fuzz-seeds: done"; for t in "$OUT"/*; do echo "  $t: $(ls "$t" | wc -l) files"; done
