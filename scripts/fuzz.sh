@@ -11,7 +11,8 @@
 #
 # Runs under `nice -n 19` (FUZZ_NICE to change), one process per target (libFuzzer fork mode,
 # so a crash does not end the run). New inputs go to fuzz/corpus-run/<target>/ (not committed).
-# Every crash (and leak, timeout, out-of-memory) is copied to fuzz/regressions/<target>/, where
+# Crashes (and leaks, timeouts, out-of-memory) are copied to fuzz/regressions/<target>/ (the 5
+# smallest inputs of a run; all of them stay in fuzz/artifacts/<target>/), where
 # the stable test tests/fuzz_corpus.rs replays it in every `cargo test`: fix it, or move the
 # reproducer out of that folder and file it. Exit status 1 when anything was found.
 set -euo pipefail
@@ -63,9 +64,10 @@ for t in $TARGETS; do
     cov=$(echo "$last" | sed -n 's/.* cov: \([0-9]*\).*/\1/p')
     took=$(echo "$last" | sed -n 's/.* time: \([0-9]*\)s.*/\1/p')
     rate=$(( ${execs:-0} / (${took:-0} > 0 ? ${took:-1} : 1) ))
-    # Only what this run found (older artifacts may be known, fixed or filed already).
+    # Only what this run found (older artifacts may be known, fixed or filed already), and of
+    # that the 5 smallest: one bug tends to leave many inputs; the rest stay in artifacts/.
     new=0
-    for a in $(find "artifacts/$t" -type f -newer "$stamp"); do
+    for a in $(find "artifacts/$t" -type f -newer "$stamp" -printf '%s %p\n' | sort -n | head -n5 | cut -d' ' -f2); do
         b=$(basename "$a")
         if [ ! -e "regressions/$t/$b" ]; then cp "$a" "regressions/$t/$b"; new=$((new + 1)); fi
     done
