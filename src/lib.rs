@@ -16,6 +16,8 @@ pub mod daemon;
 pub mod dataplane;
 pub mod demo;
 pub mod esp;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod ike;
 pub mod prefix;
 pub mod routing;

@@ -19,7 +19,7 @@
 //! TUN coalesces). The NAT-T sockets use UDP GSO for runs of same-size ESP packets to one
 //! peer and UDP GRO on receive; both fall back to one datagram per packet.
 
-mod flow;
+pub(crate) mod flow;
 mod lane;
 mod rx;
 mod stats;

@@ -253,8 +253,7 @@ impl OutboundSa {
         }
     }
 
-    /// Tests: continue the counter at `next` (to reach the end of the space quickly).
-    #[cfg(test)]
+    /// Tests and the fuzz harness: continue the counter at `next` (to reach any sequence number).
     pub(crate) fn set_next_seq_for_test(&mut self, next: u64) {
         self.next_seq.store(next, Ordering::Relaxed);
     }
