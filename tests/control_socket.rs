@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use ipsecgw::control::{
     self, BgpReport, BgpState, BgpSummary, ChildSaStatus, ChildState, Command, ConnCounters,
-    ConnState, ConnectionStatus, EspEncap, IkeSaStatus, Request, Response, RibRow, RouteDirection,
-    StatusReport,
+    ConnState, ConnectionStatus, EspEncap, IkeSaStatus, LastErrorReport, Request, Response, RibRow,
+    RouteDirection, StatusReport,
 };
 
 struct TempDir(PathBuf);
@@ -99,8 +99,22 @@ fn sample_report() -> StatusReport {
                     child_rekeys: 5,
                     dpd_failures: 0,
                 },
+                in_flight: None,
+                next_attempt_secs: None,
+                last_error: None,
             },
-            ConnectionStatus::down("branch \"b\""),
+            ConnectionStatus {
+                // Trying and failing: where it is, and why the last attempt failed.
+                next_attempt_secs: Some(25),
+                last_error: Some(LastErrorReport {
+                    kind: "peer_not_responding".into(),
+                    message:
+                        "peer 192.0.2.9:500 not responding (5 retransmits of IKE_SA_INIT exhausted)"
+                            .into(),
+                    secs_ago: 5,
+                }),
+                ..ConnectionStatus::down("branch \"b\"")
+            },
         ],
         drops: BTreeMap::from([("ike_malformed".to_string(), 2)]),
     }

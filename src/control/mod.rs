@@ -3,6 +3,7 @@
 //! `ipsecgw status --json`, the human tables, and the Prometheus metrics endpoint.
 
 mod client;
+pub mod engine_view;
 mod metrics;
 mod protocol;
 mod render;
@@ -19,7 +20,9 @@ pub use render::{format_bytes, format_secs, print_response, render_bgp_table, re
 pub use server::{
     bind, channel_handler, serve, serve_listener, ControlCall, ControlHandler, HandlerFuture,
 };
+pub use status::bgp_state_name::name as bgp_state_name;
 pub use status::{
     BgpReport, BgpState, BgpSummary, ChildSaStatus, ChildState, ConnCounters, ConnState,
-    ConnectionStatus, EspEncap, IkeSaStatus, RibRow, RouteDirection, StatusReport,
+    ConnectionStatus, EspEncap, IkeSaStatus, InFlightReport, LastErrorReport, RibRow,
+    RouteDirection, StatusReport,
 };

@@ -56,7 +56,8 @@ fn render_connection(out: &mut String, conn: &ConnectionStatus) {
         render_child(out, child);
     }
     if let Some(bgp) = &conn.bgp {
-        let _ = write!(out, "  bgp: {}", bgp.state.as_str().to_uppercase());
+        let state = super::status::bgp_state_name::name(bgp.state);
+        let _ = write!(out, "  bgp: {}", state.to_uppercase());
         if let Some(peer) = bgp.peer_address {
             let _ = write!(out, " with {peer}");
             if bgp.peer_as != 0 {

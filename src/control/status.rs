@@ -11,6 +11,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::prefix::IpPrefix;
 
+pub use crate::bgp::BgpState;
+
 /// The whole status document: every configured connection, up or down.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct StatusReport {
@@ -33,6 +35,34 @@ pub struct ConnectionStatus {
     /// Totals that keep counting across rekeys and reconnects.
     #[serde(default)]
     pub counters: ConnCounters,
+    /// Our IKE request waiting for an answer (while connecting: the step it is at).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight: Option<InFlightReport>,
+    /// Seconds until the connection is initiated again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_secs: Option<u64>,
+    /// Why the last attempt failed (cleared once the connection is established).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<LastErrorReport>,
+}
+
+/// An IKE request of ours in flight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InFlightReport {
+    /// "IKE_SA_INIT", "IKE_AUTH", "INFORMATIONAL (DPD)", ...
+    pub exchange: String,
+    pub retransmits: u32,
+    pub next_retransmit_secs: u64,
+}
+
+/// The last failure of a connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastErrorReport {
+    /// "peer_not_responding", "authentication_failed", "no_proposal_chosen",
+    /// "ts_unacceptable", "peer_error", "protocol_error", "key_exchange_failed".
+    pub kind: String,
+    pub message: String,
+    pub secs_ago: u64,
 }
 
 impl ConnectionStatus {
@@ -45,6 +75,9 @@ impl ConnectionStatus {
             children: Vec::new(),
             bgp: None,
             counters: ConnCounters::default(),
+            in_flight: None,
+            next_attempt_secs: None,
+            last_error: None,
         }
     }
 }
@@ -198,6 +231,7 @@ pub enum EspEncap {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BgpSummary {
+    #[serde(with = "bgp_state_name")]
     pub state: BgpState,
     pub prefixes_received: u64,
     pub prefixes_announced: u64,
@@ -215,21 +249,14 @@ pub struct BgpSummary {
     pub last_error: Option<String>,
 }
 
-/// RFC 4271 8.2.2 session states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BgpState {
-    Idle,
-    Connect,
-    Active,
-    OpenSent,
-    OpenConfirm,
-    Established,
-}
+/// RFC 4271 8.2.2 session states travel as "idle", "connect", "active", "open_sent",
+/// "open_confirm", "established".
+pub mod bgp_state_name {
+    use crate::bgp::BgpState;
+    use serde::{Deserialize, Deserializer, Serializer};
 
-impl BgpState {
-    pub fn as_str(self) -> &'static str {
-        match self {
+    pub fn name(s: BgpState) -> &'static str {
+        match s {
             BgpState::Idle => "idle",
             BgpState::Connect => "connect",
             BgpState::Active => "active",
@@ -238,11 +265,25 @@ impl BgpState {
             BgpState::Established => "established",
         }
     }
-}
 
-impl fmt::Display for BgpState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+    const ALL: [BgpState; 6] = [
+        BgpState::Idle,
+        BgpState::Connect,
+        BgpState::Active,
+        BgpState::OpenSent,
+        BgpState::OpenConfirm,
+        BgpState::Established,
+    ];
+
+    pub fn serialize<S: Serializer>(s: &BgpState, ser: S) -> Result<S::Ok, S::Error> {
+        ser.serialize_str(name(*s))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BgpState, D::Error> {
+        let text = String::deserialize(d)?;
+        ALL.into_iter()
+            .find(|s| name(*s) == text)
+            .ok_or_else(|| serde::de::Error::custom(format!("unknown BGP state \"{text}\"")))
     }
 }
 

@@ -572,6 +572,59 @@ impl Dataplane {
             let _ = h.join();
         }
     }
+
+    /// The peer of the CHILD SA with inbound SPI `spi_in` moved (its NAT mapping changed,
+    /// RFC 7296 2.23): its outbound half sends to `remote` from now on, keeping its sequence
+    /// numbers. False if no such SA is installed (or `remote` is unreachable the way it sends).
+    pub fn update_remote(&self, spi_in: u32, remote: SocketAddr) -> bool {
+        use rand::RngCore;
+        let mut state = lock(&self.shared.state);
+        let Some(s) = state.sas.iter_mut().find(|s| s.spi_in == spi_in) else {
+            return false;
+        };
+        let dest = match s.outb.via {
+            Via::Udp(_) => RawAddr::from_socket_addr(remote),
+            Via::Raw => match sys::raw_dest(remote.ip()) {
+                Some(d) => d,
+                None => return false,
+            },
+        };
+        // The cipher state (and its sequence counter) moves to a new outbound half. The old
+        // half may still be in a snapshot a packet thread holds for one batch: it keeps a
+        // throwaway key, so whatever it sends is unreadable and reuses no sequence number.
+        let esp = {
+            let mut old = lock(&s.outb.esp);
+            let random = |n: usize| {
+                let mut k = zeroize::Zeroizing::new(vec![0u8; n]);
+                rand::rngs::OsRng.fill_bytes(&mut k);
+                k
+            };
+            let throwaway = OutboundSa::new(&SaParams {
+                spi: old.spi(),
+                encr: old.encr(),
+                integ: old.integ(),
+                encr_key: random(old.encr().keymat_len()),
+                integ_key: random(old.integ().map_or(0, |i| i.key_len())),
+                esn: old.esn(),
+                replay_window: 0,
+            });
+            match throwaway {
+                Ok(t) => std::mem::replace(&mut *old, t),
+                Err(_) => return false,
+            }
+        };
+        s.outb = Arc::new(OutSa {
+            esp: Mutex::new(esp),
+            local_ts: s.outb.local_ts.clone(),
+            remote_ts: s.outb.remote_ts.clone(),
+            via: s.outb.via,
+            dest,
+            stats: s.outb.stats.clone(),
+        });
+        self.shared.rebuild(&state);
+        tracing::info!(spi_in = %format_args!("{spi_in:08x}"), %remote, "CHILD SA follows the peer");
+        true
+    }
 }
 
 // ------------------------------------------------------------------------------------------
