@@ -1538,3 +1538,92 @@ fn peer_address_follows_only_behind_a_nat() {
         format!("{A_IP}:500").parse::<SocketAddr>().unwrap()
     );
 }
+
+/// Moves datagrams between A (behind a NAT whose mapping of A's port 4500 is `mapped`, and
+/// of 500 is `mapped500`) and B until both are quiet.
+fn pump_through_nat(sim: &mut Sim, mapped500: SocketAddr, mapped: SocketAddr) {
+    let now = sim.now;
+    for _ in 0..20 {
+        while let Some(t) = sim.a.poll_transmit() {
+            let src = if t.local.port() == 4500 {
+                mapped
+            } else {
+                mapped500
+            };
+            sim.b.handle_datagram(now, t.remote, src, &t.data);
+        }
+        while let Some(t) = sim.b.poll_transmit() {
+            // The NAT forwards only what is sent to a live mapping.
+            let dst_port = if t.remote == mapped {
+                4500
+            } else if t.remote == mapped500 {
+                500
+            } else {
+                continue;
+            };
+            let a_local = SocketAddr::new(A_IP.parse().unwrap(), dst_port);
+            sim.a.handle_datagram(now, a_local, t.local, &t.data);
+        }
+    }
+    while let Some(e) = sim.a.poll_event() {
+        sim.ev_a.push((now - sim.base, e));
+    }
+    while let Some(e) = sim.b.poll_event() {
+        sim.ev_b.push((now - sim.base, e));
+    }
+}
+
+/// Issue 9: when the NAT in front of the peer picks a new port, the next authenticated
+/// request moves the IKE SA and the CHILD SAs must follow (Event::PeerMoved).
+#[test]
+fn nat_mapping_change_moves_the_sa_and_its_children() {
+    let (ca, mut cb) = pair();
+    cb.remote_addrs = vec![];
+    cb.remote_id = None;
+    let mut sim = Sim::new(ca, cb, 233);
+    let nat500: SocketAddr = "203.0.113.7:31000".parse().unwrap();
+    let nat45: SocketAddr = "203.0.113.7:31001".parse().unwrap();
+    let now = sim.now;
+    sim.a.initiate(now, "c").unwrap();
+    pump_through_nat(&mut sim, nat500, nat45);
+    let child_b = sim.one_mirrored_pair("through the NAT").1;
+    assert_eq!(child_b.remote, nat45);
+    let moved_events = |sim: &Sim| -> Vec<(SocketAddr, Vec<u32>)> {
+        sim.events(Side::B)
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::PeerMoved {
+                    remote, children, ..
+                } => Some((*remote, children.clone())),
+                _ => None,
+            })
+            .collect()
+    };
+    assert!(moved_events(&sim).is_empty());
+
+    // The NAT forgets the mapping; A's next packets leave from another port.
+    let renat: SocketAddr = "203.0.113.7:40002".parse().unwrap();
+    // A spoofed, unauthenticated packet from yet another port moves nothing.
+    let (spi_i, spi_r, _) = sim.ike_ups(Side::B)[0];
+    let b_local: SocketAddr = format!("{B_IP}:4500").parse().unwrap();
+    let spoof: SocketAddr = "203.0.113.7:50000".parse().unwrap();
+    let now = sim.now;
+    sim.b
+        .handle_datagram(now, b_local, spoof, &spoofed_short_sk(spi_i, spi_r, 37, 2));
+    assert!(sim.b.poll_transmit().is_none());
+    assert!(moved_events(&sim).is_empty());
+    // A's next request (a CHILD rekey here; DPD does the same) comes from the new port.
+    sim.a.rekey(now, "c", false).unwrap();
+    pump_through_nat(&mut sim, nat500, renat);
+    assert_eq!(
+        moved_events(&sim),
+        vec![(renat, vec![child_b.spi_in])],
+        "B reports the move for the CHILD SA installed then"
+    );
+    let st = &sim.b.status(sim.now)[0];
+    assert_eq!(st.ike.as_ref().unwrap().remote, renat);
+    // The rekeyed CHILD SA was set up at the new address, and the exchange completed there.
+    let (_, new_b) = sim.one_mirrored_pair("rekeyed after the move");
+    assert_eq!(new_b.remote, renat);
+    assert_eq!(new_b.rekey_of, Some(child_b.spi_in));
+}
