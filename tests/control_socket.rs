@@ -159,7 +159,7 @@ fn raw_exchange(path: &Path, bytes: &[u8]) -> Response {
     serde_json::from_str(&out).unwrap()
 }
 
-async fn client(path: &Path, req: Request) -> Result<Response, String> {
+async fn client(path: &Path, req: Request) -> Result<Response, control::ClientError> {
     let path = path.to_path_buf();
     tokio::task::spawn_blocking(move || control::request(&path, &req))
         .await
@@ -198,7 +198,9 @@ async fn status_round_trip_and_actions() {
     .unwrap();
     assert_eq!(
         resp.into_result::<control::ActionResult>(),
-        Err("no connection named \"nope\"".into())
+        Err(control::ResponseError::Refused(
+            "no connection named \"nope\"".into()
+        ))
     );
 }
 
@@ -356,8 +358,9 @@ fn client_says_when_daemon_is_not_running() {
     let dir = TempDir::new();
     let path = dir.0.join("missing.sock");
     let err = control::request(&path, &Request::new(Command::Status)).unwrap_err();
+    assert!(matches!(&err, control::ClientError::NotRunning(p) if p == &path));
     assert_eq!(
-        err,
+        err.to_string(),
         format!("cannot connect to {}: is ipsecgw running?", path.display())
     );
 }

@@ -4,6 +4,7 @@
 
 mod client;
 pub mod engine_view;
+mod error;
 mod metrics;
 mod protocol;
 mod render;
@@ -11,6 +12,7 @@ mod server;
 mod status;
 
 pub use client::request;
+pub use error::{ClientError, RequestError, ResponseError};
 pub use metrics::{render_prometheus, serve_metrics, serve_metrics_listener, StatusSource};
 pub use protocol::{
     ActionResult, Command, Request, Response, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES,
