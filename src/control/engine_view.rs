@@ -3,29 +3,9 @@
 //! Traffic counters, identities and BGP are filled in by the daemon.
 
 use super::status::{
-    ChildSaStatus, ChildState, ConnState, ConnectionStatus, EspEncap, IkeSaStatus, InFlightReport,
-    LastErrorReport,
+    ChildSaStatus, ConnectionStatus, EspEncap, IkeSaStatus, InFlightReport, LastErrorReport,
 };
 use crate::ike::{self, Failure};
-
-pub fn conn_state(s: ike::ConnState) -> ConnState {
-    match s {
-        ike::ConnState::Down => ConnState::Down,
-        ike::ConnState::Connecting => ConnState::Connecting,
-        ike::ConnState::Established => ConnState::Established,
-        ike::ConnState::Rekeying => ConnState::Rekeying,
-        ike::ConnState::Deleting => ConnState::Deleting,
-    }
-}
-
-pub fn child_state(s: ike::ChildState) -> ChildState {
-    match s {
-        ike::ChildState::Installed => ChildState::Installed,
-        ike::ChildState::Rekeying => ChildState::Rekeying,
-        ike::ChildState::Rekeyed => ChildState::Rekeyed,
-        ike::ChildState::Deleting => ChildState::Deleting,
-    }
-}
 
 /// The IKE SA; `local_id`/`remote_id` come from the configuration.
 pub fn ike_sa(
@@ -55,7 +35,7 @@ pub fn ike_sa(
 pub fn child_sa(c: &ike::ChildStatus) -> ChildSaStatus {
     ChildSaStatus {
         name: c.name.clone(),
-        state: child_state(c.state),
+        state: c.state,
         spi_in: format!("{:08x}", c.spi_in),
         spi_out: format!("{:08x}", c.spi_out),
         encr: c.algs.encr.name().into(),
@@ -96,7 +76,7 @@ pub fn failure_kind(f: &Failure) -> &'static str {
 /// The connection without counters, identities or BGP; its children without counters.
 pub fn connection(e: &ike::ConnStatus) -> ConnectionStatus {
     ConnectionStatus {
-        state: conn_state(e.state),
+        state: e.state,
         ike: e.ike.as_ref().map(|i| ike_sa(i, None, None)),
         children: e.children.iter().map(child_sa).collect(),
         in_flight: e.in_flight.as_ref().map(|p| InFlightReport {
@@ -160,7 +140,7 @@ mod tests {
             }),
         };
         let c = connection(&e);
-        assert_eq!(c.state, ConnState::Connecting);
+        assert_eq!(c.state, ike::ConnState::Connecting);
         let ike = c.ike.as_ref().unwrap();
         assert_eq!(ike.spi_i, "0000000000003f1c");
         assert_eq!(ike.spi_r, "0000000000000000");

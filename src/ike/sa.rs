@@ -36,6 +36,30 @@ pub enum ChildState {
     Deleting,
 }
 
+impl ChildState {
+    pub const ALL: [ChildState; 4] = [
+        ChildState::Installed,
+        ChildState::Rekeying,
+        ChildState::Rekeyed,
+        ChildState::Deleting,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChildState::Installed => "installed",
+            ChildState::Rekeying => "rekeying",
+            ChildState::Rekeyed => "rekeyed",
+            ChildState::Deleting => "deleting",
+        }
+    }
+}
+
+impl std::fmt::Display for ChildState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 pub(crate) struct Child {
     pub name: String,
     pub spi_in: u32,

@@ -7,6 +7,7 @@ use super::reason::{ExchangeKind, Failure};
 use super::sa::{IkeSa, IkeState};
 use super::select::EspAlgs;
 use super::TrafficSelector;
+use std::fmt;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
@@ -24,6 +25,37 @@ pub enum ConnState {
     Rekeying,
     /// Delete sent, waiting for the answer.
     Deleting,
+}
+
+impl ConnState {
+    pub const ALL: [ConnState; 5] = [
+        ConnState::Down,
+        ConnState::Connecting,
+        ConnState::Established,
+        ConnState::Rekeying,
+        ConnState::Deleting,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ConnState::Down => "down",
+            ConnState::Connecting => "connecting",
+            ConnState::Established => "established",
+            ConnState::Rekeying => "rekeying",
+            ConnState::Deleting => "deleting",
+        }
+    }
+
+    /// Traffic can flow (an established IKE SA, possibly mid-rekey).
+    pub fn is_up(self) -> bool {
+        matches!(self, ConnState::Established | ConnState::Rekeying)
+    }
+}
+
+impl fmt::Display for ConnState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// One configured connection.

@@ -9,7 +9,7 @@ use std::time::Instant;
 /// Who is where: SA keys (our SPIs) by connection, and CHILD SAs by inbound SPI.
 #[derive(Default)]
 pub(crate) struct Registry {
-    by_conn: BTreeSet<(String, u64)>,
+    by_conn: HashMap<String, BTreeSet<u64>>,
     conn_of: HashMap<u64, String>,
     /// Installed CHILD SAs: inbound SPI -> key of the IKE SA holding it.
     children: HashMap<u32, u64>,
@@ -17,15 +17,23 @@ pub(crate) struct Registry {
 
 impl Registry {
     pub fn add_sa(&mut self, key: u64, conn: &str) {
-        if let Some(old) = self.conn_of.insert(key, conn.to_string()) {
-            self.by_conn.remove(&(old, key));
-        }
-        self.by_conn.insert((conn.to_string(), key));
+        self.remove_sa(key);
+        self.conn_of.insert(key, conn.to_string());
+        self.by_conn
+            .entry(conn.to_string())
+            .or_default()
+            .insert(key);
     }
 
     pub fn remove_sa(&mut self, key: u64) {
-        if let Some(conn) = self.conn_of.remove(&key) {
-            self.by_conn.remove(&(conn, key));
+        let Some(conn) = self.conn_of.remove(&key) else {
+            return;
+        };
+        if let Some(keys) = self.by_conn.get_mut(&conn) {
+            keys.remove(&key);
+            if keys.is_empty() {
+                self.by_conn.remove(&conn);
+            }
         }
     }
 
@@ -43,16 +51,16 @@ impl Registry {
     /// Keys of the SAs of one connection, in key order.
     pub fn sas_of(&self, conn: &str) -> Vec<u64> {
         self.by_conn
-            .range((conn.to_string(), 0)..=(conn.to_string(), u64::MAX))
-            .map(|(_, k)| *k)
-            .collect()
+            .get(conn)
+            .map(|k| k.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     /// True if the connection has an SA other than `key`.
     pub fn others_of(&self, conn: &str, key: u64) -> bool {
         self.by_conn
-            .range((conn.to_string(), 0)..=(conn.to_string(), u64::MAX))
-            .any(|(_, k)| *k != key)
+            .get(conn)
+            .is_some_and(|k| k.iter().any(|k| *k != key))
     }
 
     pub fn child_added(&mut self, spi_in: u32, key: u64) {
