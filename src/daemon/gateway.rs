@@ -288,19 +288,9 @@ impl Gateway {
             } => self.peer_moved(&conn, remote, &children),
             Event::ChildUp(sa) => self.child_up(sa).await,
             Event::ChildDown { conn, spi_in, .. } => self.child_down(&conn, spi_in).await,
-            Event::KeyLog {
-                spi_i,
-                spi_r,
-                sk_ai,
-                sk_ar,
-                sk_ei,
-                sk_er,
-                encr,
-                integ,
-                ..
-            } => {
+            ev @ Event::KeyLog { .. } => {
                 if let Some(k) = &self.keylog {
-                    k.write(spi_i, spi_r, &sk_ei, &sk_er, &sk_ai, &sk_ar, encr, integ);
+                    k.write(&ev);
                 }
             }
         }

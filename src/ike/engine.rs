@@ -92,8 +92,9 @@ impl Engine {
 
     // ------------------------------------------------------------------ the SA table
 
-    /// The table and, split from it, the context an exchange works in.
-    fn split(&mut self, now: Instant) -> (&mut HashMap<u64, IkeSa>, Ctx<'_>) {
+    /// The table and, split from it, the context an exchange works in (and the cookie jar,
+    /// which only IKE_SA_INIT reads).
+    fn split(&mut self, now: Instant) -> (&mut HashMap<u64, IkeSa>, &CookieJar, Ctx<'_>) {
         let ctx = Ctx {
             now,
             rng: &mut *self.rng,
@@ -101,14 +102,14 @@ impl Engine {
             configs: &self.configs,
             reg: &mut self.reg,
         };
-        (&mut self.sas, ctx)
+        (&mut self.sas, &self.cookies, ctx)
     }
 
     /// Runs `f` on SA `key`, then starts its queued work, keeps the indexes and its timer
     /// in step, drops it if it is gone, and carries out what the exchanges asked for.
     fn with_sa(&mut self, now: Instant, key: u64, f: impl FnOnce(&mut IkeSa, &mut Ctx) -> SaFate) {
         let (fate, was_half_open, deadline) = {
-            let (sas, mut ctx) = self.split(now);
+            let (sas, _, mut ctx) = self.split(now);
             let Some(sa) = sas.get_mut(&key) else {
                 return;
             };
@@ -257,7 +258,7 @@ impl Engine {
         if busy {
             return Ok(());
         }
-        let (_, mut ctx) = self.split(now);
+        let (_, _, mut ctx) = self.split(now);
         if let Some(sa) = ike_sa_init::initiate(&mut ctx, cfg) {
             self.insert_sa(now, sa);
         }
@@ -463,7 +464,7 @@ impl Engine {
                 match Header::parse(data) {
                     Ok(h) if h.exchange == EXCH_IKE_SA_INIT && !h.is_response() => {
                         debug!("IKE_SA_INIT from {remote} with unsupported critical payload {pt}");
-                        let (_, mut ctx) = self.split(now);
+                        let (_, _, mut ctx) = self.split(now);
                         let ntype = n::UNSUPPORTED_CRITICAL_PAYLOAD;
                         message::reply_plain(&mut ctx, (local, remote), &h, ntype, vec![pt]);
                     }
@@ -532,21 +533,15 @@ impl Engine {
                 if let Some(resp) = message::retransmitted_init(sa, data) {
                     let resp = resp.to_vec();
                     self.out.stats.responses_resent += 1;
-                    let (_, mut ctx) = self.split(now);
+                    let (_, _, mut ctx) = self.split(now);
                     ctx.transmit(local, remote, resp);
                 }
                 return;
             }
         }
-        // Field by field: the cookie jar is read while the context is out.
-        let mut ctx = Ctx {
-            now,
-            rng: &mut *self.rng,
-            out: &mut self.out,
-            configs: &self.configs,
-            reg: &mut self.reg,
-        };
-        let sa = ike_sa_init::respond(&mut ctx, &self.cookies, self.half_open, path, data, msg);
+        let half_open = self.half_open;
+        let (_, cookies, mut ctx) = self.split(now);
+        let sa = ike_sa_init::respond(&mut ctx, cookies, half_open, path, data, msg);
         if let Some(sa) = sa {
             self.insert_sa(now, sa);
         }
