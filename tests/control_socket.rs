@@ -10,8 +10,8 @@ use std::time::Duration;
 
 use ipsecgw::control::{
     self, BgpReport, BgpState, BgpSummary, ChildSaStatus, ChildState, Command, ConnCounters,
-    ConnState, ConnectionStatus, EspEncap, IkeSaStatus, Request, Response, RibRow, RouteDirection,
-    StatusReport,
+    ConnState, ConnectionStatus, EspEncap, IkeSaStatus, LastErrorReport, Request, Response, RibRow,
+    RouteDirection, StatusReport,
 };
 
 struct TempDir(PathBuf);
@@ -99,8 +99,22 @@ fn sample_report() -> StatusReport {
                     child_rekeys: 5,
                     dpd_failures: 0,
                 },
+                in_flight: None,
+                next_attempt_secs: None,
+                last_error: None,
             },
-            ConnectionStatus::down("branch \"b\""),
+            ConnectionStatus {
+                // Trying and failing: where it is, and why the last attempt failed.
+                next_attempt_secs: Some(25),
+                last_error: Some(LastErrorReport {
+                    kind: "peer_not_responding".into(),
+                    message:
+                        "peer 192.0.2.9:500 not responding (5 retransmits of IKE_SA_INIT exhausted)"
+                            .into(),
+                    secs_ago: 5,
+                }),
+                ..ConnectionStatus::down("branch \"b\"")
+            },
         ],
         drops: BTreeMap::from([("ike_malformed".to_string(), 2)]),
     }
@@ -145,7 +159,7 @@ fn raw_exchange(path: &Path, bytes: &[u8]) -> Response {
     serde_json::from_str(&out).unwrap()
 }
 
-async fn client(path: &Path, req: Request) -> Result<Response, String> {
+async fn client(path: &Path, req: Request) -> Result<Response, control::ClientError> {
     let path = path.to_path_buf();
     tokio::task::spawn_blocking(move || control::request(&path, &req))
         .await
@@ -184,7 +198,9 @@ async fn status_round_trip_and_actions() {
     .unwrap();
     assert_eq!(
         resp.into_result::<control::ActionResult>(),
-        Err("no connection named \"nope\"".into())
+        Err(control::ResponseError::Refused(
+            "no connection named \"nope\"".into()
+        ))
     );
 }
 
@@ -342,8 +358,9 @@ fn client_says_when_daemon_is_not_running() {
     let dir = TempDir::new();
     let path = dir.0.join("missing.sock");
     let err = control::request(&path, &Request::new(Command::Status)).unwrap_err();
+    assert!(matches!(&err, control::ClientError::NotRunning(p) if p == &path));
     assert_eq!(
-        err,
+        err.to_string(),
         format!("cannot connect to {}: is ipsecgw running?", path.display())
     );
 }

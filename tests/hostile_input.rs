@@ -1,7 +1,8 @@
 //! A running gateway under hostile input: garbage IKE on 500 and 4500, IKE messages naming a
 //! live IKE SA but failing their integrity check, ESP with unknown SPIs, truncated ESP, and ESP
 //! with the live SPI but a bad ICV. Every one is dropped (and the ESP ones counted); the SAs,
-//! their SPIs and the traffic through them stay.
+//! their SPIs and the traffic through them stay. None is answered: not even a short SK payload
+//! claiming to retransmit the request whose response is cached (no reflection).
 
 mod common;
 use common::*;
@@ -123,4 +124,36 @@ fn garbage_and_forgeries_are_dropped_and_the_sa_survives() {
         sa_drops["truncated"].as_u64() >= Some(1),
         "per-SA drops by reason: {sa_drops}"
     );
+
+    // Issue 11 finding 1: 33-byte datagrams with the live SPIs, claiming to retransmit the
+    // initiator's requests (whose response the responder caches), from a victim's address.
+    // They are rejected before any integrity check, and must not be answered.
+    let reflected = ipsecgw::routing::netns::in_netns(lab.ns(Side::Left), move || {
+        let s = UdpSocket::bind("192.0.2.1:0").unwrap();
+        s.set_read_timeout(Some(Duration::from_millis(300)))
+            .unwrap();
+        for exchange in [35u8, 36, 37] {
+            for msg_id in 0u32..6 {
+                let mut m = vec![0u8; 4];
+                m.extend_from_slice(&ike_i.to_be_bytes());
+                m.extend_from_slice(&ike_r.to_be_bytes());
+                m.extend_from_slice(&[46, 0x20, exchange, 0x08]);
+                m.extend_from_slice(&msg_id.to_be_bytes());
+                m.extend_from_slice(&33u32.to_be_bytes());
+                m.extend_from_slice(&[35, 0, 0, 5, 0xaa]);
+                s.send_to(&m, "192.0.2.2:4500").unwrap();
+            }
+        }
+        let mut buf = [0u8; 2048];
+        let mut answers = 0;
+        while s.recv_from(&mut buf).is_ok() {
+            answers += 1;
+        }
+        answers
+    })
+    .expect("netns");
+    assert_eq!(reflected, 0, "unauthenticated datagrams were answered");
+    let c = lab.status_json(Side::Right)["connections"][0].clone();
+    assert_eq!(c["state"], "established", "{c}");
+    assert!(lab.ping(Side::Left, "10.1.0.1", "10.2.0.1", 2));
 }

@@ -4,8 +4,8 @@
 use ipsecgw::crypto::proposal::{parse_esp, parse_ike};
 use ipsecgw::crypto::{DhGroup, EncrAlg};
 use ipsecgw::ike::{
-    ChildConfig, ChildSa, DpdAction, Engine, Event, IkeConfig, RetransmitConfig, StartAction,
-    Transmit,
+    AuthFailure, ChildConfig, ChildDownReason, ChildSa, ConnState, DownReason, DpdAction, Engine,
+    Event, ExchangeKind, Failure, IkeConfig, ProposalKind, RetransmitConfig, StartAction, Transmit,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -241,7 +241,7 @@ impl Sim {
             .collect()
     }
 
-    fn ike_downs(&self, s: Side) -> Vec<String> {
+    fn ike_downs(&self, s: Side) -> Vec<DownReason> {
         self.events(s)
             .into_iter()
             .filter_map(|e| match e {
@@ -251,7 +251,7 @@ impl Sim {
             .collect()
     }
 
-    fn child_downs(&self, s: Side) -> Vec<(u32, String)> {
+    fn child_downs(&self, s: Side) -> Vec<(u32, ChildDownReason)> {
         self.events(s)
             .into_iter()
             .filter_map(|e| match e {
@@ -347,10 +347,11 @@ fn handshake_every_ike_and_esp_proposal() {
             assert_eq!(keylog(Side::A), keylog(Side::B));
             assert_eq!(keylog(Side::A).3, parse_ike(ike).unwrap().encr[0]);
             let st = sim.a.status(sim.now);
-            assert_eq!(st[0].state, "established");
+            assert_eq!(st[0].state, ConnState::Established);
             let ike_st = st[0].ike.as_ref().unwrap();
-            assert_eq!(ike_st.spi_i.len(), 16);
-            assert_eq!(st[0].children[0].spi_in, format!("{:08x}", ca[0].spi_in));
+            assert_eq!((ike_st.spi_i, ike_st.spi_r), (ua[0].0, ua[0].1));
+            assert_eq!(st[0].children[0].spi_in, ca[0].spi_in);
+            assert!(st[0].in_flight.is_none() && st[0].last_error.is_none());
         }
     }
 }
@@ -381,8 +382,11 @@ fn responder_proposal_order_wins() {
     assert_eq!(enc, (EncrAlg::AesCbc256, DhGroup::Modp1024));
     assert_eq!(sim.child_ups(Side::A)[0].encr, EncrAlg::AesCbc256);
     let st = sim.b.status(sim.now);
-    assert_eq!(st[0].ike.as_ref().unwrap().encr, "AES_CBC_256");
-    assert_eq!(st[0].ike.as_ref().unwrap().prf, "PRF_HMAC_SHA1");
+    assert_eq!(st[0].ike.as_ref().unwrap().algs.encr, EncrAlg::AesCbc256);
+    assert_eq!(
+        st[0].ike.as_ref().unwrap().algs.prf,
+        ipsecgw::crypto::PrfAlg::HmacSha1
+    );
 }
 
 #[test]
@@ -484,7 +488,19 @@ fn retransmits_until_exhaustion_then_down() {
     sim.run_for(Duration::from_secs(2));
     let downs = sim.ike_downs(Side::A);
     assert_eq!(downs.len(), 1);
-    assert!(downs[0].contains("not responding"), "{downs:?}");
+    assert!(downs[0].to_string().contains("not responding"), "{downs:?}");
+    assert!(
+        matches!(
+            &downs[0],
+            DownReason::Failed(Failure::PeerNotResponding {
+                exchange: ExchangeKind::IkeSaInit,
+                retransmits: 3,
+                ..
+            })
+        ),
+        "{downs:?}"
+    );
+    assert!(!downs[0].is_dead_peer(), "never came up: not a dead peer");
     assert_eq!(
         sim.ev_a
             .iter()
@@ -494,7 +510,13 @@ fn retransmits_until_exhaustion_then_down() {
         Duration::from_secs(30)
     );
     assert_eq!(sim.a.stats().retransmits, 3);
-    assert_eq!(sim.a.status(sim.now)[0].state, "down");
+    let st = &sim.a.status(sim.now)[0];
+    assert_eq!(st.state, ConnState::Down);
+    assert_eq!(
+        st.last_error.as_ref().map(|l| &l.failure),
+        downs[0].failure(),
+        "the status says why"
+    );
     // start_action = none: no re-initiation.
     sim.run_for(Duration::from_secs(100));
     assert_eq!(sim.wire.iter().filter(|(_, s, _)| *s == Side::A).count(), 4);
@@ -583,12 +605,26 @@ fn wrong_psk_fails_on_both_sides() {
     assert!(sim.ike_ups(Side::B).is_empty());
     let downs = sim.ike_downs(Side::A);
     assert_eq!(downs.len(), 1);
-    assert!(downs[0].contains("authentication failed"), "{downs:?}");
-    assert!(downs[0].contains("AUTHENTICATION_FAILED"), "{downs:?}");
+    assert_eq!(
+        downs[0],
+        DownReason::Failed(Failure::AuthFailed(AuthFailure::RejectedByPeer))
+    );
+    assert!(
+        downs[0].to_string().contains("AUTHENTICATION_FAILED"),
+        "{downs:?}"
+    );
     assert_eq!(sim.b.stats().auth_failures, 1);
     assert_eq!(sim.a.stats().auth_failures, 1);
-    assert_eq!(sim.a.status(sim.now)[0].state, "down");
-    assert_eq!(sim.b.status(sim.now)[0].state, "down");
+    assert_eq!(sim.a.status(sim.now)[0].state, ConnState::Down);
+    assert_eq!(sim.b.status(sim.now)[0].state, ConnState::Down);
+    // B, the responder, remembers why too.
+    assert!(matches!(
+        sim.b.status(sim.now)[0]
+            .last_error
+            .as_ref()
+            .map(|l| &l.failure),
+        Some(Failure::AuthFailed(AuthFailure::NoMatchingPsk { .. }))
+    ));
     assert!(sim.a.poll_timeout().is_none(), "nothing left to do on A");
     // The responder kept no SA: a replay of A's IKE_AUTH hits an unknown SPI.
     let auth = sim
@@ -616,7 +652,14 @@ fn wrong_remote_id_fails() {
     // match, authenticates, but A rejects B's identity.
     let downs = sim.ike_downs(Side::A);
     assert_eq!(downs.len(), 1);
-    assert!(downs[0].contains("authentication failed"), "{downs:?}");
+    assert!(
+        matches!(
+            &downs[0],
+            DownReason::Failed(Failure::AuthFailed(AuthFailure::PeerIdentity { .. }))
+        ),
+        "{downs:?}"
+    );
+    assert!(downs[0].to_string().contains("authentication failed"));
 }
 
 #[test]
@@ -628,9 +671,27 @@ fn no_proposal_chosen() {
     sim.run_for(Duration::from_secs(1));
     let downs = sim.ike_downs(Side::A);
     assert_eq!(downs.len(), 1);
-    assert!(downs[0].contains("NO_PROPOSAL_CHOSEN"), "{downs:?}");
+    assert!(
+        downs[0].to_string().contains("NO_PROPOSAL_CHOSEN"),
+        "{downs:?}"
+    );
+    let Some(Failure::NoProposalChosen(m)) = downs[0].failure() else {
+        panic!("{downs:?}");
+    };
+    assert_eq!((m.kind, m.theirs.as_deref()), (ProposalKind::Ike, None));
+    assert!(m.ours.contains("3DES_CBC"), "{m:?}");
     assert_eq!(sim.b.stats().no_proposal, 1);
-    assert!(sim.b.status(sim.now)[0].ike.is_none());
+    let st = &sim.b.status(sim.now)[0];
+    assert!(st.ike.is_none());
+    // The responder saw both offers.
+    let Some(Failure::NoProposalChosen(m)) = st.last_error.as_ref().map(|l| &l.failure) else {
+        panic!("{st:?}");
+    };
+    assert!(m.ours.contains("AES_CBC_256"), "{m:?}");
+    assert!(
+        m.theirs.as_deref().unwrap_or("").contains("3DES_CBC"),
+        "{m:?}"
+    );
 }
 
 #[test]
@@ -669,11 +730,11 @@ fn child_rekey_with_and_without_pfs() {
         // Old SAs deleted on both sides, new ones remain.
         assert_eq!(
             sim.child_downs(Side::A),
-            vec![(old_a.spi_in, "rekeyed".to_string())]
+            vec![(old_a.spi_in, ChildDownReason::Rekeyed)]
         );
         assert_eq!(
             sim.child_downs(Side::B),
-            vec![(old_b.spi_in, "rekeyed".to_string())]
+            vec![(old_b.spi_in, ChildDownReason::Rekeyed)]
         );
         assert_eq!(sim.installed(Side::A).len(), 1);
         assert_eq!(sim.b.status(sim.now)[0].children.len(), 1);
@@ -700,15 +761,12 @@ fn ike_rekey_moves_children() {
     assert_eq!(ua[1], ub[1]);
     assert!(ua[1].2, "rekeyed flag");
     assert_ne!((ua[1].0, ua[1].1), (old.0, old.1));
-    assert_eq!(sim.ike_downs(Side::A), vec!["rekeyed".to_string()]);
-    assert_eq!(sim.ike_downs(Side::B), vec!["rekeyed".to_string()]);
+    assert_eq!(sim.ike_downs(Side::A), vec![DownReason::Rekeyed]);
+    assert_eq!(sim.ike_downs(Side::B), vec![DownReason::Rekeyed]);
     assert!(sim.child_downs(Side::A).is_empty() && sim.child_downs(Side::B).is_empty());
     let st = sim.a.status(sim.now);
-    assert_eq!(
-        st[0].ike.as_ref().unwrap().spi_i,
-        format!("{:016x}", ua[1].0)
-    );
-    assert_eq!(st[0].children[0].spi_in, format!("{:08x}", child_a.spi_in));
+    assert_eq!(st[0].ike.as_ref().unwrap().spi_i, ua[1].0);
+    assert_eq!(st[0].children[0].spi_in, child_a.spi_in);
     // The new IKE SA works (keys agree): rekey the child over it, from the other side.
     let now = sim.now;
     sim.b.rekey(now, "c", false).unwrap();
@@ -776,7 +834,7 @@ fn simultaneous_ike_rekey_converges() {
     sim.b.rekey(now, "c", true).unwrap();
     sim.run_for(Duration::from_secs(30));
     let (sa, sb) = (sim.a.status(sim.now), sim.b.status(sim.now));
-    assert_eq!(sa[0].state, "established");
+    assert_eq!(sa[0].state, ConnState::Established);
     assert_eq!(
         sa[0].ike.as_ref().unwrap().spi_i,
         sb[0].ike.as_ref().unwrap().spi_i
@@ -825,7 +883,8 @@ fn dpd_detects_dead_peer() {
         sim.run_for(Duration::from_secs(20));
         let downs = sim.ike_downs(Side::A);
         assert_eq!(downs.len(), 1, "{downs:?}");
-        assert!(downs[0].contains("DPD"), "{downs:?}");
+        assert!(downs[0].to_string().contains("DPD"), "{downs:?}");
+        assert!(downs[0].is_dead_peer(), "{downs:?}");
         assert_eq!(sim.child_downs(Side::A).len(), 1);
         let inits_after = sim
             .wire
@@ -850,10 +909,11 @@ fn delete_from_either_side() {
         for s in [Side::A, Side::B] {
             assert_eq!(sim.ike_downs(s).len(), 1, "{side:?} -> {s:?}");
             assert_eq!(sim.child_downs(s).len(), 1);
-            assert_eq!(sim.engine(s).status(now)[0].state, "down");
+            assert_eq!(sim.engine(s).status(now)[0].state, ConnState::Down);
         }
         let other = if side == Side::A { Side::B } else { Side::A };
-        assert!(sim.ike_downs(other)[0].contains("deleted by peer"));
+        assert_eq!(sim.ike_downs(other)[0], DownReason::DeletedByPeer);
+        assert_eq!(sim.ike_downs(side)[0], DownReason::Terminated);
         assert!(sim.a.poll_timeout().is_none() && sim.b.poll_timeout().is_none());
     }
 }
@@ -925,7 +985,7 @@ fn encap_always_floats_to_4500() {
     }
     let st = sim.b.status(sim.now);
     assert!(st[0].ike.as_ref().unwrap().nat_detected);
-    assert_eq!(st[0].children[0].encap, "udp");
+    assert!(st[0].children[0].udp_encap);
 }
 
 #[test]
@@ -1032,7 +1092,7 @@ fn garbage_never_panics_and_sa_survives() {
     );
     assert!(sb.decrypt_failed > 0, "{sb:?}");
     // Existing SAs survived and still work: rekey the child.
-    assert_eq!(sim.a.status(now)[0].state, "established");
+    assert_eq!(sim.a.status(now)[0].state, ConnState::Established);
     sim.a.rekey(now, "c", false).unwrap();
     sim.run_for(Duration::from_secs(1));
     sim.one_mirrored_pair("after garbage");
@@ -1067,7 +1127,7 @@ fn reload_keeps_unchanged_and_restarts_changed() {
     sim.run_for(Duration::from_secs(1));
     assert_eq!(sim.ike_downs(Side::A).len(), 2, "removed: deleted");
     assert!(sim.a.status(now).is_empty());
-    assert_eq!(sim.b.status(sim.now)[0].state, "down");
+    assert_eq!(sim.b.status(sim.now)[0].state, ConnState::Down);
 }
 
 #[test]
@@ -1151,7 +1211,7 @@ fn both_ends_initiating_converge_to_one_sa() {
         let mut sim = Sim::new(ca, cb, seed);
         sim.run_for(Duration::from_secs(5));
         let (sa, sb) = (sim.a.status(sim.now), sim.b.status(sim.now));
-        assert_eq!(sa[0].state, "established");
+        assert_eq!(sa[0].state, ConnState::Established);
         assert_eq!(
             sa[0].ike.as_ref().unwrap().spi_i,
             sb[0].ike.as_ref().unwrap().spi_i
@@ -1163,10 +1223,7 @@ fn both_ends_initiating_converge_to_one_sa() {
         assert_eq!(sim.ike_ups(Side::A).len() - sim.ike_downs(Side::A).len(), 1);
         // Both initiations really happened and one SA was resolved away.
         assert_eq!(sim.ike_ups(Side::A).len(), 2);
-        assert_eq!(
-            sim.ike_downs(Side::B),
-            vec!["duplicate IKE_SA (both ends initiated)".to_string()]
-        );
+        assert_eq!(sim.ike_downs(Side::B), vec![DownReason::Duplicate]);
     }
 }
 
@@ -1248,7 +1305,7 @@ fn start_action_start_reinitiates_after_peer_delete() {
     let now = sim.now;
     sim.b.terminate(now, "c").unwrap();
     sim.run_for(Duration::from_secs(2));
-    assert_eq!(sim.ike_downs(Side::A), vec!["deleted by peer".to_string()]);
+    assert_eq!(sim.ike_downs(Side::A), vec![DownReason::DeletedByPeer]);
     assert_eq!(
         sim.ike_ups(Side::A).len(),
         1,
@@ -1269,16 +1326,14 @@ fn initial_contact_replaces_stale_sa_after_peer_restart() {
     sim.initiate();
     sim.run_for(Duration::from_secs(1));
     assert_eq!(sim.ike_ups(Side::B).len(), 2);
-    assert_eq!(
-        sim.ike_downs(Side::B),
-        vec!["replaced (peer sent INITIAL_CONTACT)".to_string()]
-    );
+    let replaced = DownReason::ReplacedByInitialContact;
+    assert_eq!(sim.ike_downs(Side::B), vec![replaced.clone()]);
     assert_eq!(
         sim.child_downs(Side::B),
-        vec![(old_b, "replaced (peer sent INITIAL_CONTACT)".to_string())]
+        vec![(old_b, ChildDownReason::Ike(replaced))]
     );
     assert_eq!(sim.installed(Side::B).len(), 1);
-    assert_eq!(sim.b.status(sim.now)[0].state, "established");
+    assert_eq!(sim.b.status(sim.now)[0].state, ConnState::Established);
 }
 
 proptest::proptest! {
@@ -1306,8 +1361,8 @@ proptest::proptest! {
         }
         while sim.a.poll_transmit().is_some() {}
         while sim.b.poll_transmit().is_some() {}
-        proptest::prop_assert_eq!(sim.a.status(now)[0].state.clone(), "established");
-        proptest::prop_assert_eq!(sim.b.status(now)[0].state.clone(), "established");
+        proptest::prop_assert_eq!(sim.a.status(now)[0].state, ConnState::Established);
+        proptest::prop_assert_eq!(sim.b.status(now)[0].state, ConnState::Established);
         proptest::prop_assert!(sim.ike_downs(Side::A).is_empty());
     }
 }
@@ -1328,7 +1383,7 @@ fn absurd_durations_do_not_panic() {
     let mut sim = established(ca, cb, 210);
     sim.run_for(Duration::from_secs(10));
     let st = sim.a.status(sim.now);
-    assert_eq!(st[0].state, "established");
+    assert_eq!(st[0].state, ConnState::Established);
     assert!(st[0].ike.as_ref().unwrap().rekey_in_secs.unwrap() > 300 * 24 * 3600);
     let now = sim.now;
     sim.a.rekey(now, "c", true).unwrap();
@@ -1354,4 +1409,221 @@ fn ipv6_handshake_and_selectors() {
     sim.b.rekey(now, "c", true).unwrap();
     sim.run_for(Duration::from_secs(1));
     assert_eq!(sim.ike_ups(Side::A).len(), 2);
+}
+
+/// A 33-byte datagram: an IKE header with the given SPIs and an SK payload too short to
+/// hold an IV and ICV (rejected before any integrity check could run).
+fn spoofed_short_sk(spi_i: u64, spi_r: u64, exchange: u8, msg_id: u32) -> Vec<u8> {
+    let mut d = Vec::with_capacity(33);
+    d.extend_from_slice(&spi_i.to_be_bytes());
+    d.extend_from_slice(&spi_r.to_be_bytes());
+    d.extend_from_slice(&[46, 0x20, exchange, 0x08]);
+    d.extend_from_slice(&msg_id.to_be_bytes());
+    d.extend_from_slice(&33u32.to_be_bytes());
+    d.extend_from_slice(&[35, 0, 0, 5, 0xaa]);
+    assert_eq!(d.len(), 33);
+    d
+}
+
+/// Issue 11 finding 1: an unauthenticated datagram naming a half-open SA must not make the
+/// responder re-send (reflect) its IKE_SA_INIT response to whatever source it claims.
+#[test]
+fn spoofed_short_sk_does_not_reflect_the_ike_sa_init_response() {
+    let (ca, cb) = pair();
+    let mut sim = Sim::new(ca, cb, 230);
+    // A's IKE_AUTH never arrives: B keeps a half-open SA with its cached IKE_SA_INIT response.
+    sim.filter = Box::new(|side, t| {
+        if side == Side::A && exch(t).0 == 35 {
+            Fate::Drop
+        } else {
+            Fate::Deliver
+        }
+    });
+    sim.initiate();
+    let resp = sim
+        .wire
+        .iter()
+        .find(|(_, s, t)| *s == Side::B && exch(t).0 == 34)
+        .expect("IKE_SA_INIT response")
+        .2
+        .clone();
+    let spi_i = u64::from_be_bytes(resp.data[0..8].try_into().unwrap());
+    let spi_r = u64::from_be_bytes(resp.data[8..16].try_into().unwrap());
+    let victim: SocketAddr = "198.51.100.9:500".parse().unwrap();
+    let b_local: SocketAddr = format!("{B_IP}:500").parse().unwrap();
+    let now = sim.now;
+    for (exchange, msg_id) in [(35u8, 0u32), (34, 0), (37, 0), (35, 1)] {
+        let d = spoofed_short_sk(spi_i, spi_r, exchange, msg_id);
+        sim.b.handle_datagram(now, b_local, victim, &d);
+        let sent: Vec<Transmit> = std::iter::from_fn(|| sim.b.poll_transmit()).collect();
+        assert!(
+            sent.is_empty(),
+            "spoofed exchange {exchange} msg {msg_id} reflected {} datagram(s) to {}",
+            sent.len(),
+            sent[0].remote
+        );
+    }
+    assert_eq!(sim.b.stats().responses_resent, 0);
+    assert!(sim.b.stats().malformed_dropped + sim.b.stats().decrypt_failed >= 4);
+}
+
+/// Issue 11 finding 1: spoofed datagrams with the SPIs of an established SA must neither
+/// reflect its cached response nor count as a sign of life that keeps DPD quiet.
+#[test]
+fn spoofed_datagrams_do_not_keep_dpd_from_firing() {
+    let (ca, mut cb) = pair();
+    cb.dpd_delay = Duration::from_secs(10);
+    cb.retransmit = RetransmitConfig {
+        timeout: Duration::from_secs(1),
+        base: 2.0,
+        tries: 2,
+    };
+    let mut sim = established(ca, cb, 231);
+    let (spi_i, spi_r, _) = sim.ike_ups(Side::B)[0];
+    // A dies: nothing it sends, nothing sent to it arrives.
+    sim.filter = Box::new(|_, _| Fate::Drop);
+    let spoof: SocketAddr = "198.51.100.9:500".parse().unwrap();
+    let b_local: SocketAddr = format!("{B_IP}:500").parse().unwrap();
+    let resent_before = sim.b.stats().responses_resent;
+    for _ in 0..24 {
+        sim.run_for(Duration::from_secs(5));
+        let now = sim.now;
+        // msg 1 is the IKE_AUTH request whose response B still caches.
+        let d = spoofed_short_sk(spi_i, spi_r, 37, 1);
+        sim.b.handle_datagram(now, b_local, spoof, &d);
+        sim.pump();
+    }
+    assert_eq!(sim.b.stats().responses_resent, resent_before);
+    assert!(sim.b.stats().dpd_sent >= 1, "DPD never fired");
+    let downs = sim.ike_downs(Side::B);
+    assert_eq!(downs.len(), 1, "B never declared its dead peer down");
+    assert!(downs[0].is_dead_peer(), "{downs:?}");
+}
+
+/// Issue 11 finding 6: without a NAT between the peers (RFC 7296 2.23), an authenticated
+/// request from another address or port does not move the IKE SA.
+#[test]
+fn peer_address_follows_only_behind_a_nat() {
+    let (ca, cb) = pair();
+    let mut sim = established(ca, cb, 232);
+    let now = sim.now;
+    sim.a.rekey(now, "c", false).unwrap();
+    let moved: SocketAddr = format!("{A_IP}:1234").parse().unwrap();
+    let t = sim.a.poll_transmit().expect("CREATE_CHILD_SA request");
+    sim.b.handle_datagram(now, t.remote, moved, &t.data);
+    let answer = sim.b.poll_transmit().expect("B answers");
+    assert_eq!(
+        answer.remote, moved,
+        "a response goes where its request came from"
+    );
+    let st = sim.b.status(sim.now);
+    assert_eq!(
+        st[0].ike.as_ref().unwrap().remote,
+        format!("{A_IP}:500").parse::<SocketAddr>().unwrap(),
+        "no NAT detected: the SA stays on the address it was set up with"
+    );
+    // B's own next request goes to the old address.
+    sim.a
+        .handle_datagram(now, answer.remote, answer.local, &answer.data);
+    while let Some(t) = sim.a.poll_transmit() {
+        sim.b.handle_datagram(now, t.remote, moved, &t.data);
+        let answer = sim.b.poll_transmit().expect("B answers");
+        assert_eq!(answer.remote, moved);
+    }
+    let now = sim.now;
+    sim.b.rekey(now, "c", false).unwrap();
+    let req = sim.b.poll_transmit().expect("B's request");
+    assert_eq!(
+        req.remote,
+        format!("{A_IP}:500").parse::<SocketAddr>().unwrap()
+    );
+}
+
+/// Moves datagrams between A (behind a NAT whose mapping of A's port 4500 is `mapped`, and
+/// of 500 is `mapped500`) and B until both are quiet.
+fn pump_through_nat(sim: &mut Sim, mapped500: SocketAddr, mapped: SocketAddr) {
+    let now = sim.now;
+    for _ in 0..20 {
+        while let Some(t) = sim.a.poll_transmit() {
+            let src = if t.local.port() == 4500 {
+                mapped
+            } else {
+                mapped500
+            };
+            sim.b.handle_datagram(now, t.remote, src, &t.data);
+        }
+        while let Some(t) = sim.b.poll_transmit() {
+            // The NAT forwards only what is sent to a live mapping.
+            let dst_port = if t.remote == mapped {
+                4500
+            } else if t.remote == mapped500 {
+                500
+            } else {
+                continue;
+            };
+            let a_local = SocketAddr::new(A_IP.parse().unwrap(), dst_port);
+            sim.a.handle_datagram(now, a_local, t.local, &t.data);
+        }
+    }
+    while let Some(e) = sim.a.poll_event() {
+        sim.ev_a.push((now - sim.base, e));
+    }
+    while let Some(e) = sim.b.poll_event() {
+        sim.ev_b.push((now - sim.base, e));
+    }
+}
+
+/// Issue 9: when the NAT in front of the peer picks a new port, the next authenticated
+/// request moves the IKE SA and the CHILD SAs must follow (Event::PeerMoved).
+#[test]
+fn nat_mapping_change_moves_the_sa_and_its_children() {
+    let (ca, mut cb) = pair();
+    cb.remote_addrs = vec![];
+    cb.remote_id = None;
+    let mut sim = Sim::new(ca, cb, 233);
+    let nat500: SocketAddr = "203.0.113.7:31000".parse().unwrap();
+    let nat45: SocketAddr = "203.0.113.7:31001".parse().unwrap();
+    let now = sim.now;
+    sim.a.initiate(now, "c").unwrap();
+    pump_through_nat(&mut sim, nat500, nat45);
+    let child_b = sim.one_mirrored_pair("through the NAT").1;
+    assert_eq!(child_b.remote, nat45);
+    let moved_events = |sim: &Sim| -> Vec<(SocketAddr, Vec<u32>)> {
+        sim.events(Side::B)
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::PeerMoved {
+                    remote, children, ..
+                } => Some((*remote, children.clone())),
+                _ => None,
+            })
+            .collect()
+    };
+    assert!(moved_events(&sim).is_empty());
+
+    // The NAT forgets the mapping; A's next packets leave from another port.
+    let renat: SocketAddr = "203.0.113.7:40002".parse().unwrap();
+    // A spoofed, unauthenticated packet from yet another port moves nothing.
+    let (spi_i, spi_r, _) = sim.ike_ups(Side::B)[0];
+    let b_local: SocketAddr = format!("{B_IP}:4500").parse().unwrap();
+    let spoof: SocketAddr = "203.0.113.7:50000".parse().unwrap();
+    let now = sim.now;
+    sim.b
+        .handle_datagram(now, b_local, spoof, &spoofed_short_sk(spi_i, spi_r, 37, 2));
+    assert!(sim.b.poll_transmit().is_none());
+    assert!(moved_events(&sim).is_empty());
+    // A's next request (a CHILD rekey here; DPD does the same) comes from the new port.
+    sim.a.rekey(now, "c", false).unwrap();
+    pump_through_nat(&mut sim, nat500, renat);
+    assert_eq!(
+        moved_events(&sim),
+        vec![(renat, vec![child_b.spi_in])],
+        "B reports the move for the CHILD SA installed then"
+    );
+    let st = &sim.b.status(sim.now)[0];
+    assert_eq!(st.ike.as_ref().unwrap().remote, renat);
+    // The rekeyed CHILD SA was set up at the new address, and the exchange completed there.
+    let (_, new_b) = sim.one_mirrored_pair("rekeyed after the move");
+    assert_eq!(new_b.remote, renat);
+    assert_eq!(new_b.rekey_of, Some(child_b.spi_in));
 }

@@ -340,3 +340,78 @@ fn ike_on_a_custom_port() {
     assert_eq!(c["ike"]["remote"], "192.0.2.2:1500", "{c}");
     assert!(lab.ping(Side::Left, "10.1.0.1", "10.2.0.1", 3));
 }
+
+/// The status says why a connection is down (typed kind + message) and what it is doing
+/// while connecting; a connection that never came up is not a DPD failure, a peer that dies
+/// on an established SA is exactly one.
+#[test]
+fn failures_in_status_and_dpd_failure_counting() {
+    if !netns_env_ok(&[]) {
+        return;
+    }
+    let mut lab = Lab::new("fail");
+    // Fast failure detection: DPD after 2 s idle, 3 retransmits 1 s apart.
+    let fast = |c: String| {
+        c.replace("dpd_delay = \"10s\"", "dpd_delay = \"2s\"")
+            .replace(
+                "retransmit_tries = 3",
+                "retransmit_tries = 3\nretransmit_base = 1.0",
+            )
+    };
+    let mut l = GwConf::new(Side::Left);
+    l.tunnel = Some(TUN_L);
+    lab.start_ipsecgw(Side::Left, &fast(l.render(&lab)));
+
+    // Nobody answers: IKE_SA_INIT is retransmitted, then the attempt fails.
+    cli_ok(&lab, Side::Left, "initiate gw");
+    let trying = wait_for(Duration::from_secs(10), || {
+        let c = conn(&lab, Side::Left);
+        (c["in_flight"]["retransmits"].as_u64()? >= 1).then_some(c)
+    })
+    .unwrap_or_else(|| panic!("no retransmission in status: {}", conn(&lab, Side::Left)));
+    assert_eq!(trying["state"], "connecting", "{trying}");
+    assert_eq!(trying["in_flight"]["exchange"], "IKE_SA_INIT", "{trying}");
+    let failed = wait_for(Duration::from_secs(15), || {
+        let c = conn(&lab, Side::Left);
+        (c["state"] == "down" && c["last_error"].is_object()).then_some(c)
+    })
+    .unwrap_or_else(|| panic!("no failure in status: {}", conn(&lab, Side::Left)));
+    assert_eq!(
+        failed["last_error"]["kind"], "peer_not_responding",
+        "{failed}"
+    );
+    let msg = failed["last_error"]["message"].as_str().unwrap_or("");
+    assert!(msg.contains("3 retransmits of IKE_SA_INIT"), "{failed}");
+    assert_eq!(
+        failed["counters"]["dpd_failures"], 0,
+        "never came up, so no DPD failure: {failed}"
+    );
+
+    // The peer appears: up, and the error is gone.
+    let mut r = GwConf::new(Side::Right);
+    r.tunnel = Some(TUN_R);
+    let right = lab.start_ipsecgw(Side::Right, &fast(r.render(&lab)));
+    cli_ok(&lab, Side::Left, "initiate gw");
+    let up = wait_state(&lab, Side::Left, "established");
+    assert!(up.get("last_error").is_none(), "{up}");
+    assert!(lab.ping(Side::Left, "10.1.0.1", "10.2.0.1", 2));
+
+    // The peer dies: DPD finds out, once; the restarts that fail after it are no DPD failures.
+    lab.kill9(right);
+    let dead = wait_for(Duration::from_secs(20), || {
+        let c = conn(&lab, Side::Left);
+        (c["counters"]["dpd_failures"].as_u64()? >= 1).then_some(c)
+    })
+    .unwrap_or_else(|| panic!("DPD failure not counted: {}", conn(&lab, Side::Left)));
+    assert_eq!(dead["counters"]["dpd_failures"], 1, "{dead}");
+    std::thread::sleep(Duration::from_secs(10));
+    let later = conn(&lab, Side::Left);
+    assert_eq!(
+        later["counters"]["dpd_failures"], 1,
+        "re-initiations that fail are not DPD failures: {later}"
+    );
+    assert_eq!(
+        later["last_error"]["kind"], "peer_not_responding",
+        "{later}"
+    );
+}

@@ -5,29 +5,29 @@ use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::time::Duration;
 
+use super::error::ClientError;
 use super::protocol::{Request, Response, MAX_RESPONSE_BYTES, PROTOCOL_VERSION};
 
 /// Long enough for `initiate`, which may wait for IKE to finish retransmitting.
 const TIMEOUT: Duration = Duration::from_secs(120);
 
-/// Sends one request and waits for the response. Errors are complete sentences for the user.
-pub fn request(socket: &Path, req: &Request) -> Result<Response, String> {
+/// Sends one request and waits for the response.
+pub fn request(socket: &Path, req: &Request) -> Result<Response, ClientError> {
+    let path = || socket.to_path_buf();
     let mut stream = UnixStream::connect(socket).map_err(|e| match e.kind() {
         io::ErrorKind::NotFound | io::ErrorKind::ConnectionRefused => {
-            format!(
-                "cannot connect to {}: is ipsecgw running?",
-                socket.display()
-            )
+            ClientError::NotRunning(path())
         }
-        io::ErrorKind::PermissionDenied => {
-            format!(
-                "cannot connect to {}: permission denied (run as root)",
-                socket.display()
-            )
-        }
-        _ => format!("cannot connect to {}: {e}", socket.display()),
+        io::ErrorKind::PermissionDenied => ClientError::PermissionDenied(path()),
+        _ => ClientError::Connect {
+            path: path(),
+            source: e,
+        },
     })?;
-    let io_err = |e: io::Error| format!("control socket {}: {e}", socket.display());
+    let io_err = |source: io::Error| ClientError::Io {
+        path: path(),
+        source,
+    };
     stream.set_read_timeout(Some(TIMEOUT)).map_err(io_err)?;
     stream.set_write_timeout(Some(TIMEOUT)).map_err(io_err)?;
 
@@ -46,35 +46,27 @@ pub fn request(socket: &Path, req: &Request) -> Result<Response, String> {
                 e.kind(),
                 io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
             ) {
-                format!(
-                    "no answer from ipsecgw on {} within {}s",
-                    socket.display(),
-                    TIMEOUT.as_secs()
-                )
+                ClientError::Timeout {
+                    path: path(),
+                    secs: TIMEOUT.as_secs(),
+                }
             } else {
                 io_err(e)
             }
         })?;
     if raw.len() > MAX_RESPONSE_BYTES {
-        return Err(format!(
-            "response from {} is larger than {MAX_RESPONSE_BYTES} bytes",
-            socket.display()
-        ));
+        return Err(ClientError::TooLarge {
+            path: path(),
+            limit: MAX_RESPONSE_BYTES,
+        });
     }
     if raw.is_empty() {
-        return Err(format!(
-            "ipsecgw closed {} without answering",
-            socket.display()
-        ));
+        return Err(ClientError::Closed(path()));
     }
-    let response: Response = serde_json::from_slice(&raw)
-        .map_err(|e| format!("malformed response from ipsecgw: {e}"))?;
+    let response: Response =
+        serde_json::from_slice(&raw).map_err(|e| ClientError::Malformed(e.to_string()))?;
     if response.version != PROTOCOL_VERSION {
-        return Err(format!(
-            "ipsecgw answered with control protocol version {} but this client speaks {PROTOCOL_VERSION}; \
-             use the ipsecgw binary of the running daemon",
-            response.version
-        ));
+        return Err(ClientError::Version(response.version));
     }
     Ok(response)
 }

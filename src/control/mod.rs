@@ -3,6 +3,8 @@
 //! `ipsecgw status --json`, the human tables, and the Prometheus metrics endpoint.
 
 mod client;
+pub mod engine_view;
+mod error;
 mod metrics;
 mod protocol;
 mod render;
@@ -10,6 +12,7 @@ mod server;
 mod status;
 
 pub use client::request;
+pub use error::{ClientError, RequestError, ResponseError};
 pub use metrics::{render_prometheus, serve_metrics, serve_metrics_listener, StatusSource};
 pub use protocol::{
     ActionResult, Command, Request, Response, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES,
@@ -19,7 +22,9 @@ pub use render::{format_bytes, format_secs, print_response, render_bgp_table, re
 pub use server::{
     bind, channel_handler, serve, serve_listener, ControlCall, ControlHandler, HandlerFuture,
 };
+pub use status::bgp_state_name::name as bgp_state_name;
 pub use status::{
     BgpReport, BgpState, BgpSummary, ChildSaStatus, ChildState, ConnCounters, ConnState,
-    ConnectionStatus, EspEncap, IkeSaStatus, RibRow, RouteDirection, StatusReport,
+    ConnectionStatus, EspEncap, IkeSaStatus, InFlightReport, LastErrorReport, RibRow,
+    RouteDirection, StatusReport,
 };

@@ -8,6 +8,7 @@
 //! <- {"version":1,"ok":false,"error":"no connection named \"azure\""}
 //! ```
 
+use super::error::{RequestError, ResponseError};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -59,29 +60,22 @@ impl Request {
 
     /// Parses one request line. The version is checked before the command so that a newer
     /// client gets "unsupported version" rather than a confusing field error.
-    pub fn from_json(text: &str) -> Result<Request, String> {
-        let value: serde_json::Value = serde_json::from_str(text.trim())
-            .map_err(|e| format!("request is not valid JSON: {e}"))?;
+    pub fn from_json(text: &str) -> Result<Request, RequestError> {
+        let value: serde_json::Value =
+            serde_json::from_str(text.trim()).map_err(|e| RequestError::NotJson(e.to_string()))?;
         let serde_json::Value::Object(mut fields) = value else {
-            return Err("request must be a JSON object".into());
+            return Err(RequestError::NotObject);
         };
-        let version = match fields.remove("version") {
-            None => {
-                return Err(format!(
-                    "request has no \"version\" (this ipsecgw speaks version {PROTOCOL_VERSION})"
-                ))
-            }
-            Some(v) => v
-                .as_u64()
-                .ok_or_else(|| "\"version\" must be a number".to_string())?,
-        };
+        let version = fields
+            .remove("version")
+            .ok_or(RequestError::NoVersion)?
+            .as_u64()
+            .ok_or(RequestError::VersionNotNumber)?;
         if version != u64::from(PROTOCOL_VERSION) {
-            return Err(format!(
-                "unsupported control protocol version {version} (this ipsecgw speaks version {PROTOCOL_VERSION})"
-            ));
+            return Err(RequestError::UnsupportedVersion(version));
         }
         let command: Command = serde_json::from_value(serde_json::Value::Object(fields))
-            .map_err(|e| format!("bad request: {e}"))?;
+            .map_err(|e| RequestError::BadCommand(e.to_string()))?;
         Ok(Request {
             version: PROTOCOL_VERSION,
             command,
@@ -128,15 +122,16 @@ impl Response {
         }
     }
 
-    /// Decodes the result of a successful response, or returns the error message.
-    pub fn into_result<T: DeserializeOwned>(self) -> Result<T, String> {
+    /// Decodes the result of a successful response, or says why there is none.
+    pub fn into_result<T: DeserializeOwned>(self) -> Result<T, ResponseError> {
         if !self.ok {
-            return Err(self
-                .error
-                .unwrap_or_else(|| "request failed (no error message)".into()));
+            return Err(ResponseError::Refused(
+                self.error
+                    .unwrap_or_else(|| "request failed (no error message)".into()),
+            ));
         }
         let value = self.result.unwrap_or(serde_json::Value::Null);
-        serde_json::from_value(value).map_err(|e| format!("unexpected result from ipsecgw: {e}"))
+        serde_json::from_value(value).map_err(|e| ResponseError::Unexpected(e.to_string()))
     }
 
     pub fn to_json(&self) -> String {
@@ -205,23 +200,27 @@ mod tests {
 
     #[test]
     fn bad_requests() {
-        assert!(Request::from_json("{")
-            .unwrap_err()
-            .contains("not valid JSON"));
-        assert!(Request::from_json("[]")
-            .unwrap_err()
-            .contains("JSON object"));
-        assert!(Request::from_json(r#"{"command":"status"}"#)
-            .unwrap_err()
+        let err = |text: &str| Request::from_json(text).unwrap_err();
+        assert!(matches!(err("{"), RequestError::NotJson(_)));
+        assert!(err("{").to_string().contains("not valid JSON"));
+        assert_eq!(err("[]"), RequestError::NotObject);
+        assert!(err("[]").to_string().contains("JSON object"));
+        assert_eq!(err(r#"{"command":"status"}"#), RequestError::NoVersion);
+        assert!(err(r#"{"command":"status"}"#)
+            .to_string()
             .contains("no \"version\""));
-        assert!(Request::from_json(r#"{"version":2,"command":"status"}"#)
-            .unwrap_err()
+        assert_eq!(
+            err(r#"{"version":2,"command":"status"}"#),
+            RequestError::UnsupportedVersion(2)
+        );
+        assert!(err(r#"{"version":2,"command":"status"}"#)
+            .to_string()
             .contains("unsupported"));
-        assert!(Request::from_json(r#"{"version":1,"command":"explode"}"#)
-            .unwrap_err()
+        assert!(err(r#"{"version":1,"command":"explode"}"#)
+            .to_string()
             .contains("explode"));
-        assert!(Request::from_json(r#"{"version":1,"command":"initiate"}"#)
-            .unwrap_err()
+        assert!(err(r#"{"version":1,"command":"initiate"}"#)
+            .to_string()
             .contains("name"));
     }
 
@@ -237,6 +236,9 @@ mod tests {
         assert_eq!(ok.into_result::<ActionResult>().unwrap().message, "done");
         let err = Response::error("nope");
         assert_eq!(err.to_json(), r#"{"version":1,"ok":false,"error":"nope"}"#);
-        assert_eq!(err.into_result::<ActionResult>(), Err("nope".into()));
+        assert_eq!(
+            err.into_result::<ActionResult>(),
+            Err(ResponseError::Refused("nope".into()))
+        );
     }
 }

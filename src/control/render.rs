@@ -3,6 +3,7 @@
 
 use std::fmt::Write;
 
+use super::error::ResponseError;
 use super::protocol::{ActionResult, Command, Request, Response};
 use super::status::{
     BgpReport, ChildSaStatus, ConnCounters, ConnectionStatus, EspEncap, IkeSaStatus,
@@ -56,7 +57,8 @@ fn render_connection(out: &mut String, conn: &ConnectionStatus) {
         render_child(out, child);
     }
     if let Some(bgp) = &conn.bgp {
-        let _ = write!(out, "  bgp: {}", bgp.state.as_str().to_uppercase());
+        let state = super::status::bgp_state_name::name(bgp.state);
+        let _ = write!(out, "  bgp: {}", state.to_uppercase());
         if let Some(peer) = bgp.peer_address {
             let _ = write!(out, " with {peer}");
             if bgp.peer_as != 0 {
@@ -261,20 +263,22 @@ pub fn render_bgp_table(report: &BgpReport) -> String {
 /// Turns a daemon response into the text the CLI prints: the human table (or one pretty JSON
 /// document with `json`) for `status`/`bgp`, the daemon's message for actions. `Err` carries
 /// the daemon's error message (e.g. an unknown connection name).
-pub fn print_response(req: &Request, resp: &Response, json: bool) -> Result<String, String> {
+pub fn print_response(req: &Request, resp: &Response, json: bool) -> Result<String, ResponseError> {
     if !resp.ok {
-        return Err(resp
-            .error
-            .clone()
-            .unwrap_or_else(|| "request failed".into()));
+        return Err(ResponseError::Refused(
+            resp.error
+                .clone()
+                .unwrap_or_else(|| "request failed".into()),
+        ));
     }
     let result = resp.result.clone().unwrap_or(serde_json::Value::Null);
     if json {
-        let mut text = serde_json::to_string_pretty(&result).map_err(|e| e.to_string())?;
+        let mut text = serde_json::to_string_pretty(&result)
+            .map_err(|e| ResponseError::Unexpected(e.to_string()))?;
         text.push('\n');
         return Ok(text);
     }
-    let decode_err = |e: serde_json::Error| format!("unexpected answer from ipsecgw: {e}");
+    let decode_err = |e: serde_json::Error| ResponseError::Unexpected(e.to_string());
     match req.command {
         Command::Status => Ok(render_table(
             &serde_json::from_value::<StatusReport>(result).map_err(decode_err)?,
@@ -354,7 +358,7 @@ mod tests {
         );
         assert_eq!(
             print_response(&act, &Response::error("no connection named \"x\""), false),
-            Err("no connection named \"x\"".into())
+            Err(ResponseError::Refused("no connection named \"x\"".into()))
         );
         let bgp = Request::new(Command::Bgp { name: None });
         assert_eq!(
@@ -363,6 +367,7 @@ mod tests {
         );
         assert!(print_response(&status, &done, false)
             .unwrap_err()
+            .to_string()
             .contains("unexpected answer"));
     }
 

@@ -16,6 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::{mpsc, oneshot};
 
+use super::error::RequestError;
 use super::protocol::{Request, Response, MAX_REQUEST_BYTES};
 
 /// A slow or stuck client must not hold a task forever.
@@ -162,15 +163,15 @@ async fn handle_client(mut stream: UnixStream, handler: Arc<dyn ControlHandler>)
     } else {
         match tokio::time::timeout(READ_TIMEOUT, read_request(&mut stream)).await {
             Err(_) => Response::error("timed out waiting for the request"),
-            Ok(Err(RequestError::TooLarge)) => {
+            Ok(Err(e @ RequestError::TooLarge)) => {
                 // Swallow the rest (bounded) so the client sees our answer instead of a reset.
                 let _ = tokio::time::timeout(READ_TIMEOUT, drain(&mut stream)).await;
-                Response::error(format!("request larger than {MAX_REQUEST_BYTES} bytes"))
+                Response::error(e.to_string())
             }
-            Ok(Err(RequestError::Other(message))) => Response::error(message),
+            Ok(Err(e)) => Response::error(e.to_string()),
             Ok(Ok(text)) => match Request::from_json(&text) {
                 Ok(request) => handler.handle(request).await,
-                Err(message) => Response::error(message),
+                Err(e) => Response::error(e.to_string()),
             },
         }
     };
@@ -184,11 +185,6 @@ async fn handle_client(mut stream: UnixStream, handler: Arc<dyn ControlHandler>)
     .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client did not read the response"))?
 }
 
-enum RequestError {
-    TooLarge,
-    Other(String),
-}
-
 /// Reads up to the first newline (or EOF), refusing more than MAX_REQUEST_BYTES.
 async fn read_request(stream: &mut UnixStream) -> Result<String, RequestError> {
     let mut buf = Vec::with_capacity(256);
@@ -197,7 +193,7 @@ async fn read_request(stream: &mut UnixStream) -> Result<String, RequestError> {
         let n = stream
             .read(&mut chunk)
             .await
-            .map_err(|e| RequestError::Other(format!("read error: {e}")))?;
+            .map_err(|e| RequestError::Read(e.to_string()))?;
         let data = chunk.get(..n).unwrap_or_default();
         let (line, done) = match data.iter().position(|b| *b == b'\n') {
             Some(pos) => (data.get(..pos).unwrap_or_default(), true),
@@ -211,7 +207,7 @@ async fn read_request(stream: &mut UnixStream) -> Result<String, RequestError> {
             break;
         }
     }
-    String::from_utf8(buf).map_err(|_| RequestError::Other("request is not UTF-8".into()))
+    String::from_utf8(buf).map_err(|_| RequestError::NotUtf8)
 }
 
 /// Reads and discards input until EOF, at most 16 times the request limit.

@@ -4,12 +4,14 @@
 //! partial documents still parse.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 
 use serde::{Deserialize, Serialize};
 
 use crate::prefix::IpPrefix;
+
+pub use crate::bgp::BgpState;
+pub use crate::ike::{ChildState, ConnState};
 
 /// The whole status document: every configured connection, up or down.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -24,6 +26,7 @@ pub struct StatusReport {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ConnectionStatus {
     pub name: String,
+    #[serde(with = "conn_state_name")]
     pub state: ConnState,
     /// The current IKE SA, if any.
     pub ike: Option<IkeSaStatus>,
@@ -33,6 +36,34 @@ pub struct ConnectionStatus {
     /// Totals that keep counting across rekeys and reconnects.
     #[serde(default)]
     pub counters: ConnCounters,
+    /// Our IKE request waiting for an answer (while connecting: the step it is at).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_flight: Option<InFlightReport>,
+    /// Seconds until the connection is initiated again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt_secs: Option<u64>,
+    /// Why the last attempt failed (cleared once the connection is established).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_error: Option<LastErrorReport>,
+}
+
+/// An IKE request of ours in flight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct InFlightReport {
+    /// "IKE_SA_INIT", "IKE_AUTH", "INFORMATIONAL (DPD)", ...
+    pub exchange: String,
+    pub retransmits: u32,
+    pub next_retransmit_secs: u64,
+}
+
+/// The last failure of a connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LastErrorReport {
+    /// "peer_not_responding", "authentication_failed", "no_proposal_chosen",
+    /// "ts_unacceptable", "peer_error", "protocol_error", "key_exchange_failed".
+    pub kind: String,
+    pub message: String,
+    pub secs_ago: u64,
 }
 
 impl ConnectionStatus {
@@ -45,55 +76,50 @@ impl ConnectionStatus {
             children: Vec::new(),
             bgp: None,
             counters: ConnCounters::default(),
+            in_flight: None,
+            next_attempt_secs: None,
+            last_error: None,
         }
     }
 }
 
-/// Connection (IKE SA) state.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ConnState {
-    /// No IKE SA (never started, terminated, or waiting for the peer with start_action none).
-    Down,
-    /// IKE_SA_INIT / IKE_AUTH in progress.
-    Connecting,
-    Established,
-    /// Established, a rekey of the IKE SA is in progress.
-    Rekeying,
-    /// Delete sent, waiting for the answer.
-    Deleting,
-}
+/// Enums of other modules in the document by their `as_str` names ("established",
+/// "open_sent", ...), so the one type serves the core, the tables and the JSON.
+macro_rules! by_name {
+    ($module:ident, $ty:ty, $all:expr, $name:expr) => {
+        pub mod $module {
+            use serde::{Deserialize, Deserializer, Serializer};
 
-impl ConnState {
-    pub const ALL: [ConnState; 5] = [
-        ConnState::Down,
-        ConnState::Connecting,
-        ConnState::Established,
-        ConnState::Rekeying,
-        ConnState::Deleting,
-    ];
+            pub fn name(s: $ty) -> &'static str {
+                ($name)(s)
+            }
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ConnState::Down => "down",
-            ConnState::Connecting => "connecting",
-            ConnState::Established => "established",
-            ConnState::Rekeying => "rekeying",
-            ConnState::Deleting => "deleting",
+            pub fn serialize<S: Serializer>(s: &$ty, ser: S) -> Result<S::Ok, S::Error> {
+                ser.serialize_str(name(*s))
+            }
+
+            pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<$ty, D::Error> {
+                let text = String::deserialize(d)?;
+                $all.into_iter().find(|s| name(*s) == text).ok_or_else(|| {
+                    serde::de::Error::custom(format!("unknown {} \"{text}\"", stringify!($module)))
+                })
+            }
         }
-    }
-
-    /// Traffic can flow (an established IKE SA, possibly mid-rekey).
-    pub fn is_up(self) -> bool {
-        matches!(self, ConnState::Established | ConnState::Rekeying)
-    }
+    };
 }
 
-impl fmt::Display for ConnState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+by_name!(
+    conn_state_name,
+    crate::ike::ConnState,
+    crate::ike::ConnState::ALL,
+    crate::ike::ConnState::as_str
+);
+by_name!(
+    child_state_name,
+    crate::ike::ChildState,
+    crate::ike::ChildState::ALL,
+    crate::ike::ChildState::as_str
+);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IkeSaStatus {
@@ -125,6 +151,7 @@ pub struct IkeSaStatus {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChildSaStatus {
     pub name: String,
+    #[serde(with = "child_state_name")]
     pub state: ChildState,
     /// Inbound ESP SPI, 8 hex digits.
     pub spi_in: String,
@@ -157,37 +184,6 @@ pub struct ChildSaStatus {
     pub rekey_in_secs: u64,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ChildState {
-    /// Negotiated, keys not yet in the data plane.
-    Installing,
-    Installed,
-    /// A CREATE_CHILD_SA rekey is in progress.
-    Rekeying,
-    /// Replaced by a newer SA; still accepts inbound packets until deleted.
-    Rekeyed,
-    Deleting,
-}
-
-impl ChildState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ChildState::Installing => "installing",
-            ChildState::Installed => "installed",
-            ChildState::Rekeying => "rekeying",
-            ChildState::Rekeyed => "rekeyed",
-            ChildState::Deleting => "deleting",
-        }
-    }
-}
-
-impl fmt::Display for ChildState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// How ESP packets travel: raw IP protocol 50, or inside UDP 4500 (NAT-T).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -198,6 +194,7 @@ pub enum EspEncap {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BgpSummary {
+    #[serde(with = "bgp_state_name")]
     pub state: BgpState,
     pub prefixes_received: u64,
     pub prefixes_announced: u64,
@@ -215,36 +212,32 @@ pub struct BgpSummary {
     pub last_error: Option<String>,
 }
 
-/// RFC 4271 8.2.2 session states.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BgpState {
-    Idle,
-    Connect,
-    Active,
-    OpenSent,
-    OpenConfirm,
-    Established,
-}
-
-impl BgpState {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BgpState::Idle => "idle",
-            BgpState::Connect => "connect",
-            BgpState::Active => "active",
-            BgpState::OpenSent => "open_sent",
-            BgpState::OpenConfirm => "open_confirm",
-            BgpState::Established => "established",
-        }
+fn bgp_name(s: crate::bgp::BgpState) -> &'static str {
+    use crate::bgp::BgpState;
+    match s {
+        BgpState::Idle => "idle",
+        BgpState::Connect => "connect",
+        BgpState::Active => "active",
+        BgpState::OpenSent => "open_sent",
+        BgpState::OpenConfirm => "open_confirm",
+        BgpState::Established => "established",
     }
 }
 
-impl fmt::Display for BgpState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+// RFC 4271 8.2.2 session states.
+by_name!(
+    bgp_state_name,
+    crate::bgp::BgpState,
+    [
+        crate::bgp::BgpState::Idle,
+        crate::bgp::BgpState::Connect,
+        crate::bgp::BgpState::Active,
+        crate::bgp::BgpState::OpenSent,
+        crate::bgp::BgpState::OpenConfirm,
+        crate::bgp::BgpState::Established,
+    ],
+    super::bgp_name
+);
 
 /// Per-connection totals that survive rekeys (the data plane adds each SA's counts on retire).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]

@@ -5,7 +5,7 @@
 use super::bgp_task::{self, BgpCommand};
 use crate::bgp::{BgpConfig, BgpEvent, BgpState, BgpStatus, RibDirection, RibEntry};
 use crate::config;
-use crate::control::{self, BgpSummary, RibRow, RouteDirection};
+use crate::control::{BgpSummary, RibRow, RouteDirection};
 use crate::routing::{Netlink, RouteSet};
 use std::sync::{Arc, Mutex};
 use tokio::sync::mpsc;
@@ -155,14 +155,7 @@ impl BgpHandle {
         let g = self.shared.lock().unwrap_or_else(|p| p.into_inner());
         let s = &g.0;
         BgpSummary {
-            state: match s.state {
-                BgpState::Idle => control::BgpState::Idle,
-                BgpState::Connect => control::BgpState::Connect,
-                BgpState::Active => control::BgpState::Active,
-                BgpState::OpenSent => control::BgpState::OpenSent,
-                BgpState::OpenConfirm => control::BgpState::OpenConfirm,
-                BgpState::Established => control::BgpState::Established,
-            },
+            state: s.state,
             prefixes_received: u64::from(s.prefixes_received),
             prefixes_announced: u64::from(s.prefixes_announced),
             peer_address: Some(s.peer_address),

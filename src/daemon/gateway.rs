@@ -2,18 +2,20 @@
 //! BGP) and answers the control socket. Everything arrives through `select!` in `run`.
 
 use super::bgp_glue::{self, BgpHandle};
+use super::error::DaemonError;
 use super::keylog::KeyLog;
 use super::sockets::{self, IkeSockets};
+use super::status::{self, ConnView};
 use crate::config::{self, Config, Connection};
 use crate::control::{
-    self, ActionResult, BgpReport, ChildSaStatus, ChildState, Command, ConnCounters, ConnState,
-    ConnectionStatus, ControlCall, EspEncap, IkeSaStatus, Request, Response, StatusReport,
+    self, ActionResult, BgpReport, Command, ConnCounters, ControlCall, Request, Response,
+    StatusReport,
 };
-use crate::dataplane::{Dataplane, DataplaneConfig, IkeDatagram, SaCounters};
+use crate::dataplane::{Dataplane, DataplaneConfig, IkeDatagram};
 use crate::ike::{self, Engine, Event, IkeConfig};
 use crate::routing::{Netlink, RouteSet};
 use std::collections::{BTreeMap, HashMap};
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::signal::unix::{signal, SignalKind};
@@ -102,11 +104,9 @@ struct Gateway {
 }
 
 /// Runs the gateway for `cfg` until SIGTERM/SIGINT.
-pub async fn run_config(cfg: Config) -> Result<(), String> {
+pub async fn run_config(cfg: Config) -> Result<(), DaemonError> {
     let now = Instant::now();
-    let netlink = Netlink::new()
-        .await
-        .map_err(|e| format!("cannot open netlink: {e}"))?;
+    let netlink = Netlink::new().await.map_err(DaemonError::Netlink)?;
     match netlink.flush_stale_routes().await {
         Ok(0) => {}
         Ok(n) => info!("removed {n} stale route(s) left by an earlier ipsecgw"),
@@ -130,7 +130,7 @@ pub async fn run_config(cfg: Config) -> Result<(), String> {
         raw_esp: true,
         ike_tx,
     })
-    .map_err(|e| format!("cannot start the data plane: {e}"))?;
+    .map_err(DaemonError::Dataplane)?;
 
     let ike_cfgs = cfg
         .connections
@@ -145,12 +145,11 @@ pub async fn run_config(cfg: Config) -> Result<(), String> {
         engine.set_keylog(true);
     }
 
-    let listener = control::bind(&cfg.global.control_socket).map_err(|e| {
-        format!(
-            "cannot open control socket {}: {e}",
-            cfg.global.control_socket.display()
-        )
-    })?;
+    let listener =
+        control::bind(&cfg.global.control_socket).map_err(|e| DaemonError::ControlSocket {
+            path: cfg.global.control_socket.clone(),
+            source: e,
+        })?;
     let (handler, mut ctl_rx) = control::channel_handler(64);
     tokio::spawn(async move {
         if let Err(e) = control::serve_listener(listener, handler).await {
@@ -162,7 +161,7 @@ pub async fn run_config(cfg: Config) -> Result<(), String> {
     if let Some(addr) = cfg.global.metrics_listen {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|e| format!("cannot bind metrics on {addr}: {e}"))?;
+            .map_err(|e| DaemonError::Metrics { addr, source: e })?;
         let snap = snapshot.clone();
         let source: control::StatusSource =
             Arc::new(move || snap.lock().map(|s| s.clone()).unwrap_or_default());
@@ -188,9 +187,9 @@ pub async fn run_config(cfg: Config) -> Result<(), String> {
     };
     // Before anything is installed: a failure here then leaves nothing behind, and a
     // SIGTERM during setup is handled by the loop below (with teardown) instead of killing us.
-    let mut sigterm = signal(SignalKind::terminate()).map_err(|e| e.to_string())?;
-    let mut sigint = signal(SignalKind::interrupt()).map_err(|e| e.to_string())?;
-    let mut sighup = signal(SignalKind::hangup()).map_err(|e| e.to_string())?;
+    let mut sigterm = signal(SignalKind::terminate()).map_err(DaemonError::Signal)?;
+    let mut sigint = signal(SignalKind::interrupt()).map_err(DaemonError::Signal)?;
+    let mut sighup = signal(SignalKind::hangup()).map_err(DaemonError::Signal)?;
     for c in gw.cfg.connections.clone() {
         if let Err(e) = gw.setup_conn(c.clone()).await {
             gw.stop().await;
@@ -274,28 +273,24 @@ impl Gateway {
                 }
             }
             Event::IkeDown { conn, reason, .. } => {
-                if let Some(c) = self.conns.get_mut(&conn) {
-                    let r = reason.to_ascii_lowercase();
-                    if r.contains("dead") || r.contains("dpd") || r.contains("retransmi") {
+                // A peer found dead on an SA that was up; not a connection that never came up.
+                if reason.is_dead_peer() {
+                    if let Some(c) = self.conns.get_mut(&conn) {
                         c.retired.dpd_failures += 1;
                     }
                 }
             }
+            Event::PeerMoved {
+                conn,
+                remote,
+                children,
+                ..
+            } => self.peer_moved(&conn, remote, &children),
             Event::ChildUp(sa) => self.child_up(sa).await,
             Event::ChildDown { conn, spi_in, .. } => self.child_down(&conn, spi_in).await,
-            Event::KeyLog {
-                spi_i,
-                spi_r,
-                sk_ai,
-                sk_ar,
-                sk_ei,
-                sk_er,
-                encr,
-                integ,
-                ..
-            } => {
+            ev @ Event::KeyLog { .. } => {
                 if let Some(k) = &self.keylog {
-                    k.write(spi_i, spi_r, &sk_ei, &sk_er, &sk_ai, &sk_ar, encr, integ);
+                    k.write(&ev);
                 }
             }
         }
@@ -333,13 +328,25 @@ impl Gateway {
         }
     }
 
+    /// Behind a NAT the peer's address changed: the ESP of its CHILD SAs follows.
+    fn peer_moved(&mut self, conn: &str, remote: SocketAddr, children: &[u32]) {
+        let moved = children
+            .iter()
+            .filter(|spi| self.dataplane.update_remote(**spi, remote))
+            .count();
+        info!(
+            "{conn}: peer now at {remote}; {moved} of {} CHILD SA(s) send there",
+            children.len()
+        );
+    }
+
     async fn child_down(&mut self, conn: &str, spi_in: u32) {
         let counters = self.dataplane.counters();
         let Some(c) = self.conns.get_mut(conn) else {
             return;
         };
         if let Some(k) = counters.iter().find(|k| k.spi_in == spi_in) {
-            add_counters(&mut c.retired, k);
+            status::add_counters(&mut c.retired, k);
         }
         self.dataplane.remove(spi_in);
         if c.children.remove(&spi_in).is_some() && c.children.is_empty() {
@@ -388,13 +395,17 @@ impl Gateway {
         }
     }
 
-    async fn setup_conn(&mut self, c: Connection) -> Result<(), String> {
+    async fn setup_conn(&mut self, c: Connection) -> Result<(), DaemonError> {
         let name = c.name.clone();
         let mut st = ConnEntry::new(c.clone());
         if let Some(t) = &c.tunnel {
             self.dataplane
                 .add_tunnel(&name, &t.interface, t.mtu)
-                .map_err(|e| format!("{name}: cannot create TUN device {}: {e}", t.interface))?;
+                .map_err(|e| DaemonError::Tunnel {
+                    conn: name.clone(),
+                    ifname: t.interface.clone(),
+                    source: e,
+                })?;
             if let Err(e) = self
                 .netlink
                 .configure_interface(&t.interface, t.address, t.prefix_len, u32::from(t.mtu))
@@ -403,7 +414,10 @@ impl Gateway {
                 // The connection is not recorded yet, so no teardown would find this device;
                 // left registered, it would also block every later setup under this name.
                 self.dataplane.remove_tunnel(&name);
-                return Err(format!("{name}: {e}"));
+                return Err(DaemonError::Routing {
+                    conn: name,
+                    source: e,
+                });
             }
             info!(
                 "{name}: tunnel {} up with {}/{} mtu {}",
@@ -572,144 +586,23 @@ impl Gateway {
     fn status(&self, now: Instant) -> StatusReport {
         let engine = self.engine.status(now);
         let counters = self.dataplane.counters();
-        let by_spi: HashMap<u32, &SaCounters> = counters.iter().map(|k| (k.spi_in, k)).collect();
         let connections = self
             .conns
             .iter()
             .map(|(name, c)| {
-                let mut cs = ConnectionStatus::down(name.clone());
-                let mut totals = c.retired.clone();
-                if let Some(e) = engine.iter().find(|e| &e.name == name) {
-                    cs.state = conn_state(&e.state);
-                    cs.ike = e.ike.as_ref().map(|i| IkeSaStatus {
-                        spi_i: i.spi_i.clone(),
-                        spi_r: i.spi_r.clone(),
-                        local: i.local.parse().unwrap_or_else(|_| ([0, 0, 0, 0], 0).into()),
-                        remote: i
-                            .remote
-                            .parse()
-                            .unwrap_or_else(|_| ([0, 0, 0, 0], 0).into()),
-                        encr: i.encr.clone(),
-                        integ: i.integ.clone(),
-                        prf: i.prf.clone(),
-                        dh: i.dh.clone(),
-                        nat_detected: i.nat_detected,
-                        established_secs: i.established_secs,
-                        rekey_in_secs: i.rekey_in_secs.unwrap_or(0),
-                        initiator: i.initiator,
-                        local_id: Some(c.cfg.local_id.to_string()),
-                        remote_id: c.cfg.remote_id.as_ref().map(|r| r.to_string()),
-                    });
-                    cs.children = e
-                        .children
-                        .iter()
-                        .map(|ch| {
-                            let spi = u32::from_str_radix(&ch.spi_in, 16).unwrap_or(0);
-                            let k = by_spi.get(&spi);
-                            ChildSaStatus {
-                                name: ch.name.clone(),
-                                state: child_state(&ch.state),
-                                spi_in: ch.spi_in.clone(),
-                                spi_out: ch.spi_out.clone(),
-                                encr: ch.encr.clone(),
-                                integ: ch.integ.clone(),
-                                encap: if ch.encap == "udp" {
-                                    EspEncap::Udp
-                                } else {
-                                    EspEncap::None
-                                },
-                                bytes_in: k.map_or(0, |k| k.bytes_in),
-                                bytes_out: k.map_or(0, |k| k.bytes_out),
-                                packets_in: k.map_or(0, |k| k.packets_in),
-                                packets_out: k.map_or(0, |k| k.packets_out),
-                                replay_drops: k.map_or(0, |k| k.replay_drops),
-                                auth_failures: k.map_or(0, |k| k.auth_failures),
-                                local_ts: ch.local_ts.clone(),
-                                remote_ts: ch.remote_ts.clone(),
-                                dh: ch.dh.clone(),
-                                esn: ch.esn,
-                                established_secs: ch.installed_secs,
-                                rekey_in_secs: ch.rekey_in_secs.unwrap_or(0),
-                            }
-                        })
-                        .collect();
-                }
-                for k in counters
-                    .iter()
-                    .filter(|k| c.children.contains_key(&k.spi_in))
-                {
-                    add_counters(&mut totals, k);
-                }
-                cs.counters = totals;
-                cs.bgp = c.bgp.as_ref().map(|b| b.summary());
-                cs
+                let view = ConnView {
+                    name,
+                    cfg: &c.cfg,
+                    children: &c.children,
+                    retired: &c.retired,
+                    bgp: c.bgp.as_ref().map(|b| b.summary()),
+                };
+                status::connection(engine.iter().find(|e| &e.name == name), view, &counters)
             })
             .collect();
         StatusReport {
             connections,
-            drops: self.global_drops(),
+            drops: status::global_drops(&self.engine.stats(), &self.dataplane.global_drops()),
         }
-    }
-}
-
-impl Gateway {
-    /// Drops not tied to a connection: the IKE engine's and the data plane's.
-    fn global_drops(&self) -> BTreeMap<String, u64> {
-        let e = self.engine.stats();
-        let d = self.dataplane.global_drops();
-        [
-            ("ike_malformed", e.malformed_dropped),
-            ("ike_unknown_spi", e.unknown_spi_dropped),
-            ("ike_integrity_failed", e.decrypt_failed),
-            ("ike_bad_message_id", e.bad_msgid_dropped),
-            ("esp_unknown_spi", d.unknown_spi),
-            ("esp_truncated", d.truncated),
-            ("udp_not_esp", d.not_esp),
-            ("tun_no_sa", d.no_sa_outbound),
-            ("tun_not_ip", d.not_ip_outbound),
-            ("esp_seq_exhausted", d.seq_exhausted),
-            ("ike_queue_full", d.ike_queue_full),
-        ]
-        .into_iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(k, n)| (k.to_string(), n))
-        .collect()
-    }
-}
-
-fn add_counters(t: &mut ConnCounters, k: &SaCounters) {
-    t.bytes_in += k.bytes_in;
-    t.bytes_out += k.bytes_out;
-    t.packets_in += k.packets_in;
-    t.packets_out += k.packets_out;
-    let named = [
-        ("replay", k.replay_drops),
-        ("auth", k.auth_failures),
-        ("ts_violation", k.ts_violations),
-    ];
-    for (reason, n) in named.into_iter().chain(k.other_drops.iter().copied()) {
-        if n > 0 {
-            *t.drops.entry(reason.to_string()).or_default() += n;
-        }
-    }
-}
-
-fn conn_state(s: &str) -> ConnState {
-    match s {
-        "established" => ConnState::Established,
-        "rekeying" => ConnState::Rekeying,
-        "deleting" => ConnState::Deleting,
-        "connecting" => ConnState::Connecting,
-        _ => ConnState::Down,
-    }
-}
-
-fn child_state(s: &str) -> ChildState {
-    match s {
-        "installing" => ChildState::Installing,
-        "rekeying" => ChildState::Rekeying,
-        "rekeyed" => ChildState::Rekeyed,
-        "deleting" => ChildState::Deleting,
-        _ => ChildState::Installed,
     }
 }

@@ -3,6 +3,7 @@
 //! our keys with the peer's. Off unless the variable is set; the file is created mode 0600.
 
 use crate::crypto::{EncrAlg, IntegAlg};
+use crate::ike::Event;
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
@@ -31,28 +32,32 @@ impl KeyLog {
         })
     }
 
-    #[allow(clippy::too_many_arguments)]
-    pub fn write(
-        &self,
-        spi_i: u64,
-        spi_r: u64,
-        sk_ei: &[u8],
-        sk_er: &[u8],
-        sk_ai: &[u8],
-        sk_ar: &[u8],
-        encr: EncrAlg,
-        integ: Option<IntegAlg>,
-    ) {
+    /// Appends the keys of an `Event::KeyLog` (other events are ignored).
+    pub fn write(&self, ev: &Event) {
+        let Event::KeyLog {
+            spi_i,
+            spi_r,
+            sk_ai,
+            sk_ar,
+            sk_ei,
+            sk_er,
+            encr,
+            integ,
+            ..
+        } = ev
+        else {
+            return;
+        };
         let line = format!(
             "{:016x},{:016x},{},{},\"{}\",{},{},\"{}\"\n",
             spi_i,
             spi_r,
             hex(sk_ei),
             hex(sk_er),
-            ws_encr(encr),
+            ws_encr(*encr),
             hex(sk_ai),
             hex(sk_ar),
-            ws_integ(integ)
+            ws_integ(*integ)
         );
         let res = std::fs::OpenOptions::new()
             .create(true)

@@ -7,10 +7,13 @@
 
 mod bgp_glue;
 pub mod bgp_task;
+mod error;
 mod gateway;
 mod keylog;
 mod sockets;
+mod status;
 
+pub use error::DaemonError;
 pub use gateway::run_config as run_async;
 
 use crate::config::Config;
@@ -29,12 +32,12 @@ pub fn init_logging(level: &str) {
 }
 
 /// Runs the gateway until SIGTERM/SIGINT. Errors are runtime failures (exit code 2).
-pub fn run(cfg: Config) -> Result<(), String> {
+pub fn run(cfg: Config) -> Result<(), DaemonError> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .thread_name("ipsecgw-ctl")
         .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))?;
+        .map_err(DaemonError::Runtime)?;
     rt.block_on(gateway::run_config(cfg))
 }

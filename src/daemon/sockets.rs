@@ -3,6 +3,7 @@
 //! (ESP-in-UDP dominates it); IKE found there comes back to us over a channel. We send IKE on
 //! 4500 through a duplicate of the same socket so the peer sees one source port.
 
+use super::error::DaemonError;
 use crate::dataplane::IkeDatagram;
 use crate::ike::{Transmit, NATT_PORT};
 use std::collections::HashMap;
@@ -10,8 +11,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
 use tokio::sync::mpsc;
 
 pub const IKE_PORT: u16 = 500;
-/// RFC 3948 2.2: IKE on the NAT-T port is preceded by four zero octets.
-const NON_ESP_MARKER: [u8; 4] = [0; 4];
+use crate::esp::NON_ESP_MARKER;
 
 pub struct IkeSockets {
     /// IKE sockets by local address and port (500, or a connection's `local_port`).
@@ -53,7 +53,13 @@ fn host_addresses() -> Vec<IpAddr> {
 /// it binds each address the host has, rather than the wildcard, so that every datagram arrives
 /// with its real local address: NAT detection hashes it, and a wildcard socket cannot tell.
 /// Returns our sockets and the 4500 sockets to hand to the data plane.
-pub fn bind_all(addrs: &[IpAddr], ports: &[u16]) -> Result<(IkeSockets, Vec<UdpSocket>), String> {
+pub fn bind_all(
+    addrs: &[IpAddr],
+    ports: &[u16],
+) -> Result<(IkeSockets, Vec<UdpSocket>), DaemonError> {
+    let bind = |addr: SocketAddr| {
+        UdpSocket::bind(addr).map_err(|source| DaemonError::Bind { addr, source })
+    };
     let mut list: Vec<IpAddr> = addrs.to_vec();
     if list.is_empty() {
         list = host_addresses();
@@ -74,15 +80,14 @@ pub fn bind_all(addrs: &[IpAddr], ports: &[u16]) -> Result<(IkeSockets, Vec<UdpS
     let mut natt = Vec::new();
     for a in list {
         for &p in &ports {
-            let s = UdpSocket::bind(SocketAddr::new(a, p))
-                .map_err(|e| format!("cannot bind UDP {a}:{p}: {e}"))?;
+            let s = bind(SocketAddr::new(a, p))?;
             ike.insert(SocketAddr::new(a, p), s);
         }
-        let s4500 = UdpSocket::bind(SocketAddr::new(a, NATT_PORT))
-            .map_err(|e| format!("cannot bind UDP {a}:{NATT_PORT}: {e}"))?;
-        let send4500 = s4500
-            .try_clone()
-            .map_err(|e| format!("cannot duplicate the {a}:{NATT_PORT} socket: {e}"))?;
+        let s4500 = bind(SocketAddr::new(a, NATT_PORT))?;
+        let send4500 = s4500.try_clone().map_err(|source| DaemonError::Socket {
+            what: format!("cannot duplicate the {a}:{NATT_PORT} socket"),
+            source,
+        })?;
         natt.push(s4500);
         natt_send.insert(a, send4500);
     }
@@ -97,13 +102,19 @@ pub fn bind_all(addrs: &[IpAddr], ports: &[u16]) -> Result<(IkeSockets, Vec<UdpS
 
 impl IkeSockets {
     /// Spawns one reader task per IKE socket feeding `tx` (4500 is read by the data plane).
-    pub fn spawn_readers(&self, tx: mpsc::Sender<IkeDatagram>) -> Result<(), String> {
+    pub fn spawn_readers(&self, tx: mpsc::Sender<IkeDatagram>) -> Result<(), DaemonError> {
         for (&local, s) in &self.ike {
-            let std_sock = s
-                .try_clone()
-                .map_err(|e| format!("cannot duplicate {local}: {e}"))?;
-            std_sock.set_nonblocking(true).map_err(|e| e.to_string())?;
-            let sock = tokio::net::UdpSocket::from_std(std_sock).map_err(|e| e.to_string())?;
+            let failed = |what: &'static str| {
+                move |source| DaemonError::Socket {
+                    what: format!("cannot {what} the IKE socket {local}"),
+                    source,
+                }
+            };
+            let std_sock = s.try_clone().map_err(failed("duplicate"))?;
+            std_sock
+                .set_nonblocking(true)
+                .map_err(failed("configure"))?;
+            let sock = tokio::net::UdpSocket::from_std(std_sock).map_err(failed("register"))?;
             let tx = tx.clone();
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 65536];

@@ -203,7 +203,7 @@ fn steps(d: &mut Demo) -> Result<(), String> {
             .map_or("-".into(), |ch| ch.state.to_string());
         let bgp = c
             .and_then(|c| c.bgp.as_ref())
-            .map_or("-".into(), |b| b.state.to_string());
+            .map_or("-".into(), |b| control::bgp_state_name(b.state).to_string());
         let rx = c
             .and_then(|c| c.bgp.as_ref())
             .map_or(0, |b| b.prefixes_received);

@@ -339,7 +339,14 @@ impl Harness {
             2 => self.ut.rekey(now, CONN, true),
             3 => self.ut.terminate(now, CONN),
             _ => {
-                let _ = serde_json::to_string(&self.ut.status(now));
+                // The status the control socket renders, as the daemon renders it.
+                let view: Vec<_> = self
+                    .ut
+                    .status(now)
+                    .iter()
+                    .map(crate::control::engine_view::connection)
+                    .collect();
+                let _ = serde_json::to_string(&view);
                 Ok(())
             }
         };

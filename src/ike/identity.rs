@@ -40,17 +40,22 @@ impl Identity {
     }
 
     /// Parses a received identity. Unknown types and bad lengths are errors, never panics.
-    pub fn from_wire(id_type: u8, data: &[u8]) -> Result<Self, String> {
+    pub fn from_wire(id_type: u8, data: &[u8]) -> Result<Self, IdentityError> {
         match id_type {
             1 => <[u8; 4]>::try_from(data)
                 .map(|a| Identity::Addr(IpAddr::from(a)))
-                .map_err(|_| "ID_IPV4_ADDR is not 4 bytes".into()),
+                .map_err(|_| IdentityError::BadLength {
+                    id_type,
+                    len: data.len(),
+                }),
             5 => <[u8; 16]>::try_from(data)
                 .map(|a| Identity::Addr(IpAddr::from(a)))
-                .map_err(|_| "ID_IPV6_ADDR is not 16 bytes".into()),
+                .map_err(|_| IdentityError::BadLength {
+                    id_type,
+                    len: data.len(),
+                }),
             2 | 3 => {
-                let s =
-                    std::str::from_utf8(data).map_err(|_| "identity is not UTF-8".to_string())?;
+                let s = std::str::from_utf8(data).map_err(|_| IdentityError::NotUtf8)?;
                 Ok(if id_type == 2 {
                     Identity::Fqdn(s.into())
                 } else {
@@ -58,11 +63,40 @@ impl Identity {
                 })
             }
             11 => Ok(Identity::KeyId(data.to_vec())),
-            t => Err(format!("unsupported ID type {t}")),
+            t => Err(IdentityError::UnsupportedType(t)),
         }
     }
 }
 
+/// Why a received identity cannot be read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IdentityError {
+    BadLength { id_type: u8, len: usize },
+    NotUtf8,
+    UnsupportedType(u8),
+}
+
+impl fmt::Display for IdentityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IdentityError::BadLength { id_type: 1, len } => {
+                write!(f, "ID_IPV4_ADDR is not 4 bytes ({len})")
+            }
+            IdentityError::BadLength { id_type: 5, len } => {
+                write!(f, "ID_IPV6_ADDR is not 16 bytes ({len})")
+            }
+            IdentityError::BadLength { id_type, len } => {
+                write!(f, "identity of type {id_type} has a bad length ({len})")
+            }
+            IdentityError::NotUtf8 => f.write_str("identity is not UTF-8"),
+            IdentityError::UnsupportedType(t) => write!(f, "unsupported ID type {t}"),
+        }
+    }
+}
+
+impl std::error::Error for IdentityError {}
+
+// The config reader takes `Fn(&str) -> Result<T, String>` for every value it parses.
 impl FromStr for Identity {
     type Err = String;
     /// `192.0.2.1`, `2001:db8::1`, `vpn.example.com`, `user@example.com`, or `keyid:hex`.

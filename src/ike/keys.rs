@@ -105,6 +105,49 @@ pub fn derive_ike_keys(
     }
 }
 
+/// Where SKEYSEED comes from.
+#[derive(Clone, Copy)]
+pub enum KeySource<'a> {
+    /// A new IKE SA (IKE_SA_INIT).
+    Fresh,
+    /// The rekey of an IKE SA: its PRF and SK_d.
+    Rekey { prf: PrfAlg, sk_d: &'a [u8] },
+}
+
+/// The keys of one IKE SA and its SK payload protection, oriented for our role.
+pub struct IkeSaKeys {
+    pub keys: IkeKeys,
+    pub sk: SkCrypto,
+}
+
+/// The inputs of one IKE SA key derivation (RFC 7296 2.14, 2.18).
+pub struct KeyMaterial<'a> {
+    /// The DH shared secret g^ir.
+    pub shared: &'a [u8],
+    pub ni: &'a [u8],
+    pub nr: &'a [u8],
+    pub spi_i: u64,
+    pub spi_r: u64,
+}
+
+/// Everything from the DH shared secret to a keyed IKE SA, for every way an IKE SA gets
+/// its keys: SKEYSEED (fresh or rekey), the seven keys, and the SK protection for our role
+/// (`initiator` = original initiator of the new SA).
+pub fn key_ike_sa(
+    algs: &IkeAlgs,
+    source: KeySource<'_>,
+    m: &KeyMaterial<'_>,
+    initiator: bool,
+) -> Result<IkeSaKeys, CryptoError> {
+    let seed = match source {
+        KeySource::Fresh => skeyseed(algs.prf, m.ni, m.nr, m.shared),
+        KeySource::Rekey { prf, sk_d } => rekey_skeyseed(prf, sk_d, m.shared, m.ni, m.nr),
+    };
+    let keys = derive_ike_keys(algs, &seed, m.ni, m.nr, m.spi_i, m.spi_r);
+    let sk = SkCrypto::new(algs, &keys, initiator)?;
+    Ok(IkeSaKeys { keys, sk })
+}
+
 /// AUTH = prf(prf(Shared Secret, "Key Pad for IKEv2"), <SignedOctets>) where
 /// SignedOctets = RealMessage | NonceOfPeer | prf(SK_px, IDx body).
 pub fn psk_auth(

@@ -13,25 +13,48 @@
 //!   as well is fine. Such connections are also re-initiated after failures, DPD death and a
 //!   peer's Delete ("keep up").
 //! - CHILD rekey is make-before-break: `ChildUp { rekey_of: Some(old spi_in) }` arrives first,
-//!   the old SA is removed only by its own `ChildDown` (reason "rekeyed").
-//! - IKE rekey: `IkeUp { rekeyed: true }` for the new SA, then `IkeDown { reason: "rekeyed" }`
-//!   for the old one. The children moved to the new SA: no ChildDown is emitted for them.
+//!   the old SA is removed only by its own `ChildDown` (reason `ChildDownReason::Rekeyed`).
+//! - IKE rekey: `IkeUp { rekeyed: true }` for the new SA, then `IkeDown` with
+//!   `DownReason::Rekeyed` for the old one. The children moved to the new SA: no ChildDown
+//!   is emitted for them.
 //! - `IkeDown` is always preceded by `ChildDown` for every child that was still installed.
+//! - `PeerMoved`: behind a NAT the peer's address changed; send the ESP of the listed CHILD
+//!   SAs there from now on.
+//!
+//! Inside: `engine` keeps the SA table, dispatch and timers; `message` is the wire layer
+//! (protection, retransmission, response cache); `exchange/` holds one unit per exchange.
 
 pub mod codec;
+mod ctx;
 mod engine;
+mod event;
+mod exchange;
 mod identity;
 pub mod keys;
+mod lifecycle;
+mod message;
+mod reason;
 mod sa;
 mod select;
+mod status;
+mod table;
 
 pub use engine::Engine;
-pub use identity::Identity;
+pub use event::{ChildSa, Event};
+pub use identity::{Identity, IdentityError};
+pub use keys::IkeAlgs;
+pub use reason::{
+    AuthFailure, ChildDownReason, DownReason, ExchangeKind, Failure, IkeError, NegotiationError,
+    ProposalKind, ProposalMismatch,
+};
+pub use select::EspAlgs;
+pub use status::{
+    ChildState, ChildStatus, ConnState, ConnStatus, EngineStats, IkeSaStatus, InFlightStatus,
+    LastError,
+};
 
 use crate::crypto::proposal::{EspProposal, IkeProposal};
-use crate::crypto::{DhGroup, EncrAlg, IntegAlg, PrfAlg};
 use crate::prefix::IpPrefix;
-use serde::Serialize;
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -227,287 +250,4 @@ impl fmt::Display for TrafficSelector {
         }
         Ok(())
     }
-}
-
-/// A negotiated CHILD SA, ready to be installed in the data plane (both directions).
-#[derive(Clone)]
-pub struct ChildSa {
-    pub conn: String,
-    pub child: String,
-    pub spi_in: u32,
-    pub spi_out: u32,
-    pub encr: EncrAlg,
-    pub integ: Option<IntegAlg>,
-    pub esn: bool,
-    /// The PFS group used when this SA was created (None for the first CHILD SA / no PFS).
-    pub dh: Option<DhGroup>,
-    /// For AES-GCM: key || 4-byte salt.
-    pub encr_key_in: Zeroizing<Vec<u8>>,
-    pub integ_key_in: Zeroizing<Vec<u8>>,
-    pub encr_key_out: Zeroizing<Vec<u8>>,
-    pub integ_key_out: Zeroizing<Vec<u8>>,
-    pub local_ts: Vec<TrafficSelector>,
-    pub remote_ts: Vec<TrafficSelector>,
-    /// ESP endpoints; with udp_encap the remote port is the peer's NAT-T port.
-    pub local: SocketAddr,
-    pub remote: SocketAddr,
-    pub udp_encap: bool,
-    pub replay_window: u32,
-    /// spi_in of the SA this one replaces (make-before-break): keep the old one for inbound
-    /// until its ChildDown arrives.
-    pub rekey_of: Option<u32>,
-}
-
-impl fmt::Debug for ChildSa {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ChildSa")
-            .field("conn", &self.conn)
-            .field("child", &self.child)
-            .field("spi_in", &format_args!("{:08x}", self.spi_in))
-            .field("spi_out", &format_args!("{:08x}", self.spi_out))
-            .field("encr", &self.encr)
-            .field("integ", &self.integ)
-            .field("esn", &self.esn)
-            .field("dh", &self.dh)
-            .field("keys", &"<redacted>")
-            .field("local_ts", &self.local_ts)
-            .field("remote_ts", &self.remote_ts)
-            .field("local", &self.local)
-            .field("remote", &self.remote)
-            .field("udp_encap", &self.udp_encap)
-            .field("replay_window", &self.replay_window)
-            .field("rekey_of", &self.rekey_of)
-            .finish()
-    }
-}
-
-/// What the engine tells its driver.
-#[derive(Clone)]
-pub enum Event {
-    IkeUp {
-        conn: String,
-        spi_i: u64,
-        spi_r: u64,
-        local: SocketAddr,
-        remote: SocketAddr,
-        encr: EncrAlg,
-        integ: Option<IntegAlg>,
-        prf: PrfAlg,
-        dh: DhGroup,
-        nat_detected: bool,
-        /// True when this IKE SA replaces an older one (IKE rekey).
-        rekeyed: bool,
-    },
-    IkeDown {
-        conn: String,
-        spi_i: u64,
-        spi_r: u64,
-        reason: String,
-    },
-    ChildUp(ChildSa),
-    ChildDown {
-        conn: String,
-        child: String,
-        spi_in: u32,
-        spi_out: u32,
-        reason: String,
-    },
-    /// IKE SA keys, only with `set_keylog(true)` (Wireshark's ikev2_decryption_table / tests).
-    KeyLog {
-        spi_i: u64,
-        spi_r: u64,
-        sk_d: Zeroizing<Vec<u8>>,
-        sk_ai: Zeroizing<Vec<u8>>,
-        sk_ar: Zeroizing<Vec<u8>>,
-        sk_ei: Zeroizing<Vec<u8>>,
-        sk_er: Zeroizing<Vec<u8>>,
-        sk_pi: Zeroizing<Vec<u8>>,
-        sk_pr: Zeroizing<Vec<u8>>,
-        encr: EncrAlg,
-        integ: Option<IntegAlg>,
-    },
-}
-
-impl fmt::Debug for Event {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Event::IkeUp {
-                conn,
-                spi_i,
-                spi_r,
-                local,
-                remote,
-                encr,
-                integ,
-                prf,
-                dh,
-                nat_detected,
-                rekeyed,
-            } => f
-                .debug_struct("IkeUp")
-                .field("conn", conn)
-                .field("spi_i", &format_args!("{spi_i:016x}"))
-                .field("spi_r", &format_args!("{spi_r:016x}"))
-                .field("local", local)
-                .field("remote", remote)
-                .field("encr", encr)
-                .field("integ", integ)
-                .field("prf", prf)
-                .field("dh", dh)
-                .field("nat_detected", nat_detected)
-                .field("rekeyed", rekeyed)
-                .finish(),
-            Event::IkeDown {
-                conn,
-                spi_i,
-                spi_r,
-                reason,
-            } => f
-                .debug_struct("IkeDown")
-                .field("conn", conn)
-                .field("spi_i", &format_args!("{spi_i:016x}"))
-                .field("spi_r", &format_args!("{spi_r:016x}"))
-                .field("reason", reason)
-                .finish(),
-            Event::ChildUp(c) => f.debug_tuple("ChildUp").field(c).finish(),
-            Event::ChildDown {
-                conn,
-                child,
-                spi_in,
-                spi_out,
-                reason,
-            } => f
-                .debug_struct("ChildDown")
-                .field("conn", conn)
-                .field("child", child)
-                .field("spi_in", &format_args!("{spi_in:08x}"))
-                .field("spi_out", &format_args!("{spi_out:08x}"))
-                .field("reason", reason)
-                .finish(),
-            Event::KeyLog {
-                spi_i,
-                spi_r,
-                encr,
-                integ,
-                ..
-            } => f
-                .debug_struct("KeyLog")
-                .field("spi_i", &format_args!("{spi_i:016x}"))
-                .field("spi_r", &format_args!("{spi_r:016x}"))
-                .field("encr", encr)
-                .field("integ", integ)
-                .field("keys", &"<redacted>")
-                .finish(),
-        }
-    }
-}
-
-/// Errors of the operator-facing engine calls.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum IkeError {
-    UnknownConnection(String),
-    /// The connection has no remote address to initiate to (remote_addrs = %any).
-    NoRemoteAddress(String),
-    /// The connection has no established IKE SA.
-    NotEstablished(String),
-}
-
-impl fmt::Display for IkeError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            IkeError::UnknownConnection(c) => write!(f, "no connection named '{c}'"),
-            IkeError::NoRemoteAddress(c) => {
-                write!(
-                    f,
-                    "connection '{c}' has no remote address to initiate to (remote_addrs = %any)"
-                )
-            }
-            IkeError::NotEstablished(c) => write!(f, "connection '{c}' has no established IKE SA"),
-        }
-    }
-}
-
-impl std::error::Error for IkeError {}
-
-/// Status of one configured connection (see the status JSON in interface.md).
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ConnStatus {
-    pub name: String,
-    /// "established" | "connecting" | "rekeying" | "deleting" | "down"
-    pub state: String,
-    pub ike: Option<IkeStatus>,
-    pub children: Vec<ChildStatus>,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct IkeStatus {
-    /// 16 hex digits.
-    pub spi_i: String,
-    pub spi_r: String,
-    /// "ip:port"
-    pub local: String,
-    pub remote: String,
-    pub encr: String,
-    pub integ: Option<String>,
-    pub prf: String,
-    pub dh: String,
-    pub nat_detected: bool,
-    pub established_secs: u64,
-    /// None when rekeying is off.
-    pub rekey_in_secs: Option<u64>,
-    /// We are the original initiator of this IKE SA.
-    pub initiator: bool,
-}
-
-#[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct ChildStatus {
-    pub name: String,
-    /// "installed" | "rekeying" | "deleting"
-    pub state: String,
-    /// 8 hex digits.
-    pub spi_in: String,
-    pub spi_out: String,
-    pub encr: String,
-    pub integ: Option<String>,
-    /// "udp" | "none"
-    pub encap: String,
-    pub installed_secs: u64,
-    pub rekey_in_secs: Option<u64>,
-    /// Negotiated (narrowed) traffic selectors.
-    pub local_ts: Vec<String>,
-    pub remote_ts: Vec<String>,
-    /// PFS group of the last key exchange, if any.
-    pub dh: Option<String>,
-    pub esn: bool,
-    // Traffic counters live in the data plane; the driver merges them in by spi_in.
-}
-
-/// Counters of the engine (monotonic).
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
-pub struct EngineStats {
-    pub received: u64,
-    pub sent: u64,
-    /// Unparseable datagrams or bad payload content.
-    pub malformed_dropped: u64,
-    /// Messages for an IKE SA we do not have.
-    pub unknown_spi_dropped: u64,
-    /// SK payloads that failed decryption / ICV check.
-    pub decrypt_failed: u64,
-    /// Requests with an unexpected message ID (neither new nor a retransmission).
-    pub bad_msgid_dropped: u64,
-    /// Requests we retransmitted.
-    pub retransmits: u64,
-    /// Retransmitted requests of the peer answered from the response cache.
-    pub responses_resent: u64,
-    pub auth_failures: u64,
-    pub no_proposal: u64,
-    pub ts_unacceptable: u64,
-    pub invalid_ke_sent: u64,
-    pub cookies_sent: u64,
-    pub ike_established: u64,
-    pub ike_rekeyed: u64,
-    pub child_established: u64,
-    pub child_rekeyed: u64,
-    pub dpd_sent: u64,
-    pub peers_dead: u64,
 }

@@ -1,9 +1,9 @@
 //! IKE SA and CHILD SA state held by the engine.
 
-use super::keys::{self, IkeAlgs, IkeKeys, SkCrypto};
+use super::keys::{self, IkeAlgs, IkeKeys, IkeSaKeys, SkCrypto};
+use super::message::{InFlight, ResponseCache};
 use super::select::EspAlgs;
 use super::{IkeConfig, TrafficSelector};
-use crate::crypto::DhPrivate;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -24,8 +24,9 @@ pub(crate) enum IkeState {
     Deleting,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum ChildState {
+/// State of a CHILD SA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ChildState {
     Installed,
     /// Our CREATE_CHILD_SA rekey of it is in flight.
     Rekeying,
@@ -33,6 +34,30 @@ pub(crate) enum ChildState {
     Rekeyed,
     /// We sent a Delete for it.
     Deleting,
+}
+
+impl ChildState {
+    pub const ALL: [ChildState; 4] = [
+        ChildState::Installed,
+        ChildState::Rekeying,
+        ChildState::Rekeyed,
+        ChildState::Deleting,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChildState::Installed => "installed",
+            ChildState::Rekeying => "rekeying",
+            ChildState::Rekeyed => "rekeyed",
+            ChildState::Deleting => "deleting",
+        }
+    }
+}
+
+impl std::fmt::Display for ChildState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 pub(crate) struct Child {
@@ -53,54 +78,6 @@ pub(crate) struct Child {
     pub peer_rekeyed: Option<(Vec<u8>, Vec<u8>, u32)>,
     /// Deadline to delete an SA replaced by the peer's rekey if the peer never deletes it.
     pub expire_at: Option<Instant>,
-}
-
-/// What an outstanding request of ours was about.
-pub(crate) enum PendingKind {
-    Init,
-    Auth {
-        child: Option<(String, u32)>,
-    },
-    CreateChild {
-        child: String,
-        spi_in: u32,
-        nonce: Vec<u8>,
-        dh: Option<DhPrivate>,
-        rekey_of: Option<u32>,
-    },
-    RekeyIke {
-        spi: u64,
-        nonce: Vec<u8>,
-        dh: DhPrivate,
-    },
-    DeleteChildren(Vec<u32>),
-    DeleteIke,
-    Dpd,
-}
-
-impl PendingKind {
-    pub fn name(&self) -> &'static str {
-        match self {
-            PendingKind::Init => "IKE_SA_INIT",
-            PendingKind::Auth { .. } => "IKE_AUTH",
-            PendingKind::CreateChild {
-                rekey_of: Some(_), ..
-            } => "CREATE_CHILD_SA (rekey CHILD)",
-            PendingKind::CreateChild { .. } => "CREATE_CHILD_SA",
-            PendingKind::RekeyIke { .. } => "CREATE_CHILD_SA (rekey IKE)",
-            PendingKind::DeleteChildren(_) => "INFORMATIONAL (delete CHILD)",
-            PendingKind::DeleteIke => "INFORMATIONAL (delete IKE)",
-            PendingKind::Dpd => "INFORMATIONAL (DPD)",
-        }
-    }
-}
-
-pub(crate) struct Pending {
-    pub msg_id: u32,
-    pub data: Vec<u8>,
-    pub retransmits: u32,
-    pub next_at: Instant,
-    pub kind: PendingKind,
 }
 
 /// Work queued until the message window is free.
@@ -145,10 +122,8 @@ pub(crate) struct IkeSa {
     /// IKE_SA_INIT request and response as sent/received, for the AUTH payloads.
     pub init_req: Vec<u8>,
     pub init_resp: Vec<u8>,
-    /// Initiator's DH key while IKE_SA_INIT is in flight.
-    pub dh: Option<DhPrivate>,
-    pub cookie: Option<Vec<u8>>,
-    pub cookie_restarts: u32,
+    /// Responder: the (peer address, SPIi) under which retransmitted IKE_SA_INITs find it.
+    pub init_key: Option<(SocketAddr, u64)>,
     pub nat_detected: bool,
     pub udp_encap: bool,
     /// Message ID of our next request.
@@ -156,8 +131,9 @@ pub(crate) struct IkeSa {
     /// Message ID we expect in the peer's next request.
     pub peer_msg_id: u32,
     /// The response to the peer's last request, re-sent when that request is retransmitted.
-    pub cached_response: Option<(u32, Vec<u8>)>,
-    pub pending: Option<Pending>,
+    pub responses: ResponseCache,
+    /// Our request waiting for its response (the window is one message).
+    pub in_flight: Option<InFlight>,
     pub tasks: VecDeque<Task>,
     pub children: Vec<Child>,
     pub established_at: Option<Instant>,
@@ -172,15 +148,12 @@ pub(crate) struct IkeSa {
 
 impl IkeSa {
     /// A fresh SA: no keys, no exchange in flight, no children; callers fill in the rest.
-    #[allow(clippy::too_many_arguments)]
     pub fn new(
         cfg: IkeConfig,
         initiator: bool,
-        spi_i: u64,
-        spi_r: u64,
+        (spi_i, spi_r): (u64, u64),
         state: IkeState,
-        local: SocketAddr,
-        remote: SocketAddr,
+        (local, remote): (SocketAddr, SocketAddr),
         now: Instant,
     ) -> IkeSa {
         IkeSa {
@@ -198,15 +171,13 @@ impl IkeSa {
             nonce_r: Vec::new(),
             init_req: Vec::new(),
             init_resp: Vec::new(),
-            dh: None,
-            cookie: None,
-            cookie_restarts: 0,
+            init_key: None,
             nat_detected: false,
             udp_encap: false,
             next_msg_id: 0,
             peer_msg_id: 0,
-            cached_response: None,
-            pending: None,
+            responses: ResponseCache::default(),
+            in_flight: None,
             tasks: VecDeque::new(),
             children: Vec::new(),
             established_at: None,
@@ -235,6 +206,13 @@ impl IkeSa {
         Some(keys::psk_auth(
             algs.prf, psk, message, peer_nonce, sk_p, id_body,
         ))
+    }
+
+    /// Installs freshly derived keys (IKE_SA_INIT done, or a rekeyed successor).
+    pub fn set_keys(&mut self, algs: IkeAlgs, k: IkeSaKeys) {
+        self.algs = Some(algs);
+        self.keys = Some(k.keys);
+        self.sk = Some(k.sk);
     }
 
     /// Our own SPI, the key of the SA table.

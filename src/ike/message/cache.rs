@@ -1,0 +1,48 @@
+//! Our response to the peer's last request, kept to answer that request's retransmissions
+//! (RFC 7296 2.1) without processing it twice.
+
+/// The last response we sent, and what it answered.
+#[derive(Default)]
+pub(crate) struct ResponseCache {
+    last: Option<Cached>,
+}
+
+struct Cached {
+    msg_id: u32,
+    exchange: u8,
+    response: Vec<u8>,
+}
+
+impl ResponseCache {
+    pub fn store(&mut self, msg_id: u32, exchange: u8, response: Vec<u8>) {
+        self.last = Some(Cached {
+            msg_id,
+            exchange,
+            response,
+        });
+    }
+
+    /// The cached response, if `(msg_id, exchange)` is the request it answers. The caller
+    /// must have verified the request first: this is never a reason to answer by itself.
+    pub fn answer_to(&self, msg_id: u32, exchange: u8) -> Option<&[u8]> {
+        self.last
+            .as_ref()
+            .filter(|c| c.msg_id == msg_id && c.exchange == exchange)
+            .map(|c| c.response.as_slice())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn answers_only_the_request_it_belongs_to() {
+        let mut c = ResponseCache::default();
+        assert!(c.answer_to(0, 34).is_none());
+        c.store(3, 37, vec![1, 2, 3]);
+        assert_eq!(c.answer_to(3, 37), Some(&[1u8, 2, 3][..]));
+        assert!(c.answer_to(3, 35).is_none(), "same ID, other exchange");
+        assert!(c.answer_to(2, 37).is_none());
+    }
+}
