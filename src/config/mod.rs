@@ -18,7 +18,9 @@
 
 mod build;
 pub mod duration;
+mod reader;
 mod tree;
+mod values;
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
