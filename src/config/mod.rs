@@ -35,6 +35,10 @@ use crate::ike::Identity;
 use crate::prefix::IpPrefix;
 
 pub use crate::bgp::PrefixFilter;
+/// `start_action` and `dpd_action` are the engine's own types: the config says exactly what
+/// the engine does (start: initiate and keep up; restart: re-initiate after DPD declares the
+/// peer dead, clear: drop the SAs and wait).
+pub use crate::ike::{DpdAction, StartAction};
 pub use duration::{format_duration, parse_duration};
 
 /// Where the control socket lives unless `[global] control_socket` or `--socket` says otherwise.
@@ -131,27 +135,11 @@ impl LogLevel {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StartAction {
-    /// Initiate at startup and keep the SA up.
-    Start,
-    /// Wait for the peer to initiate.
-    None,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encap {
     /// UDP encapsulation (port 4500) only when NAT is detected.
     Auto,
     /// Always UDP-encapsulate (fake a NAT detection, RFC 7296 2.23).
     Always,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DpdAction {
-    /// Re-initiate the IKE SA after a DPD failure.
-    Restart,
-    /// Drop the SAs and wait.
-    Clear,
 }
 
 /// A pre-shared key. Never printed: Debug is redacted, the bytes are wiped on drop.

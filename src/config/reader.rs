@@ -220,6 +220,19 @@ impl<'n> Section<'n> {
         }
     }
 
+    /// An integer in `range` (checked there), as the type of the field it fills.
+    pub fn number<T: TryFrom<i64>>(
+        &self,
+        ctx: &mut Ctx,
+        key: &str,
+        range: RangeInclusive<i64>,
+        default: T,
+    ) -> T {
+        self.int(ctx, key, range)
+            .and_then(|v| T::try_from(v).ok())
+            .unwrap_or(default)
+    }
+
     pub fn float(&self, ctx: &mut Ctx, key: &str) -> Option<f64> {
         let node = self.get(key)?;
         match &node.kind {

@@ -65,7 +65,7 @@ proptest! {
             },
             nlri: nlri.into_iter().map(pfx).collect(),
         };
-        let bytes = msg::encode(&Message::Update(u.clone()), four_octet);
+        let bytes = msg::encode(&Message::Update(u.clone()), four_octet).unwrap();
         let body = &bytes[msg::HEADER_LEN..];
         let d = msg::decode_update(body, four_octet).unwrap();
         prop_assert_eq!(d.treat_as_withdraw, None);
@@ -77,7 +77,7 @@ proptest! {
         let mut peer = Peer::established(cfg_a(), true);
         let mut u = route(&["10.2.0.0/24", "10.3.0.0/16"], vec![65515, 65516]);
         u.withdrawn = vec![p("10.9.0.0/16")];
-        let mut bytes = msg::encode(&Message::Update(u), true);
+        let mut bytes = msg::encode(&Message::Update(u), true).unwrap();
         let n = bytes.len();
         bytes[19 + idx % (n - 19)] = val;
         peer.feed(&bytes);

@@ -28,6 +28,7 @@ fn peer_open(asn: u32, hold: u16, id: Ipv4Addr, four_octet: bool) -> Vec<u8> {
         }),
         true,
     )
+    .unwrap()
 }
 
 impl Peer {
@@ -58,7 +59,7 @@ impl Peer {
             Ipv4Addr::new(10, 10, 30, 254),
             four_octet,
         ));
-        peer.feed(&msg::encode(&Message::Keepalive, true));
+        peer.feed(&msg::encode(&Message::Keepalive, true).unwrap());
         assert_eq!(peer.s.state(), BgpState::Established);
         peer.drain();
         peer.events.clear();
@@ -81,7 +82,7 @@ impl Peer {
     }
 
     pub(crate) fn update(&mut self, u: Update) {
-        let b = msg::encode(&Message::Update(u), self.four_octet);
+        let b = msg::encode(&Message::Update(u), self.four_octet).unwrap();
         self.feed(&b);
     }
 
@@ -136,7 +137,7 @@ fn open_with_bad_version_peer_as_hold_time_or_id_gets_the_right_notification() {
         ),
         // A KEEPALIVE before the OPEN is an FSM error (RFC 6608).
         (
-            msg::encode(&Message::Keepalive, true),
+            msg::encode(&Message::Keepalive, true).unwrap(),
             (err::FSM, err::FSM_IN_OPENSENT),
         ),
     ];
@@ -180,7 +181,8 @@ fn bad_origin_in_update_is_treat_as_withdraw_not_a_reset() {
     peer.drain();
     assert_eq!(peer.s.status().prefixes_received, 2);
     // Same prefix again with ORIGIN = 7: hand-encoded because the codec cannot produce it.
-    let mut bytes = msg::encode(&Message::Update(route(&["10.2.0.0/24"], vec![65515])), true);
+    let mut bytes =
+        msg::encode(&Message::Update(route(&["10.2.0.0/24"], vec![65515])), true).unwrap();
     let origin_at = bytes
         .windows(3)
         .position(|w| w == [0x40, 0x01, 0x01])
@@ -201,7 +203,8 @@ fn attribute_length_overrun_is_treat_as_withdraw() {
     let mut peer = Peer::established(cfg_a(), true);
     peer.update(route(&["10.2.0.0/24"], vec![65515]));
     peer.drain();
-    let mut bytes = msg::encode(&Message::Update(route(&["10.2.0.0/24"], vec![65515])), true);
+    let mut bytes =
+        msg::encode(&Message::Update(route(&["10.2.0.0/24"], vec![65515])), true).unwrap();
     // MED (last attribute, 80 04 04 ...) claims 200 bytes.
     let med_at = bytes
         .windows(3)
@@ -222,7 +225,8 @@ fn truncated_update_resets_with_notification() {
     let mut peer = Peer::established(cfg_a(), true);
     peer.update(route(&["10.2.0.0/24"], vec![65515]));
     peer.drain();
-    let mut bytes = msg::encode(&Message::Update(route(&["10.2.0.0/24"], vec![65515])), true);
+    let mut bytes =
+        msg::encode(&Message::Update(route(&["10.2.0.0/24"], vec![65515])), true).unwrap();
     bytes[21..23].copy_from_slice(&500u16.to_be_bytes());
     peer.feed(&bytes);
     assert_eq!(
@@ -240,7 +244,7 @@ fn truncated_update_resets_with_notification() {
 
     // A message header whose length is below the minimum for an UPDATE.
     let mut peer = Peer::established(cfg_a(), true);
-    let mut short = msg::encode(&Message::Keepalive, true);
+    let mut short = msg::encode(&Message::Keepalive, true).unwrap();
     short[16..18].copy_from_slice(&21u16.to_be_bytes());
     short[18] = msg::TYPE_UPDATE;
     short.extend_from_slice(&[0, 0]);
@@ -252,7 +256,8 @@ fn truncated_update_resets_with_notification() {
 
     // NLRI with a /40 prefix.
     let mut peer = Peer::established(cfg_a(), true);
-    let mut bytes = msg::encode(&Message::Update(route(&["10.2.0.0/24"], vec![65515])), true);
+    let mut bytes =
+        msg::encode(&Message::Update(route(&["10.2.0.0/24"], vec![65515])), true).unwrap();
     let n = bytes.len();
     bytes[n - 4] = 40;
     peer.feed(&bytes);
@@ -368,7 +373,8 @@ fn route_refresh_is_answered_with_our_announcements() {
             safi: 1,
         }),
         true,
-    );
+    )
+    .unwrap();
     peer.feed(&rr);
     let sent = peer.drain();
     let nlri: Vec<IpPrefix> = sent
@@ -448,7 +454,7 @@ fn two_octet_peer_gets_as4_path_for_a_4_octet_local_as() {
     let mut peer = Peer::opensent(cfg);
     peer.four_octet = false;
     peer.feed(&peer_open(65515, 30, Ipv4Addr::new(10, 10, 30, 254), false));
-    peer.feed(&msg::encode(&Message::Keepalive, false));
+    peer.feed(&msg::encode(&Message::Keepalive, false).unwrap());
     assert_eq!(peer.s.state(), BgpState::Established);
     let sent = peer.drain();
     let u = sent
@@ -529,7 +535,7 @@ fn notification_from_peer_is_readable_in_status() {
     let mut peer = Peer::established(cfg_a(), true);
     peer.update(route(&["10.2.0.0/24"], vec![65515]));
     let n = Notification::cease_with_text(err::CEASE_ADMIN_RESET, "clear ip bgp");
-    peer.feed(&msg::encode(&Message::Notification(n), true));
+    peer.feed(&msg::encode(&Message::Notification(n), true).unwrap());
     peer.drain();
     assert_eq!(peer.s.state(), BgpState::Idle);
     let err = peer.s.status().last_error.unwrap();

@@ -3,9 +3,10 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use super::decode::{malformed_attr_list, read_prefixes, Reader};
+use super::decode::{malformed_attr_list, read_prefixes};
 use super::encode::write_prefix;
 use super::*;
+use crate::wire::{Overflow, Reader, Writer};
 
 /// The path attributes of one UPDATE and what RFC 7606 says about them.
 pub(super) struct DecodedAttrs {
@@ -32,23 +33,20 @@ pub(super) fn decode_path_attrs(
         }
     };
     while !a.is_empty() {
-        let Some(hdr) = a.buf.get(..2) else {
+        let Ok([flags, type_code]) = a.array("attribute header") else {
             withdraw("attribute header truncated".into());
             break;
         };
-        let (flags, type_code) = (hdr[0], hdr[1]);
-        let hdr_len = if flags & FLAG_EXT_LEN != 0 { 4 } else { 3 };
-        if a.remaining() < hdr_len {
+        let len = if flags & FLAG_EXT_LEN != 0 {
+            a.u16("attribute length").map(usize::from)
+        } else {
+            a.u8("attribute length").map(usize::from)
+        };
+        let Ok(len) = len else {
             withdraw(format!("attribute {type_code} header truncated"));
             break;
-        }
-        a.take(2);
-        let len = if flags & FLAG_EXT_LEN != 0 {
-            a.u16().map(usize::from)
-        } else {
-            a.u8().map(usize::from)
         };
-        let Some(value) = len.and_then(|l| a.take(l)) else {
+        let Ok(value) = a.take(len, "attribute value") else {
             // RFC 7606 4: rely on Total Path Attribute Length to find the NLRI.
             withdraw(format!(
                 "attribute {type_code} length overruns the path attributes"
@@ -56,14 +54,14 @@ pub(super) fn decode_path_attrs(
             break;
         };
         let is_mp = type_code == ATTR_MP_REACH || type_code == ATTR_MP_UNREACH;
-        if seen[type_code as usize] {
+        if seen[usize::from(type_code)] {
             if is_mp {
                 return Err(malformed_attr_list());
             }
             discarded.push(format!("duplicate attribute {type_code}"));
             continue;
         }
-        seen[type_code as usize] = true;
+        seen[usize::from(type_code)] = true;
 
         let expected_flags = match type_code {
             ATTR_ORIGIN
@@ -166,17 +164,17 @@ fn parse_as_path(value: &[u8], four_octet: bool) -> Option<AsPath> {
     let mut r = Reader::new(value);
     let mut segments = Vec::new();
     while !r.is_empty() {
-        let seg_type = r.u8()?;
-        let count = r.u8()? as usize;
+        let seg_type = r.u8("AS_PATH segment type").ok()?;
+        let count = usize::from(r.u8("AS_PATH segment length").ok()?);
         if count == 0 {
             return None;
         }
         let mut asns = Vec::with_capacity(count);
         for _ in 0..count {
             asns.push(if four_octet {
-                r.u32()?
+                r.u32("AS number").ok()?
             } else {
-                r.u16()? as u32
+                u32::from(r.u16("AS number").ok()?)
             });
         }
         segments.push(match seg_type {
@@ -221,13 +219,19 @@ fn mp_error() -> Notification {
     Notification::new(err::UPDATE, err::UPDATE_OPTIONAL_ATTR, vec![])
 }
 
+fn mp_truncated(_: crate::wire::Truncated) -> Notification {
+    mp_error()
+}
+
 fn parse_mp_reach(value: &[u8]) -> Result<MpReach, Notification> {
     let mut r = Reader::new(value);
-    let afi = r.u16().ok_or_else(mp_error)?;
-    let safi = r.u8().ok_or_else(mp_error)?;
-    let nh_len = r.u8().ok_or_else(mp_error)? as usize;
-    let nh = r.take(nh_len).ok_or_else(mp_error)?;
-    r.u8().ok_or_else(mp_error)?; // reserved
+    let afi = r.u16("MP_REACH AFI").map_err(mp_truncated)?;
+    let safi = r.u8("MP_REACH SAFI").map_err(mp_truncated)?;
+    let nh_len = r.u8("MP_REACH next hop length").map_err(mp_truncated)?;
+    let nh = r
+        .take(usize::from(nh_len), "MP_REACH next hop")
+        .map_err(mp_truncated)?;
+    r.skip(1, "MP_REACH reserved").map_err(mp_truncated)?;
     let known = safi == SAFI_UNICAST && (afi == AFI_IPV4 || afi == AFI_IPV6);
     if !known {
         return Ok(MpReach {
@@ -247,7 +251,7 @@ fn parse_mp_reach(value: &[u8]) -> Result<MpReach, Notification> {
         }
         _ => return Err(mp_error()),
     };
-    let nlri = read_prefixes(r.buf, afi == AFI_IPV6).ok_or_else(mp_error)?;
+    let nlri = read_prefixes(r.rest(), afi == AFI_IPV6).ok_or_else(mp_error)?;
     Ok(MpReach {
         afi,
         safi,
@@ -258,11 +262,11 @@ fn parse_mp_reach(value: &[u8]) -> Result<MpReach, Notification> {
 
 fn parse_mp_unreach(value: &[u8]) -> Result<MpUnreach, Notification> {
     let mut r = Reader::new(value);
-    let afi = r.u16().ok_or_else(mp_error)?;
-    let safi = r.u8().ok_or_else(mp_error)?;
+    let afi = r.u16("MP_UNREACH AFI").map_err(mp_truncated)?;
+    let safi = r.u8("MP_UNREACH SAFI").map_err(mp_truncated)?;
     let known = safi == SAFI_UNICAST && (afi == AFI_IPV4 || afi == AFI_IPV6);
     let withdrawn = if known {
-        read_prefixes(r.buf, afi == AFI_IPV6).ok_or_else(mp_error)?
+        read_prefixes(r.rest(), afi == AFI_IPV6).ok_or_else(mp_error)?
     } else {
         vec![]
     };
@@ -273,110 +277,107 @@ fn parse_mp_unreach(value: &[u8]) -> Result<MpUnreach, Notification> {
     })
 }
 
-fn push_attr(out: &mut Vec<u8>, flags: u8, type_code: u8, value: &[u8]) {
-    if value.len() > 255 {
-        out.extend_from_slice(&[flags | FLAG_EXT_LEN, type_code]);
-        out.extend_from_slice(&(value.len().min(0xffff) as u16).to_be_bytes());
+fn push_attr(w: &mut Writer, flags: u8, type_code: u8, value: &[u8]) -> Result<(), Overflow> {
+    if value.len() > usize::from(u8::MAX) {
+        w.u8(flags | FLAG_EXT_LEN);
+        w.u8(type_code);
+        w.len_u16("extended attribute length", value.len())?;
     } else {
-        out.extend_from_slice(&[flags & !FLAG_EXT_LEN, type_code, value.len() as u8]);
+        w.u8(flags & !FLAG_EXT_LEN);
+        w.u8(type_code);
+        w.len_u8("attribute length", value.len())?;
     }
-    out.extend_from_slice(value);
+    w.bytes(value);
+    Ok(())
 }
 
-fn encode_as_path(path: &AsPath, four_octet: bool) -> Vec<u8> {
-    let mut out = Vec::new();
+fn encode_as_path(path: &AsPath, four_octet: bool) -> Result<Vec<u8>, Overflow> {
+    let mut w = Writer::new();
     for seg in &path.segments {
         let (t, asns) = match seg {
             AsSegment::Set(a) => (SEG_SET, a),
             AsSegment::Sequence(a) => (SEG_SEQUENCE, a),
         };
-        for chunk in asns.chunks(255) {
-            out.extend_from_slice(&[t, chunk.len() as u8]);
+        // A segment holds at most 255 ASNs: longer runs become consecutive segments.
+        for chunk in asns.chunks(usize::from(u8::MAX)) {
+            w.u8(t);
+            w.len_u8("AS_PATH segment length", chunk.len())?;
             for &asn in chunk {
                 if four_octet {
-                    out.extend_from_slice(&asn.to_be_bytes());
+                    w.u32(asn);
                 } else {
-                    let short = u16::try_from(asn).unwrap_or(AS_TRANS);
-                    out.extend_from_slice(&short.to_be_bytes());
+                    w.u16(u16::try_from(asn).unwrap_or(AS_TRANS));
                 }
             }
         }
     }
-    out
+    Ok(w.into_vec())
 }
 
 /// Encodes the Path Attributes field. A 2-octet peer gets AS_TRANS in AS_PATH and the real
 /// path in AS4_PATH.
-pub(super) fn encode_path_attrs(a: &PathAttrs, four_octet: bool) -> Vec<u8> {
-    let mut attrs = Vec::new();
+pub(super) fn encode_path_attrs(
+    a: &PathAttrs,
+    four_octet: bool,
+    w: &mut Writer,
+) -> Result<(), Overflow> {
     if let Some(o) = a.origin {
-        push_attr(&mut attrs, FLAG_TRANSITIVE, ATTR_ORIGIN, &[o as u8]);
+        push_attr(w, FLAG_TRANSITIVE, ATTR_ORIGIN, &[o as u8])?;
     }
     if let Some(p) = &a.as_path {
-        push_attr(
-            &mut attrs,
-            FLAG_TRANSITIVE,
-            ATTR_AS_PATH,
-            &encode_as_path(p, four_octet),
-        );
+        let path = encode_as_path(p, four_octet)?;
+        push_attr(w, FLAG_TRANSITIVE, ATTR_AS_PATH, &path)?;
     }
     if let Some(nh) = a.next_hop {
-        push_attr(&mut attrs, FLAG_TRANSITIVE, ATTR_NEXT_HOP, &nh.octets());
+        push_attr(w, FLAG_TRANSITIVE, ATTR_NEXT_HOP, &nh.octets())?;
     }
     if let Some(med) = a.med {
-        push_attr(&mut attrs, FLAG_OPTIONAL, ATTR_MED, &med.to_be_bytes());
+        push_attr(w, FLAG_OPTIONAL, ATTR_MED, &med.to_be_bytes())?;
     }
     if let Some(lp) = a.local_pref {
-        push_attr(
-            &mut attrs,
-            FLAG_TRANSITIVE,
-            ATTR_LOCAL_PREF,
-            &lp.to_be_bytes(),
-        );
+        push_attr(w, FLAG_TRANSITIVE, ATTR_LOCAL_PREF, &lp.to_be_bytes())?;
     }
     if let Some(m) = &a.mp_reach {
-        let mut v = m.afi.to_be_bytes().to_vec();
-        v.push(m.safi);
+        let mut v = Writer::new();
+        v.u16(m.afi);
+        v.u8(m.safi);
         match m.next_hop {
             Some(IpAddr::V4(nh)) => {
-                v.push(4);
-                v.extend_from_slice(&nh.octets());
+                v.u8(4);
+                v.bytes(&nh.octets());
             }
             Some(IpAddr::V6(nh)) => {
-                v.push(16);
-                v.extend_from_slice(&nh.octets());
+                v.u8(16);
+                v.bytes(&nh.octets());
             }
-            None => v.push(0),
+            None => v.u8(0),
         }
-        v.push(0);
+        v.u8(0); // reserved
         for p in &m.nlri {
             write_prefix(&mut v, p);
         }
-        push_attr(&mut attrs, FLAG_OPTIONAL, ATTR_MP_REACH, &v);
+        push_attr(w, FLAG_OPTIONAL, ATTR_MP_REACH, v.as_slice())?;
     }
     if let Some(m) = &a.mp_unreach {
-        let mut v = m.afi.to_be_bytes().to_vec();
-        v.push(m.safi);
+        let mut v = Writer::new();
+        v.u16(m.afi);
+        v.u8(m.safi);
         for p in &m.withdrawn {
             write_prefix(&mut v, p);
         }
-        push_attr(&mut attrs, FLAG_OPTIONAL, ATTR_MP_UNREACH, &v);
+        push_attr(w, FLAG_OPTIONAL, ATTR_MP_UNREACH, v.as_slice())?;
     }
     if let Some(p) = &a.as_path {
         if !four_octet && p.needs_as4() {
             // Carry the real 4-octet path for a 2-octet peer (RFC 6793 4.2.2).
-            push_attr(
-                &mut attrs,
-                FLAG_OPTIONAL | FLAG_TRANSITIVE,
-                ATTR_AS4_PATH,
-                &encode_as_path(p, true),
-            );
+            let path = encode_as_path(p, true)?;
+            push_attr(w, FLAG_OPTIONAL | FLAG_TRANSITIVE, ATTR_AS4_PATH, &path)?;
         }
     }
     for raw in &a.other {
-        push_attr(&mut attrs, raw.flags, raw.type_code, &raw.value);
+        push_attr(w, raw.flags, raw.type_code, &raw.value)?;
     }
-    attrs
+    Ok(())
 }
 
 #[cfg(test)]

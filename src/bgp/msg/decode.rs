@@ -6,40 +6,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use super::attrs::{decode_path_attrs, DecodedAttrs};
 use super::*;
 use crate::prefix::IpPrefix;
-
-pub(super) struct Reader<'a> {
-    pub buf: &'a [u8],
-}
-
-impl<'a> Reader<'a> {
-    pub fn new(buf: &'a [u8]) -> Self {
-        Reader { buf }
-    }
-    pub fn remaining(&self) -> usize {
-        self.buf.len()
-    }
-    pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
-    }
-    pub fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if n > self.buf.len() {
-            return None;
-        }
-        let (head, tail) = self.buf.split_at(n);
-        self.buf = tail;
-        Some(head)
-    }
-    pub fn u8(&mut self) -> Option<u8> {
-        self.take(1).map(|b| b[0])
-    }
-    pub fn u16(&mut self) -> Option<u16> {
-        self.take(2).map(|b| u16::from_be_bytes([b[0], b[1]]))
-    }
-    pub fn u32(&mut self) -> Option<u32> {
-        self.take(4)
-            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-    }
-}
+use crate::wire::Reader;
 
 /// The fixed header of one message, validated (RFC 4271 6.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,22 +17,23 @@ pub struct Header {
 
 /// Validates the 19-byte header at the start of `buf` (which must hold at least 19 bytes).
 pub fn parse_header(buf: &[u8]) -> Result<Header, Notification> {
-    let (marker, rest) = match (buf.get(..16), buf.get(16..HEADER_LEN)) {
-        (Some(m), Some(r)) => (m, r),
-        _ => {
-            return Err(Notification::new(
-                err::HEADER,
-                err::HEADER_BAD_LENGTH,
-                vec![],
-            ))
-        }
+    let mut r = Reader::new(buf);
+    let (Ok(marker), Ok(length_field), Ok(msg_type)) = (
+        r.take(MARKER.len(), "marker"),
+        r.array::<2>("message length"),
+        r.u8("message type"),
+    ) else {
+        return Err(Notification::new(
+            err::HEADER,
+            err::HEADER_BAD_LENGTH,
+            vec![],
+        ));
     };
     if marker != MARKER {
         return Err(Notification::new(err::HEADER, err::HEADER_NOT_SYNC, vec![]));
     }
-    let length = u16::from_be_bytes([rest[0], rest[1]]) as usize;
-    let msg_type = rest[2];
-    let bad_len = || Notification::new(err::HEADER, err::HEADER_BAD_LENGTH, rest[..2].to_vec());
+    let length = usize::from(u16::from_be_bytes(length_field));
+    let bad_len = || Notification::new(err::HEADER, err::HEADER_BAD_LENGTH, length_field.to_vec());
     if !(HEADER_LEN..=MAX_MESSAGE_LEN).contains(&length) {
         return Err(bad_len());
     }
@@ -114,9 +82,9 @@ pub fn decode(buf: &[u8], four_octet_as: bool) -> Result<Message, Notification> 
 }
 
 pub fn decode_open(body: &[u8]) -> Result<Open, Notification> {
+    let malformed = |_| Notification::new(err::OPEN, 0, vec![]);
     let mut r = Reader::new(body);
-    let malformed = || Notification::new(err::OPEN, 0, vec![]);
-    let version = r.u8().ok_or_else(malformed)?;
+    let version = r.u8("OPEN version").map_err(malformed)?;
     if version != BGP_VERSION {
         // Data: the largest version we support (RFC 4271 6.2).
         return Err(Notification::new(
@@ -125,31 +93,35 @@ pub fn decode_open(body: &[u8]) -> Result<Open, Notification> {
             vec![0, BGP_VERSION],
         ));
     }
-    let my_as = r.u16().ok_or_else(malformed)?;
-    let hold_time = r.u16().ok_or_else(malformed)?;
-    let bgp_id = Ipv4Addr::from(r.u32().ok_or_else(malformed)?);
-    let mut opt_len = r.u8().ok_or_else(malformed)? as usize;
+    let my_as = r.u16("OPEN my AS").map_err(malformed)?;
+    let hold_time = r.u16("OPEN hold time").map_err(malformed)?;
+    let bgp_id = Ipv4Addr::from(r.u32("OPEN BGP identifier").map_err(malformed)?);
+    let mut opt_len = usize::from(r.u8("OPEN parameters length").map_err(malformed)?);
     // RFC 9072 extended optional parameters: length 255 followed by type 255.
-    let extended = opt_len == 255 && r.buf.first() == Some(&255);
+    let extended = opt_len == 255 && r.peek().first() == Some(&255);
     if extended {
-        r.u8();
-        opt_len = r.u16().ok_or_else(malformed)? as usize;
+        r.skip(1, "OPEN extended parameters type")
+            .map_err(malformed)?;
+        opt_len = usize::from(
+            r.u16("OPEN extended parameters length")
+                .map_err(malformed)?,
+        );
     }
-    let params = r.take(opt_len).ok_or_else(malformed)?;
+    let params = r.take(opt_len, "OPEN parameters").map_err(malformed)?;
     if !r.is_empty() {
-        return Err(malformed());
+        return Err(Notification::new(err::OPEN, 0, vec![]));
     }
     let mut capabilities = Vec::new();
     let mut p = Reader::new(params);
     while !p.is_empty() {
-        let ptype = p.u8().ok_or_else(malformed)?;
+        let ptype = p.u8("parameter type").map_err(malformed)?;
         let plen = if extended {
-            p.u16()
+            p.u16("parameter length")
         } else {
-            p.u8().map(u16::from)
+            p.u8("parameter length").map(u16::from)
         }
-        .ok_or_else(malformed)?;
-        let pval = p.take(plen as usize).ok_or_else(malformed)?;
+        .map_err(malformed)?;
+        let pval = p.take(usize::from(plen), "parameter").map_err(malformed)?;
         if ptype != 2 {
             return Err(Notification::new(
                 err::OPEN,
@@ -159,9 +131,9 @@ pub fn decode_open(body: &[u8]) -> Result<Open, Notification> {
         }
         let mut c = Reader::new(pval);
         while !c.is_empty() {
-            let code = c.u8().ok_or_else(malformed)?;
-            let clen = c.u8().ok_or_else(malformed)?;
-            let value = c.take(clen as usize).ok_or_else(malformed)?;
+            let code = c.u8("capability code").map_err(malformed)?;
+            let clen = c.u8("capability length").map_err(malformed)?;
+            let value = c.take(usize::from(clen), "capability").map_err(malformed)?;
             capabilities.push(parse_capability(code, value));
         }
     }
@@ -210,7 +182,9 @@ pub fn decode_route_refresh(body: &[u8]) -> Result<RouteRefresh, Notification> {
             safi: *safi,
         }),
         _ => {
-            let len = ((body.len() + HEADER_LEN) as u16).to_be_bytes();
+            let len = u16::try_from(body.len() + HEADER_LEN)
+                .unwrap_or(u16::MAX)
+                .to_be_bytes();
             // RFC 7313: the whole message goes back as data; the length is the useful part.
             Err(Notification::new(
                 err::ROUTE_REFRESH,
@@ -227,11 +201,11 @@ pub(super) fn read_prefixes(buf: &[u8], v6: bool) -> Option<Vec<IpPrefix>> {
     let mut r = Reader::new(buf);
     let mut out = Vec::new();
     while !r.is_empty() {
-        let len = r.u8()?;
+        let len = r.u8("prefix length").ok()?;
         if len > width {
             return None;
         }
-        let bytes = r.take(len.div_ceil(8) as usize)?;
+        let bytes = r.take(usize::from(len.div_ceil(8)), "prefix").ok()?;
         let addr = if v6 {
             let mut a = [0u8; 16];
             a.get_mut(..bytes.len())?.copy_from_slice(bytes);
@@ -261,12 +235,17 @@ pub(super) fn malformed_attr_list() -> Notification {
 /// - `Ok` with `treat_as_withdraw` set: malformed attribute, the NLRI are to be withdrawn;
 /// - `Ok` with `discarded`: attributes dropped, route otherwise fine.
 pub fn decode_update(body: &[u8], four_octet_as: bool) -> Result<DecodedUpdate, Notification> {
+    let malformed = |_| malformed_attr_list();
     let mut r = Reader::new(body);
-    let wlen = r.u16().ok_or_else(malformed_attr_list)? as usize;
-    let wbuf = r.take(wlen).ok_or_else(malformed_attr_list)?;
-    let alen = r.u16().ok_or_else(malformed_attr_list)? as usize;
-    let abuf = r.take(alen).ok_or_else(malformed_attr_list)?;
-    let nbuf = r.buf;
+    let wlen = r.u16("withdrawn routes length").map_err(malformed)?;
+    let wbuf = r
+        .take(usize::from(wlen), "withdrawn routes")
+        .map_err(malformed)?;
+    let alen = r.u16("path attributes length").map_err(malformed)?;
+    let abuf = r
+        .take(usize::from(alen), "path attributes")
+        .map_err(malformed)?;
+    let nbuf = r.rest();
     let withdrawn = read_prefixes(wbuf, false).ok_or_else(invalid_network)?;
     let nlri = read_prefixes(nbuf, false).ok_or_else(invalid_network)?;
 

@@ -26,7 +26,7 @@ impl Notification {
         while !text.is_char_boundary(end) {
             end -= 1;
         }
-        let mut data = vec![end as u8];
+        let mut data = vec![u8::try_from(end).unwrap_or(u8::MAX)];
         data.extend_from_slice(&text.as_bytes()[..end]);
         Notification::new(err::CEASE, subcode, data)
     }

@@ -1,6 +1,6 @@
 //! Codec tests: round trips, real peers' bytes, and every RFC 7606 verdict.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use super::*;
 use crate::prefix::IpPrefix;
@@ -18,7 +18,7 @@ fn hex(s: &str) -> Vec<u8> {
 }
 
 fn roundtrip(m: Message, four: bool) {
-    let bytes = encode(&m, four);
+    let bytes = encode(&m, four).unwrap();
     assert_eq!(parse_header(&bytes).unwrap().length, bytes.len());
     assert_eq!(decode(&bytes, four).unwrap(), m);
 }
@@ -86,7 +86,7 @@ fn roundtrip_every_message_type() {
     roundtrip(Message::Update(full_update()), true);
     roundtrip(Message::Update(Update::default()), false);
     assert_eq!(
-        encode(&Message::Keepalive, true),
+        encode(&Message::Keepalive, true).unwrap(),
         [[0xff; 16].as_slice(), &[0, 19, 4]].concat()
     );
 }
@@ -120,7 +120,7 @@ fn roundtrip_mp_reach_and_unreach() {
 fn two_octet_peer_gets_as_trans_and_as4_path_and_merges_back() {
     let mut u = full_update();
     u.attrs.other.clear();
-    let bytes = encode(&Message::Update(u.clone()), false);
+    let bytes = encode(&Message::Update(u.clone()), false).unwrap();
     let body = &bytes[HEADER_LEN..];
     // The 2-octet AS_PATH carries AS_TRANS where the 4-octet AS does not fit.
     let d = decode_update(body, false).unwrap();
@@ -129,7 +129,7 @@ fn two_octet_peer_gets_as_trans_and_as4_path_and_merges_back() {
     // A 2-octet speaker that did not pass AS4_PATH on: only AS_TRANS is visible.
     let mut short = u.clone();
     short.attrs.as_path = Some(AsPath::sequence(vec![65515, 4_200_000_000]));
-    let b = encode(&Message::Update(short), false);
+    let b = encode(&Message::Update(short), false).unwrap();
     let needle = [2u8, 2, 0xff, 0xeb, 0x5b, 0xa0];
     assert!(
         b.windows(needle.len()).any(|w| w == needle),
@@ -191,38 +191,38 @@ fn parses_extended_optional_parameters() {
 
 #[test]
 fn header_errors_have_the_right_codes() {
-    let mut ka = encode(&Message::Keepalive, true);
+    let mut ka = encode(&Message::Keepalive, true).unwrap();
     ka[3] = 0;
     assert_eq!(
         parse_header(&ka).unwrap_err(),
         Notification::new(1, 1, vec![])
     );
-    let mut ka = encode(&Message::Keepalive, true);
+    let mut ka = encode(&Message::Keepalive, true).unwrap();
     ka[16..18].copy_from_slice(&5000u16.to_be_bytes());
     assert_eq!(
         parse_header(&ka).unwrap_err(),
         Notification::new(1, 2, vec![0x13, 0x88])
     );
-    let mut ka = encode(&Message::Keepalive, true);
+    let mut ka = encode(&Message::Keepalive, true).unwrap();
     ka[16..18].copy_from_slice(&18u16.to_be_bytes());
     assert_eq!(
         parse_header(&ka).unwrap_err().subcode,
         err::HEADER_BAD_LENGTH
     );
-    let mut ka = encode(&Message::Keepalive, true);
+    let mut ka = encode(&Message::Keepalive, true).unwrap();
     ka[18] = 9;
     assert_eq!(
         parse_header(&ka).unwrap_err(),
         Notification::new(1, 3, vec![9])
     );
     // KEEPALIVE with a body, OPEN too short.
-    let mut ka = encode(&Message::Keepalive, true);
+    let mut ka = encode(&Message::Keepalive, true).unwrap();
     ka[17] = 20;
     assert_eq!(
         parse_header(&ka).unwrap_err().subcode,
         err::HEADER_BAD_LENGTH
     );
-    let mut open = encode(&Message::Keepalive, true);
+    let mut open = encode(&Message::Keepalive, true).unwrap();
     open[18] = TYPE_OPEN;
     assert_eq!(
         parse_header(&open).unwrap_err().subcode,
@@ -440,4 +440,39 @@ fn route_refresh_bad_length() {
         decode_route_refresh(&[0, 1, 0]).unwrap_err().code,
         err::ROUTE_REFRESH
     );
+}
+
+#[test]
+fn messages_that_do_not_fit_are_errors_not_wrong_lengths() {
+    // 1000 host routes need 5000 bytes: more than a BGP message may hold (RFC 4271 4.1).
+    let mut u = full_update();
+    u.nlri = (0..1000u32)
+        .map(|i| IpPrefix::host(IpAddr::V4(Ipv4Addr::from(0x0a00_0000 + i))))
+        .collect();
+    let e = encode(&Message::Update(u.clone()), true).unwrap_err();
+    assert_eq!((e.what, e.max), ("BGP message length", MAX_MESSAGE_LEN));
+    u.nlri.truncate(700);
+    let bytes = encode(&Message::Update(u.clone()), true).unwrap();
+    assert!(bytes.len() <= MAX_MESSAGE_LEN);
+    assert_eq!(decode(&bytes, true).unwrap(), Message::Update(u));
+    // A capability longer than its one-byte length field.
+    let open = Open {
+        version: 4,
+        my_as: 65021,
+        hold_time: 30,
+        bgp_id: Ipv4Addr::new(10, 2, 30, 125),
+        capabilities: vec![Capability::Other {
+            code: 73,
+            value: vec![0; 256],
+        }],
+    };
+    assert_eq!(
+        encode(&Message::Open(open), true).unwrap_err().what,
+        "capability length"
+    );
+    // An attribute over 255 bytes takes the extended length, and still round-trips.
+    let mut u = full_update();
+    u.attrs.other[0].flags |= FLAG_EXT_LEN;
+    u.attrs.other[0].value = vec![7; 300];
+    roundtrip(Message::Update(u), true);
 }

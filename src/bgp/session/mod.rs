@@ -494,7 +494,11 @@ impl Session {
     }
 
     fn send(&mut self, m: &Message) {
-        self.outq.push_back(msg::encode(m, self.four_octet));
+        match msg::encode(m, self.four_octet) {
+            Ok(bytes) => self.outq.push_back(bytes),
+            // Our messages are built to fit (NLRI_PER_UPDATE); this is a bug, not the peer.
+            Err(e) => tracing::error!("bgp {}: message not sent: {e}", self.cfg.peer_address),
+        }
     }
 
     /// Sends `n`, then drops the session.

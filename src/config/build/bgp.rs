@@ -32,7 +32,7 @@ fn asn(ctx: &mut Ctx, s: Section, key: &str) -> Option<u32> {
         s.missing(ctx, key);
         return None;
     }
-    let v = s.int(ctx, key, 1..=u32::MAX as i64)?;
+    let v = s.int(ctx, key, 1..=i64::from(u32::MAX))?;
     if v == 23456 {
         ctx.err(
             &s.span_of(key),
@@ -40,7 +40,7 @@ fn asn(ctx: &mut Ctx, s: Section, key: &str) -> Option<u32> {
         );
         return None;
     }
-    Some(v as u32)
+    u32::try_from(v).ok()
 }
 
 pub(super) fn build(
@@ -88,10 +88,7 @@ pub(super) fn build(
             );
         }
     }
-    let multihop = s
-        .int(ctx, "multihop", 1..=255)
-        .map(|v| v as u8)
-        .unwrap_or(1);
+    let multihop = s.number(ctx, "multihop", 1..=255, 1);
     let hold_time = s
         .duration(ctx, "hold_time")
         .unwrap_or(Duration::from_secs(30));
@@ -115,14 +112,8 @@ pub(super) fn build(
         Some(filters) => filters,
         None => networks.iter().copied().map(PrefixFilter::exact).collect(),
     };
-    let import_local_pref = s
-        .int(ctx, "import_local_pref", 0..=u32::MAX as i64)
-        .map(|v| v as u32)
-        .unwrap_or(100);
-    let max_prefixes = s
-        .int(ctx, "max_prefixes", 1..=10_000_000)
-        .map(|v| v as u32)
-        .unwrap_or(1000);
+    let import_local_pref = s.number(ctx, "import_local_pref", 0..=i64::from(u32::MAX), 100);
+    let max_prefixes = s.number(ctx, "max_prefixes", 1..=10_000_000, 1000);
     let router_id = match s.parsed(ctx, "router_id", |r| {
         r.parse()
             .map_err(|_| format!("\"{r}\" is not an IPv4 address"))
@@ -138,10 +129,7 @@ pub(super) fn build(
             None => None,
         },
     };
-    let port = s
-        .int(ctx, "port", 1..=65535)
-        .map(|v| v as u16)
-        .unwrap_or(179);
+    let port = s.number(ctx, "port", 1..=65535, 179);
     let route_source: Option<IpAddr> = s.parsed(ctx, "route_source", |r| {
         r.parse()
             .map_err(|_| format!("\"{r}\" is not an IP address"))

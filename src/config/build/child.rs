@@ -40,10 +40,7 @@ pub(super) fn build(ctx: &mut Ctx, s: Section) -> Option<Child> {
     let remote_ts = selectors("remote_ts");
     let esp_proposals = proposals(ctx, s, "esp_proposals", DEFAULT_ESP_PROPOSALS, parse_esp);
     let rekey_time = s.positive_duration(ctx, "rekey_time", Duration::from_secs(3600));
-    let replay_window = s
-        .int(ctx, "replay_window", 0..=4096)
-        .map(|v| v as u32)
-        .unwrap_or(64);
+    let replay_window = s.number(ctx, "replay_window", 0..=4096, 64);
     if (1..32).contains(&replay_window) {
         ctx.err(
             &s.span_of("replay_window"),

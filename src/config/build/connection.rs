@@ -147,14 +147,8 @@ pub(super) fn build(ctx: &mut Ctx, s: Section) -> Option<Connection> {
             &[("restart", DpdAction::Restart), ("clear", DpdAction::Clear)],
         )
         .unwrap_or(DpdAction::Restart);
-    let local_port = s
-        .int(ctx, "local_port", 1..=65535)
-        .map(|p| p as u16)
-        .unwrap_or(500);
-    let remote_port = s
-        .int(ctx, "remote_port", 1..=65535)
-        .map(|p| p as u16)
-        .unwrap_or(500);
+    let local_port = s.number(ctx, "local_port", 1..=65535, 500);
+    let remote_port = s.number(ctx, "remote_port", 1..=65535, 500);
 
     let child_sections = s.tables(ctx, "children", "[[connection.children]]");
     if child_sections.is_empty() && s.get("children").is_none() {

@@ -57,14 +57,8 @@ pub(super) fn build(ctx: &mut Ctx, s: Section) -> Option<Global> {
             format!("`retransmit_base` = {retransmit_base} must be between 1.0 and 10.0"),
         );
     }
-    let retransmit_tries = s
-        .int(ctx, "retransmit_tries", 0..=20)
-        .map(|v| v as u32)
-        .unwrap_or(d.retransmit_tries);
-    let cookie_threshold = s
-        .int(ctx, "cookie_threshold", 0..=1_000_000)
-        .map(|v| v as u32)
-        .unwrap_or(d.cookie_threshold);
+    let retransmit_tries = s.number(ctx, "retransmit_tries", 0..=20, d.retransmit_tries);
+    let cookie_threshold = s.number(ctx, "cookie_threshold", 0..=1_000_000, d.cookie_threshold);
     (ctx.errors.len() == before).then_some(Global {
         control_socket,
         log_level,

@@ -53,10 +53,7 @@ pub(super) fn build(ctx: &mut Ctx, s: Section) -> Option<Tunnel> {
         .required(ctx, "interface", interface_name)
         .unwrap_or_default();
     let address = s.required(ctx, "address", interface_address);
-    let mtu = s
-        .int(ctx, "mtu", 576..=9000)
-        .map(|v| v as u16)
-        .unwrap_or(1400);
+    let mtu = s.number(ctx, "mtu", 576..=9000, 1400);
     let routes = s.list(ctx, "routes", prefix).unwrap_or_default();
     let (address, prefix_len) = address?;
     (ctx.errors.len() == before).then_some(Tunnel {
