@@ -35,7 +35,7 @@ use serde::{Serialize, Serializer};
 use crate::prefix::IpPrefix;
 
 pub use msg::{AsPath, AsSegment, Notification, Origin};
-pub use policy::{best_path, compare, PrefixFilter};
+pub use policy::{best_path, compare, PrefixFilter, PrefixFilterError};
 pub use session::Session;
 
 /// Settings of one BGP neighbour.

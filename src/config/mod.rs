@@ -39,7 +39,8 @@ pub use crate::bgp::PrefixFilter;
 /// the engine does (start: initiate and keep up; restart: re-initiate after DPD declares the
 /// peer dead, clear: drop the SAs and wait).
 pub use crate::ike::{DpdAction, StartAction};
-pub use duration::{format_duration, parse_duration};
+pub use duration::{format_duration, parse_duration, DurationError};
+pub use values::ValueError;
 
 /// Where the control socket lives unless `[global] control_socket` or `--socket` says otherwise.
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/ipsecgw/control.sock";

@@ -4,6 +4,7 @@
 //! Pattern: a getter returns None when the key is absent or its value was bad (the error is
 //! already recorded); builders then fall back to defaults so validation can continue.
 
+use std::fmt::Display;
 use std::ops::{Range, RangeInclusive};
 use std::path::Path;
 use std::time::Duration;
@@ -122,11 +123,11 @@ impl<'n> Section<'n> {
     }
 
     /// A string value converted by `parse`; conversion errors are reported at the value.
-    pub fn parsed<T>(
+    pub fn parsed<T, E: Display>(
         &self,
         ctx: &mut Ctx,
         key: &str,
-        parse: impl Fn(&str) -> Result<T, String>,
+        parse: impl Fn(&str) -> Result<T, E>,
     ) -> Option<T> {
         let (text, node) = self.string(ctx, key)?;
         match parse(text) {
@@ -138,11 +139,11 @@ impl<'n> Section<'n> {
         }
     }
 
-    pub fn required<T>(
+    pub fn required<T, E: Display>(
         &self,
         ctx: &mut Ctx,
         key: &str,
-        parse: impl Fn(&str) -> Result<T, String>,
+        parse: impl Fn(&str) -> Result<T, E>,
     ) -> Option<T> {
         if self.get(key).is_none() {
             self.missing(ctx, key);
@@ -153,11 +154,11 @@ impl<'n> Section<'n> {
 
     /// A list of strings (a single string is accepted as a one-element list), each converted
     /// by `parse`. Returns None when absent or when any element was bad.
-    pub fn list<T>(
+    pub fn list<T, E: Display>(
         &self,
         ctx: &mut Ctx,
         key: &str,
-        parse: impl Fn(&str) -> Result<T, String>,
+        parse: impl Fn(&str) -> Result<T, E>,
     ) -> Option<Vec<T>> {
         let node = self.get(key)?;
         let items: Vec<&Node> = match &node.kind {

@@ -4,7 +4,7 @@ use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::config::reader::{Ctx, Section};
-use crate::config::values::{ip, prefix};
+use crate::config::values::{ip, ipv4, prefix, ValueError};
 use crate::config::{Bgp, PrefixFilter, Tunnel};
 use crate::prefix::IpPrefix;
 
@@ -114,10 +114,7 @@ pub(super) fn build(
     };
     let import_local_pref = s.number(ctx, "import_local_pref", 0..=i64::from(u32::MAX), 100);
     let max_prefixes = s.number(ctx, "max_prefixes", 1..=10_000_000, 1000);
-    let router_id = match s.parsed(ctx, "router_id", |r| {
-        r.parse()
-            .map_err(|_| format!("\"{r}\" is not an IPv4 address"))
-    }) {
+    let router_id = match s.parsed(ctx, "router_id", ipv4) {
         Some(id) => Some(id),
         None if s.get("router_id").is_some() => None,
         None => match local_address {
@@ -131,8 +128,7 @@ pub(super) fn build(
     };
     let port = s.number(ctx, "port", 1..=65535, 179);
     let route_source: Option<IpAddr> = s.parsed(ctx, "route_source", |r| {
-        r.parse()
-            .map_err(|_| format!("\"{r}\" is not an IP address"))
+        r.parse().map_err(|_| ValueError::NotAnIp(r.to_string()))
     });
     if local_address.is_none() && tunnel.is_none() && !tunnel_bad {
         ctx.err(s.span, "[connection.bgp] needs `local_address`");

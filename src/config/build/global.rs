@@ -1,9 +1,7 @@
 //! `[global]`: daemon-wide settings.
 
-use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-
 use crate::config::reader::{Ctx, Section};
+use crate::config::values::{absolute_path, socket_addr};
 use crate::config::{Global, LogLevel};
 
 pub(super) const KEYS: &[&str] = &[
@@ -28,19 +26,10 @@ pub(super) fn build(ctx: &mut Ctx, s: Section) -> Option<Global> {
         ("trace", LogLevel::Trace),
     ];
     let control_socket = s
-        .parsed(ctx, "control_socket", |p| {
-            if Path::new(p).is_absolute() {
-                Ok(PathBuf::from(p))
-            } else {
-                Err(format!("\"{p}\" must be an absolute path"))
-            }
-        })
+        .parsed(ctx, "control_socket", absolute_path)
         .unwrap_or(d.control_socket);
     let log_level = s.keyword(ctx, "log_level", &levels).unwrap_or(d.log_level);
-    let metrics_listen = s.parsed(ctx, "metrics_listen", |a| {
-        a.parse::<SocketAddr>()
-            .map_err(|_| format!("\"{a}\" is not an address:port like \"127.0.0.1:9813\""))
-    });
+    let metrics_listen = s.parsed(ctx, "metrics_listen", socket_addr);
     let retransmit_timeout = s
         .duration(ctx, "retransmit_timeout")
         .unwrap_or(d.retransmit_timeout);

@@ -117,12 +117,12 @@ pub(super) fn build(
 }
 
 /// A proposal list (absent: `defaults`; present but empty: an error).
-fn proposals<T>(
+fn proposals<T, E: std::fmt::Display>(
     ctx: &mut Ctx,
     s: Section,
     key: &str,
     defaults: &[&str],
-    parse: fn(&str) -> Result<T, String>,
+    parse: fn(&str) -> Result<T, E>,
 ) -> Vec<T> {
     match s.list(ctx, key, parse) {
         Some(v) if v.is_empty() => {

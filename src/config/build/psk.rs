@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
 use crate::config::reader::{Ctx, Section};
+use crate::config::values::ValueError;
 use crate::config::Psk;
 
 const MIN_PSK_LEN: usize = 8;
@@ -88,7 +89,7 @@ pub(super) fn read(ctx: &mut Ctx, s: Section) -> Option<Psk> {
     let bytes = match decode_psk(&secret) {
         Ok(b) => b,
         Err(e) => {
-            ctx.err(&span, e);
+            ctx.err(&span, e.to_string());
             return None;
         }
     };
@@ -107,7 +108,7 @@ pub(super) fn read(ctx: &mut Ctx, s: Section) -> Option<Psk> {
 }
 
 /// strongSwan-style secrets: `0x…` is hex, anything else is the literal bytes.
-fn decode_psk(secret: &str) -> Result<Zeroizing<Vec<u8>>, String> {
+fn decode_psk(secret: &str) -> Result<Zeroizing<Vec<u8>>, ValueError> {
     let Some(hex) = secret
         .strip_prefix("0x")
         .or_else(|| secret.strip_prefix("0X"))
@@ -116,7 +117,7 @@ fn decode_psk(secret: &str) -> Result<Zeroizing<Vec<u8>>, String> {
     };
     let hex = hex.trim();
     if hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err("pre-shared key starts with 0x but is not an even number of hex digits".into());
+        return Err(ValueError::PskHex);
     }
     Ok(Zeroizing::new(
         (0..hex.len())

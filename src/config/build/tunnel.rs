@@ -3,17 +3,15 @@
 use std::net::IpAddr;
 
 use crate::config::reader::{Ctx, Section};
-use crate::config::values::{ip, prefix};
+use crate::config::values::{ip, prefix, ValueError};
 use crate::config::Tunnel;
 
 pub(super) const KEYS: &[&str] = &["interface", "address", "mtu", "routes"];
 
-fn interface_name(name: &str) -> Result<String, String> {
+fn interface_name(name: &str) -> Result<String, ValueError> {
     // Linux IFNAMSIZ is 16 including the NUL.
     if name.is_empty() || name.len() > 15 {
-        return Err(format!(
-            "\"{name}\" must be 1 to 15 characters (Linux interface name limit)"
-        ));
+        return Err(ValueError::InterfaceNameLength(name.to_string()));
     }
     if name == "."
         || name == ".."
@@ -21,13 +19,13 @@ fn interface_name(name: &str) -> Result<String, String> {
             .bytes()
             .all(|b| b.is_ascii_graphic() && b != b'/' && b != b':')
     {
-        return Err(format!("\"{name}\" is not a valid interface name"));
+        return Err(ValueError::InterfaceName(name.to_string()));
     }
     Ok(name.to_string())
 }
 
 /// An interface address with prefix length; host bits are meaningful here.
-fn interface_address(text: &str) -> Result<(IpAddr, u8), String> {
+fn interface_address(text: &str) -> Result<(IpAddr, u8), ValueError> {
     let (addr, len) = match text.split_once('/') {
         Some((a, l)) => (a, Some(l)),
         None => (text, None),
@@ -41,7 +39,7 @@ fn interface_address(text: &str) -> Result<(IpAddr, u8), String> {
             .parse::<u8>()
             .ok()
             .filter(|l| *l <= max)
-            .ok_or_else(|| format!("\"{text}\": bad prefix length"))?,
+            .ok_or_else(|| ValueError::PrefixLength(text.to_string()))?,
     };
     Ok((addr, len))
 }
