@@ -11,6 +11,9 @@
 //! - `bgp.multihop`: 1 (plain eBGP TTL; a peer on the far tunnel address is one hop away since a
 //!   TUN device does not decrement TTL). Azure needs `multihop = 5` as in its Cisco sample.
 //! - `bgp.export`: when absent, exactly the `networks` entries (nothing learned is re-announced).
+//! - `bgp.import`: when absent, no learned route is accepted (RFC 8212 default deny for eBGP,
+//!   like BIRD and FRR), with a warning; routes covering an IKE peer or local underlay address
+//!   are refused whatever `import` says.
 //! - `bgp.local_address`: the tunnel address; `bgp.router_id`: local_address when IPv4.
 //! - `dpd_delay = "0s"` turns DPD off (`Connection::dpd_delay == None`).
 //! - `remote_addrs = ["%any"]` is stored as an empty list and requires `start_action = "none"`.
@@ -55,18 +58,37 @@ pub struct ConfigError {
     pub message: String,
 }
 
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl ConfigError {
+    /// `file:line: ` (or `file: ` when not tied to a line, e.g. the file cannot be read).
+    fn write_location(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.line == 0 {
-            // Not tied to a line (e.g. the file itself cannot be read).
-            write!(f, "{}: {}", self.file, self.message)
+            write!(f, "{}: ", self.file)
         } else {
-            write!(f, "{}:{}: {}", self.file, self.line, self.message)
+            write!(f, "{}:{}: ", self.file, self.line)
         }
     }
 }
 
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_location(f)?;
+        f.write_str(&self.message)
+    }
+}
+
 impl std::error::Error for ConfigError {}
+
+/// Legal, but probably not what was meant: `file:line: warning: message`. The place and text
+/// are those of a [`ConfigError`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning(pub ConfigError);
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.write_location(f)?;
+        write!(f, "warning: {}", self.0.message)
+    }
+}
 
 /// The whole validated configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,6 +97,8 @@ pub struct Config {
     pub connections: Vec<Connection>,
     /// The file it was loaded from (as given to `load`, or the `file_name` given to `parse`).
     pub path: PathBuf,
+    /// What `check` points out besides errors, in file order.
+    pub warnings: Vec<ConfigWarning>,
 }
 
 impl Config {
@@ -261,6 +285,12 @@ pub struct Bgp {
     pub networks: Vec<IpPrefix>,
     /// Outbound prefix list: only matching prefixes may be announced.
     pub export: Vec<PrefixFilter>,
+    /// Inbound prefix list: only matching learned routes are accepted. None (no `import` key):
+    /// none are, as RFC 8212 asks of eBGP; `check` warns about it.
+    pub import: Option<Vec<PrefixFilter>>,
+    /// Not a key: this connection's `local_addrs` and `remote_addrs`. Learned routes covering
+    /// one are always refused (they would route IKE and ESP into the tunnel itself).
+    pub protected: Vec<IpAddr>,
     /// LOCAL_PREF set on every received route.
     pub import_local_pref: u32,
     /// Session is torn down when the peer sends more prefixes than this.

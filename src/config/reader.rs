@@ -25,6 +25,7 @@ pub(super) struct Ctx<'a> {
     pub base_dir: Option<&'a Path>,
     pub sections: &'a SectionKeys,
     pub errors: Vec<ConfigError>,
+    pub warnings: Vec<ConfigError>,
 }
 
 impl Ctx<'_> {
@@ -35,12 +36,21 @@ impl Ctx<'_> {
     }
 
     pub fn err(&mut self, span: &Span, message: impl Into<String>) {
-        let line = self.line(span);
-        self.errors.push(ConfigError {
+        let e = self.at(span, message);
+        self.errors.push(e);
+    }
+
+    pub fn warn(&mut self, span: &Span, message: impl Into<String>) {
+        let w = self.at(span, message);
+        self.warnings.push(w);
+    }
+
+    fn at(&self, span: &Span, message: impl Into<String>) -> ConfigError {
+        ConfigError {
             file: self.file.to_string(),
-            line,
+            line: self.line(span),
             message: message.into(),
-        });
+        }
     }
 }
 

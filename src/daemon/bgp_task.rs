@@ -31,6 +31,8 @@ pub enum BgpCommand {
     Stop(String),
     /// Replace the announced networks (the export prefix-list still applies).
     SetNetworks(Vec<IpPrefix>),
+    /// Replace the addresses no learned route may cover (see `BgpConfig::protected`).
+    SetProtected(Vec<IpAddr>),
 }
 
 /// A write that takes longer than this means the peer stopped reading: drop the connection.
@@ -103,6 +105,9 @@ pub async fn run_session(
             Wake::Command(Some(BgpCommand::Start)) => session.start(now),
             Wake::Command(Some(BgpCommand::Stop(reason))) => session.stop(now, &reason),
             Wake::Command(Some(BgpCommand::SetNetworks(nets))) => session.set_networks(now, nets),
+            Wake::Command(Some(BgpCommand::SetProtected(addrs))) => {
+                session.set_protected(now, addrs)
+            }
             Wake::Connected(res) => {
                 connecting = None;
                 match res {

@@ -2,10 +2,12 @@
 //! single sessions fed hand-made bytes.
 //!
 //! - `pair`: two sessions back to back (FSM, timers, announcements both ways);
-//! - `peer`: one session fed hand-made bytes (OPEN/UPDATE errors, import rules, collisions);
+//! - `peer`: one session fed hand-made bytes (OPEN/UPDATE errors, AS_PATH rules, collisions);
+//! - `import`: the import prefix-list, RFC 8212 and the routes that may never be installed;
 //! - `fuzz`: property tests that nothing panics and UPDATEs round-trip.
 
 mod fuzz;
+mod import;
 mod pair;
 mod peer;
 
@@ -15,7 +17,9 @@ use std::time::{Duration, Instant};
 use ipsecgw::bgp::msg::{
     self, err, Capability, Message, Notification, Open, PathAttrs, RouteRefresh, Update,
 };
-use ipsecgw::bgp::{AsPath, BgpConfig, BgpEvent, BgpState, Origin, RibDirection, Session};
+use ipsecgw::bgp::{
+    AsPath, BgpConfig, BgpEvent, BgpState, Origin, PrefixFilter, RibDirection, Session,
+};
 use ipsecgw::prefix::IpPrefix;
 
 fn p(s: &str) -> IpPrefix {
@@ -35,6 +39,7 @@ fn cfg_a() -> BgpConfig {
     c.multihop = 5;
     c.networks = vec![p("10.2.30.0/25"), p("192.168.99.0/24")];
     c.export = vec!["10.2.30.0/25".parse().unwrap()];
+    c.import = Some(vec![accept_all()]);
     c.import_local_pref = 200;
     c
 }
@@ -44,5 +49,36 @@ fn cfg_b() -> BgpConfig {
     let mut c = BgpConfig::new(65515, 65021, ip(B_ADDR), ip(A_ADDR));
     c.passive = true;
     c.networks = vec![p("10.2.0.0/24")];
+    c.import = Some(vec!["10.2.0.0/16 le 32".parse().unwrap()]);
     c
+}
+
+/// An import entry matching every IPv4 prefix.
+fn accept_all() -> PrefixFilter {
+    "0.0.0.0/0 le 32".parse().unwrap()
+}
+
+/// Captures formatted `tracing` output of one closure.
+fn capture_logs(f: impl FnOnce()) -> String {
+    use std::sync::{Arc, Mutex};
+    #[derive(Clone)]
+    struct Buf(Arc<Mutex<Vec<u8>>>);
+    impl std::io::Write for Buf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = Buf(Arc::new(Mutex::new(Vec::new())));
+    let writer = buf.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, f);
+    let bytes = buf.0.lock().unwrap().clone();
+    String::from_utf8(bytes).unwrap()
 }

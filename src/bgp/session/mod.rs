@@ -11,7 +11,7 @@ use super::msg::{
     self, err, AsPath, Capability, Message, Notification, Open, Origin, AFI_IPV4, AS_TRANS,
     BGP_VERSION, HEADER_LEN, SAFI_UNICAST,
 };
-use super::{BgpConfig, BgpEvent, BgpState};
+use super::{BgpConfig, BgpEvent, BgpState, ImportCounters};
 use crate::prefix::IpPrefix;
 
 /// Hold timer while waiting for the peer's OPEN (RFC 4271 8.2.2 suggests 4 minutes).
@@ -71,6 +71,9 @@ pub struct Session {
     installed: BTreeMap<IpPrefix, IpAddr>,
     /// What the peer currently has from us.
     announced: BTreeSet<IpPrefix>,
+    import_counters: ImportCounters,
+    /// The "no import policy" warning was logged since the session came up.
+    no_policy_warned: bool,
 }
 
 fn after(now: Instant, d: Duration) -> Option<Instant> {
@@ -105,6 +108,8 @@ impl Session {
             adj_in: BTreeMap::new(),
             installed: BTreeMap::new(),
             announced: BTreeSet::new(),
+            import_counters: ImportCounters::default(),
+            no_policy_warned: false,
         }
     }
 
@@ -555,6 +560,7 @@ impl Session {
         self.peer_id = None;
         self.peer_hold = None;
         self.four_octet = false;
+        self.no_policy_warned = false;
         self.last_error = Some(reason);
         self.idle_restart_at = match restart_after {
             Some(d) if self.started => after(now, d),

@@ -1,5 +1,11 @@
 //! The routes side of a session: Adj-RIB-In with import policy, the decision process, what
 //! we announce, and the status/RIB views.
+//!
+//! Import, per NLRI, after the UPDATE-wide checks (RFC 7606 verdict, AS_PATH, next hop):
+//! 1. a route covering a protected address (IKE peer, local underlay) is always refused;
+//! 2. then the `import` prefix-list decides; without one, eBGP accepts nothing (RFC 8212).
+//!
+//! Both refusals are counted in [`crate::bgp::ImportCounters`] and logged.
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;
@@ -13,6 +19,43 @@ use crate::bgp::msg::{
 use crate::bgp::policy::{self, Path};
 use crate::bgp::{BgpEvent, BgpState, BgpStatus, RibDirection, RibEntry};
 use crate::prefix::IpPrefix;
+
+/// How many refused prefixes one log line names.
+const LOG_PREFIXES: usize = 8;
+
+/// Why the import side refused a learned route.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Refusal {
+    /// It covers this protected address (recursive routing).
+    Protected(IpAddr),
+    /// The `import` prefix-list does not permit it.
+    PrefixList,
+    /// eBGP without an import policy (RFC 8212).
+    NoPolicy,
+}
+
+/// "a, b, c and 5 more", for log lines about many prefixes.
+fn some_of<T: std::fmt::Display>(items: &[T]) -> String {
+    let mut s = items
+        .iter()
+        .take(LOG_PREFIXES)
+        .map(|i| i.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > LOG_PREFIXES {
+        s.push_str(&format!(" and {} more", items.len() - LOG_PREFIXES));
+    }
+    s
+}
+
+/// A refused route that covers a protected address, for the log line.
+struct Covering(IpPrefix, IpAddr);
+
+impl std::fmt::Display for Covering {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (covers {})", self.0, self.1)
+    }
+}
 
 impl Session {
     // ---- routes in -------------------------------------------------------------------------
@@ -65,6 +108,9 @@ impl Session {
                 changed.insert(p);
             }
         }
+        let mut covering = Vec::new();
+        let mut by_policy = Vec::new();
+        let mut no_policy = false;
         for (p, nh) in reach {
             changed.insert(p);
             let next_hop = match (verdict, nh) {
@@ -79,6 +125,18 @@ impl Session {
                     continue;
                 }
             };
+            if let Err(why) = self.import_verdict(&p) {
+                self.adj_in.remove(&p);
+                match why {
+                    Refusal::Protected(addr) => covering.push(Covering(p, addr)),
+                    Refusal::PrefixList => by_policy.push(p),
+                    Refusal::NoPolicy => {
+                        no_policy = true;
+                        by_policy.push(p);
+                    }
+                }
+                continue;
+            }
             let route = Route {
                 next_hop,
                 as_path: attrs.as_path.clone().unwrap_or_default(),
@@ -89,6 +147,8 @@ impl Session {
             };
             self.adj_in.insert(p, route);
         }
+        self.refused_protected(&covering);
+        self.refused_by_policy(&by_policy, no_policy);
         let max = self.cfg.max_prefixes;
         if max > 0 && self.adj_in.len() > max as usize {
             tracing::warn!("maximum-prefix limit {max} reached from {peer}");
@@ -129,6 +189,76 @@ impl Session {
             return Err(());
         }
         Ok(())
+    }
+
+    /// The per-prefix import decision (see the module docs).
+    fn import_verdict(&self, p: &IpPrefix) -> Result<(), Refusal> {
+        if let Some(addr) = self.covered_protected(p) {
+            return Err(Refusal::Protected(addr));
+        }
+        match &self.cfg.import {
+            Some(list) if list.iter().any(|f| f.matches(p)) => Ok(()),
+            Some(_) => Err(Refusal::PrefixList),
+            // RFC 8212 is about eBGP: an iBGP session without a policy takes everything.
+            None if self.cfg.local_as == self.cfg.peer_as => Ok(()),
+            None => Err(Refusal::NoPolicy),
+        }
+    }
+
+    fn covered_protected(&self, p: &IpPrefix) -> Option<IpAddr> {
+        self.cfg.protected.iter().copied().find(|a| p.contains(*a))
+    }
+
+    fn refused_protected(&mut self, covering: &[Covering]) {
+        if covering.is_empty() {
+            return;
+        }
+        self.import_counters.refused_protected += covering.len() as u64;
+        tracing::warn!(
+            "bgp {}: refused {} route(s) covering an IKE peer or local underlay address \
+             (they would route the tunnel into itself): {}",
+            self.cfg.peer_address,
+            covering.len(),
+            some_of(covering)
+        );
+    }
+
+    fn refused_by_policy(&mut self, refused: &[IpPrefix], no_policy: bool) {
+        if refused.is_empty() {
+            return;
+        }
+        self.import_counters.refused_by_policy += refused.len() as u64;
+        let peer = self.cfg.peer_address;
+        if no_policy && !self.no_policy_warned {
+            self.no_policy_warned = true;
+            tracing::warn!(
+                "bgp {peer}: no import prefix-list, so no route from AS{} is accepted (RFC 8212); \
+                 list what to accept in [connection.bgp] import",
+                self.cfg.peer_as
+            );
+        }
+        tracing::debug!(
+            "bgp {peer}: {} route(s) refused by the import policy: {}",
+            refused.len(),
+            some_of(refused)
+        );
+    }
+
+    /// Replaces the protected addresses (e.g. the IKE peers of every connection, or a peer's
+    /// address after a NAT change); learned routes that now cover one are withdrawn.
+    pub fn set_protected(&mut self, now: Instant, protected: Vec<IpAddr>) {
+        self.last_now = now;
+        self.cfg.protected = protected;
+        let covering: Vec<Covering> = self
+            .adj_in
+            .keys()
+            .filter_map(|p| self.covered_protected(p).map(|a| Covering(*p, a)))
+            .collect();
+        for Covering(p, _) in &covering {
+            self.adj_in.remove(p);
+            self.recompute(*p);
+        }
+        self.refused_protected(&covering);
     }
 
     fn next_hop_usable(&self, nh: IpAddr) -> bool {
@@ -290,6 +420,7 @@ impl Session {
                 .established_at
                 .map(|t| now.saturating_duration_since(t).as_secs()),
             last_error: self.last_error.clone(),
+            import: self.import_counters,
         }
     }
 

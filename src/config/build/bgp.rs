@@ -19,6 +19,7 @@ pub(super) const KEYS: &[&str] = &[
     "passive",
     "networks",
     "export",
+    "import",
     "import_local_pref",
     "max_prefixes",
     "router_id",
@@ -49,6 +50,7 @@ pub(super) fn build(
     tunnel: Option<&Tunnel>,
     tunnel_bad: bool,
     local_addrs: &[IpAddr],
+    remote_addrs: &[IpAddr],
 ) -> Option<Bgp> {
     let before = ctx.errors.len();
     s.check_keys(ctx, KEYS);
@@ -112,6 +114,18 @@ pub(super) fn build(
         Some(filters) => filters,
         None => networks.iter().copied().map(PrefixFilter::exact).collect(),
     };
+    let import = s.list(ctx, "import", |e| e.parse::<PrefixFilter>());
+    if import.is_none() && s.get("import").is_none() {
+        let peer = peer_as.map_or("the peer".to_string(), |a| format!("AS{a}"));
+        ctx.warn(
+            s.span,
+            format!(
+                "[connection.bgp] has no `import` prefix-list, so no route from {peer} will be \
+                 accepted (RFC 8212); add one, e.g. import = [\"10.0.0.0/8 le 24\"] \
+                 (or [\"0.0.0.0/0 le 32\"] for all)"
+            ),
+        );
+    }
     let import_local_pref = s.number(ctx, "import_local_pref", 0..=i64::from(u32::MAX), 100);
     let max_prefixes = s.number(ctx, "max_prefixes", 1..=10_000_000, 1000);
     let router_id = match s.parsed(ctx, "router_id", ipv4) {
@@ -147,6 +161,8 @@ pub(super) fn build(
         passive,
         networks,
         export,
+        import,
+        protected: local_addrs.iter().chain(remote_addrs).copied().collect(),
         import_local_pref,
         max_prefixes,
         router_id: router_id?,

@@ -189,6 +189,7 @@ pub(super) fn build(ctx: &mut Ctx, s: Section) -> Option<Connection> {
             tunnel.as_ref(),
             tunnel_section.is_some() && tunnel.is_none(),
             &local_addrs,
+            &remote_addrs,
         ),
         None => None,
     };

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 
 use super::reader::{Ctx, Section, SectionKeys, Span};
 use super::tree::{self, LineIndex};
-use super::{Config, ConfigError, Global};
+use super::{Config, ConfigError, ConfigWarning, Global};
 
 const TOP_KEYS: &[&str] = &["global", "connection"];
 
@@ -40,6 +40,7 @@ pub(super) fn build(
         base_dir,
         sections: SECTIONS,
         errors: Vec::new(),
+        warnings: Vec::new(),
     };
     let root = match tree::parse(text) {
         Ok(root) => root,
@@ -106,11 +107,13 @@ pub(super) fn build(
 
     // Report in file order, as a compiler would (stable: same-line errors keep their order).
     ctx.errors.sort_by_key(|e| e.line);
+    ctx.warnings.sort_by_key(|w| w.line);
     match global {
         Some(global) if ctx.errors.is_empty() => Ok(Config {
             global,
             connections,
             path: PathBuf::from(file),
+            warnings: ctx.warnings.into_iter().map(ConfigWarning).collect(),
         }),
         _ => Err(ctx.errors),
     }
