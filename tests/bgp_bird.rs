@@ -101,6 +101,19 @@ fn skip() -> bool {
     skip
 }
 
+/// Probes every 100 ms until `done` holds or `secs` have passed; the last value either way.
+async fn poll<T>(secs: u64, mut probe: impl FnMut() -> T, done: impl Fn(&T) -> bool) -> T {
+    let mut value = probe();
+    for _ in 0..secs * 10 {
+        if done(&value) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        value = probe();
+    }
+    value
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -194,14 +207,12 @@ async fn interop_with_bird2_exchanges_routes_with_policy() {
     }
 
     // BIRD sees exactly the prefix our prefix-list lets out, with AS_PATH 65021.
-    let mut routes = String::new();
-    for _ in 0..50 {
-        routes = bird.birdc("show route all protocol azure");
-        if routes.contains("10.2.30.0/25") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let routes = poll(
+        5,
+        || bird.birdc("show route all protocol azure"),
+        |routes| routes.contains("10.2.30.0/25"),
+    )
+    .await;
     assert!(
         routes.contains("10.2.30.0/25"),
         "BIRD did not get our prefix:\n{routes}"
@@ -225,14 +236,12 @@ async fn interop_with_bird2_exchanges_routes_with_policy() {
         .send(BgpCommand::Stop("interop test done".into()))
         .await
         .unwrap();
-    let mut last = String::new();
-    for _ in 0..50 {
-        last = bird.birdc("show protocols all azure");
-        if last.contains("interop test done") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let last = poll(
+        5,
+        || bird.birdc("show protocols all azure"),
+        |last| last.contains("interop test done"),
+    )
+    .await;
     assert!(
         last.contains("interop test done"),
         "BIRD should show our shutdown message:\n{last}"
@@ -285,14 +294,12 @@ async fn bird2_routes_covering_the_ike_peer_or_underlay_are_refused() {
     cmd_tx.send(BgpCommand::Start).await.unwrap();
 
     // BIRD's own account: Established, seven routes exported to us.
-    let mut shown = String::new();
-    for _ in 0..300 {
-        shown = bird.birdc("show protocols all azure");
-        if shown.contains("Established") && shown.contains("7 exported") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let shown = poll(
+        30,
+        || bird.birdc("show protocols all azure"),
+        |shown| shown.contains("Established") && shown.contains("7 exported"),
+    )
+    .await;
     assert!(
         shown.contains("Established") && shown.contains("7 exported"),
         "BIRD did not export its seven routes:\n{shown}"
@@ -303,14 +310,12 @@ async fn bird2_routes_covering_the_ike_peer_or_underlay_are_refused() {
     }
 
     // Our account: one route installed, five refused as covering, one by the prefix-list.
-    let mut counters = Default::default();
-    for _ in 0..100 {
-        counters = status.lock().unwrap().0.import;
-        if counters.refused_protected == 5 && counters.refused_by_policy == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let counters = poll(
+        10,
+        || status.lock().unwrap().0.import,
+        |counters| counters.refused_protected == 5 && counters.refused_by_policy == 1,
+    )
+    .await;
     assert_eq!(
         counters.refused_protected,
         5,
@@ -347,13 +352,12 @@ async fn bird2_routes_covering_the_ike_peer_or_underlay_are_refused() {
     // BIRD restarts the session and sends it all again: refused again, counted again (the
     // counters outlive a session), and still only the one route.
     let _ = bird.birdc("restart azure");
-    for _ in 0..300 {
-        counters = status.lock().unwrap().0.import;
-        if counters.refused_protected == 10 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let counters = poll(
+        30,
+        || status.lock().unwrap().0.import,
+        |counters| counters.refused_protected == 10,
+    )
+    .await;
     assert_eq!(
         (counters.refused_protected, counters.refused_by_policy),
         (10, 2),

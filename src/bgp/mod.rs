@@ -72,6 +72,10 @@ pub struct BgpConfig {
     pub import_local_pref: u32,
     /// Cease when the peer sends more prefixes than this; 0 = no limit.
     pub max_prefixes: u32,
+    /// Preferred source address of the routes learned from the peer (like BIRD's
+    /// `krt_prefsrc`), e.g. the LAN address, so traffic from the gateway itself uses it. The
+    /// session does not use it; the daemon installs the routes with it.
+    pub route_source: Option<IpAddr>,
 }
 
 impl BgpConfig {
@@ -99,6 +103,7 @@ impl BgpConfig {
             protected: Vec::new(),
             import_local_pref: 100,
             max_prefixes: 0,
+            route_source: None,
         }
     }
 }

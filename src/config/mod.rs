@@ -26,7 +26,7 @@ mod tree;
 mod values;
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -37,6 +37,10 @@ use crate::crypto::proposal::{EspProposal, IkeProposal};
 use crate::ike::Identity;
 use crate::prefix::IpPrefix;
 
+/// `[connection.bgp]`: an eBGP session across the tunnel, validated into exactly what the
+/// session runs on. `import` None means the key was absent (RFC 8212: accept nothing, with a
+/// warning); `protected` is not a key: it is the connection's local_addrs and remote_addrs.
+pub use crate::bgp::BgpConfig as Bgp;
 pub use crate::bgp::PrefixFilter;
 /// `start_action` and `dpd_action` are the engine's own types: the config says exactly what
 /// the engine does (start: initiate and keep up; restart: re-initiate after DPD declares the
@@ -264,42 +268,6 @@ impl Tunnel {
         IpPrefix::new(self.address, self.prefix_len)
             .unwrap_or_else(|_| IpPrefix::host(self.address))
     }
-}
-
-/// `[connection.bgp]`: an eBGP session across the tunnel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Bgp {
-    pub local_as: u32,
-    pub peer_as: u32,
-    pub peer_address: IpAddr,
-    /// Update source (defaults to the tunnel address).
-    pub local_address: IpAddr,
-    /// TTL of outgoing BGP packets (default 1).
-    pub multihop: u8,
-    /// Proposed hold time; zero means no keepalives (RFC 4271 4.2).
-    pub hold_time: Duration,
-    pub connect_retry: Duration,
-    /// Never connect, only accept.
-    pub passive: bool,
-    /// Prefixes announced.
-    pub networks: Vec<IpPrefix>,
-    /// Outbound prefix list: only matching prefixes may be announced.
-    pub export: Vec<PrefixFilter>,
-    /// Inbound prefix list: only matching learned routes are accepted. None (no `import` key):
-    /// none are, as RFC 8212 asks of eBGP; `check` warns about it.
-    pub import: Option<Vec<PrefixFilter>>,
-    /// Not a key: this connection's `local_addrs` and `remote_addrs`. Learned routes covering
-    /// one are always refused (they would route IKE and ESP into the tunnel itself).
-    pub protected: Vec<IpAddr>,
-    /// LOCAL_PREF set on every received route.
-    pub import_local_pref: u32,
-    /// Session is torn down when the peer sends more prefixes than this.
-    pub max_prefixes: u32,
-    pub router_id: Ipv4Addr,
-    pub port: u16,
-    /// Preferred source address of the routes learned from the peer (like BIRD's
-    /// `krt_prefsrc`), e.g. the LAN address, so traffic from the gateway itself uses it.
-    pub route_source: Option<IpAddr>,
 }
 
 /// What a SIGHUP reload changes, by connection name (in the new config's order).

@@ -1,11 +1,9 @@
-//! Glue between a connection and its BGP session: builds the session config from
-//! `[connection.bgp]`, runs the session task, and maps learned routes onto netlink routes
+//! Glue between a connection and its BGP session: runs the session task on `[connection.bgp]`
+//! (which is the session's own `BgpConfig`), and maps learned routes onto netlink routes
 //! through the connection's TUN device.
 
 use super::bgp_task::{self, BgpCommand};
-use crate::bgp::{
-    BgpConfig, BgpEvent, BgpState, BgpStatus, ImportCounters, RibDirection, RibEntry,
-};
+use crate::bgp::{BgpEvent, BgpState, BgpStatus, ImportCounters, RibDirection, RibEntry};
 use crate::config;
 use crate::control::{self, BgpSummary, RibRow, RouteDirection};
 use crate::routing::{Netlink, RouteSet};
@@ -24,23 +22,6 @@ pub struct BgpHandle {
     forward: tokio::task::JoinHandle<()>,
 }
 
-fn session_config(b: &config::Bgp) -> BgpConfig {
-    let mut c = BgpConfig::new(b.local_as, b.peer_as, b.local_address, b.peer_address);
-    c.router_id = b.router_id;
-    c.port = b.port;
-    c.hold_time = b.hold_time;
-    c.connect_retry = b.connect_retry;
-    c.passive = b.passive;
-    c.multihop = b.multihop;
-    c.networks = b.networks.clone();
-    c.export = b.export.clone();
-    c.import = b.import.clone();
-    c.protected = b.protected.clone();
-    c.import_local_pref = b.import_local_pref;
-    c.max_prefixes = b.max_prefixes;
-    c
-}
-
 /// Starts the BGP session of connection `name`; its events come back tagged on `tx`.
 pub fn spawn(
     name: &str,
@@ -48,7 +29,7 @@ pub fn spawn(
     _t: &config::Tunnel,
     tx: mpsc::Sender<(String, BgpEvent)>,
 ) -> BgpHandle {
-    let cfg = session_config(b);
+    let cfg = b.clone();
     for n in cfg
         .networks
         .iter()

@@ -88,19 +88,12 @@ pub async fn run_session(
             _ = tokio::time::sleep_until(rebind_at), if listener.is_none() => Wake::Rebind,
         };
         let now = Instant::now();
+        let mut done = false;
         match wake {
             Wake::Command(None) => {
                 session.stop(now, "shutting down");
-                flush(
-                    &mut session,
-                    &mut stream,
-                    &mut connecting,
-                    &events,
-                    &peer_addr,
-                )
-                .await;
-                publish(&session, &status, &None);
-                return;
+                driver_error = None;
+                done = true;
             }
             Wake::Command(Some(BgpCommand::Start)) => session.start(now),
             Wake::Command(Some(BgpCommand::Stop(reason))) => session.stop(now, &reason),
@@ -186,6 +179,9 @@ pub async fn run_session(
         )
         .await;
         publish(&session, &status, &driver_error);
+        if done {
+            return;
+        }
     }
 }
 

@@ -235,6 +235,18 @@ fn ip_version(prefix: &IpPrefix) -> IpVersion {
     }
 }
 
+/// Sends a route add, as NLM_F_REPLACE or NLM_F_EXCL.
+async fn execute_add<T>(
+    request: rtnetlink::RouteAddRequest<T>,
+    replace: bool,
+) -> Result<(), rtnetlink::Error> {
+    if replace {
+        request.replace().execute().await
+    } else {
+        request.execute().await
+    }
+}
+
 /// The metric the kernel gives a route we add (we never set one).
 fn our_metric(prefix: &IpPrefix) -> u32 {
     if prefix.is_ipv4() {
@@ -511,20 +523,14 @@ impl Netlink {
                 if let Some(IpAddr::V4(src)) = pref_src {
                     r = r.pref_source(src);
                 }
-                if replace {
-                    r = r.replace();
-                }
-                r.execute().await
+                execute_add(r, replace).await
             }
             IpAddr::V6(dst) => {
                 let mut r = request.v6().destination_prefix(dst, prefix.len());
                 if let Some(IpAddr::V6(src)) = pref_src {
                     r = r.pref_source(src);
                 }
-                if replace {
-                    r = r.replace();
-                }
-                r.execute().await
+                execute_add(r, replace).await
             }
         }
     }
