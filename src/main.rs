@@ -100,6 +100,7 @@ fn main() -> ExitCode {
             };
             match config::load(path) {
                 Ok(c) => {
+                    c.warnings.iter().for_each(|w| println!("{w}"));
                     println!(
                         "{}: OK, {} connection(s)",
                         path.display(),

@@ -4,6 +4,36 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::str::FromStr;
 
+/// Why a prefix was refused. The texts are those `ipsecgw check` prints after the key name.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PrefixError {
+    /// The length exceeds the address width (`/33`).
+    TooLong { len: u8, max: u8 },
+    /// The address part does not parse.
+    NotAPrefix(String),
+    /// The length part does not parse.
+    BadLength(String),
+    /// `10.2.30.1/25`: host bits set, almost always a typo for `masked`.
+    HostBits { text: String, masked: IpPrefix },
+}
+
+impl fmt::Display for PrefixError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PrefixError::TooLong { len, max } => {
+                write!(f, "prefix length /{len} is longer than /{max}")
+            }
+            PrefixError::NotAPrefix(s) => write!(f, "'{s}' is not an IP prefix"),
+            PrefixError::BadLength(s) => write!(f, "'{s}': bad prefix length"),
+            PrefixError::HostBits { text, masked } => {
+                write!(f, "'{text}' has host bits set (did you mean {masked}?)")
+            }
+        }
+    }
+}
+
+impl std::error::Error for PrefixError {}
+
 /// An IPv4 or IPv6 prefix whose host bits are always zero.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct IpPrefix {
@@ -15,10 +45,10 @@ pub struct IpPrefix {
 #[allow(clippy::len_without_is_empty)]
 impl IpPrefix {
     /// Builds a prefix, masking host bits. Fails if `len` exceeds the address width.
-    pub fn new(addr: IpAddr, len: u8) -> Result<Self, String> {
+    pub fn new(addr: IpAddr, len: u8) -> Result<Self, PrefixError> {
         let max = if addr.is_ipv4() { 32 } else { 128 };
         if len > max {
-            return Err(format!("prefix length /{len} is longer than /{max}"));
+            return Err(PrefixError::TooLong { len, max });
         }
         Ok(IpPrefix {
             addr: mask(addr, len),
@@ -116,10 +146,10 @@ fn mask(addr: IpAddr, len: u8) -> IpAddr {
 }
 
 impl FromStr for IpPrefix {
-    type Err = String;
+    type Err = PrefixError;
     /// Parses `a.b.c.d/len` or a bare address (host prefix). Host bits must be zero,
     /// as a router would insist: `10.2.30.1/25` is almost always a typo.
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, PrefixError> {
         let (a, l) = match s.split_once('/') {
             Some((a, l)) => (a, Some(l)),
             None => (s, None),
@@ -127,17 +157,20 @@ impl FromStr for IpPrefix {
         let addr: IpAddr = a
             .trim()
             .parse()
-            .map_err(|_| format!("'{s}' is not an IP prefix"))?;
+            .map_err(|_| PrefixError::NotAPrefix(s.to_string()))?;
         let Some(l) = l else {
             return Ok(IpPrefix::host(addr));
         };
         let len: u8 = l
             .trim()
             .parse()
-            .map_err(|_| format!("'{s}': bad prefix length"))?;
+            .map_err(|_| PrefixError::BadLength(s.to_string()))?;
         let p = IpPrefix::new(addr, len)?;
         if p.addr != addr {
-            return Err(format!("'{s}' has host bits set (did you mean {p}?)"));
+            return Err(PrefixError::HostBits {
+                text: s.to_string(),
+                masked: p,
+            });
         }
         Ok(p)
     }
@@ -158,7 +191,10 @@ mod tests {
         let p: IpPrefix = "10.2.30.0/25".parse().unwrap();
         assert!(p.contains("10.2.30.127".parse().unwrap()));
         assert!(!p.contains("10.2.30.128".parse().unwrap()));
-        assert!("10.2.30.1/25".parse::<IpPrefix>().is_err());
+        assert_eq!(
+            "10.2.30.1/25".parse::<IpPrefix>().unwrap_err().to_string(),
+            "'10.2.30.1/25' has host bits set (did you mean 10.2.30.0/25?)"
+        );
         assert!("10.2.30.0/33".parse::<IpPrefix>().is_err());
         let all: IpPrefix = "0.0.0.0/0".parse().unwrap();
         assert!(all.covers(&p) && !p.covers(&all));

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use ipsecgw::bgp::{BgpConfig, BgpEvent, BgpState, BgpStatus};
+use ipsecgw::bgp::{BgpConfig, BgpEvent, BgpState, BgpStatus, RibDirection, RibEntry};
 use ipsecgw::daemon::bgp_task::{run_session, BgpCommand};
 use ipsecgw::prefix::IpPrefix;
 use tokio::sync::mpsc;
@@ -31,19 +31,24 @@ impl Drop for Bird {
 }
 
 impl Bird {
-    fn start(port: u16) -> Bird {
+    /// BIRD announcing `routes` (blackhole statics) to us, and taking what we send.
+    fn start(port: u16, routes: &[&str]) -> Bird {
         if std::env::var_os("IPSECGW_SKIP_BIRD").is_none() {
             let found = Command::new("bird").arg("--version").output().is_ok();
             assert!(found, "`bird` (BIRD 2) is not installed: install bird2, or set IPSECGW_SKIP_BIRD=1 to skip");
         }
         let dir = std::env::temp_dir().join(format!("ipsecgw-bird-{}-{port}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
+        let statics: String = routes
+            .iter()
+            .map(|r| format!("route {r} blackhole; "))
+            .collect();
         let conf = format!(
             r#"
 log "{dir}/bird.log" all;
 router id 127.0.0.3;
 protocol device {{ }}
-protocol static lan {{ ipv4; route 10.2.0.0/24 blackhole; route 10.2.1.0/24 blackhole; }}
+protocol static lan {{ ipv4; {statics}}}
 protocol static tunnel_peer {{ ipv4; route 127.0.0.1/32 via "lo"; }}
 protocol bgp azure {{
     local 127.0.0.3 port {port} as 65515;
@@ -55,7 +60,7 @@ protocol bgp azure {{
     ipv4 {{ import all; export where proto = "lan"; next hop self; gateway recursive; }};
 }}
 "#,
-            dir = dir.display()
+            dir = dir.display(),
         );
         std::fs::write(dir.join("bird.conf"), conf).unwrap();
         let child = Command::new("bird")
@@ -88,44 +93,83 @@ fn p(s: &str) -> IpPrefix {
     s.parse().unwrap()
 }
 
-#[tokio::test]
-async fn interop_with_bird2_exchanges_routes_with_policy() {
-    if std::env::var_os("IPSECGW_SKIP_BIRD").is_some() {
+fn skip() -> bool {
+    let skip = std::env::var_os("IPSECGW_SKIP_BIRD").is_some();
+    if skip {
         eprintln!("IPSECGW_SKIP_BIRD set: BIRD interop test skipped");
-        return;
     }
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
+    skip
+}
+
+/// Probes every 100 ms until `done` holds or `secs` have passed; the last value either way.
+async fn poll<T>(secs: u64, mut probe: impl FnMut() -> T, done: impl Fn(&T) -> bool) -> T {
+    let mut value = probe();
+    for _ in 0..secs * 10 {
+        if done(&value) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        value = probe();
+    }
+    value
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
-        .port();
-    let bird = Bird::start(port);
+        .port()
+}
 
-    let local: IpAddr = "127.0.0.1".parse().unwrap();
-    let mut cfg = BgpConfig::new(65021, 65515, local, "127.0.0.3".parse().unwrap());
+/// Our side: AS65021 on 127.0.0.1, BIRD (AS65515) at 127.0.0.3.
+fn our_config(port: u16) -> BgpConfig {
+    let mut cfg = BgpConfig::new(
+        65021,
+        65515,
+        "127.0.0.1".parse().unwrap(),
+        "127.0.0.3".parse().unwrap(),
+    );
     cfg.port = port;
     cfg.multihop = 5;
     cfg.connect_retry = Duration::from_secs(1);
-    cfg.networks = vec![p("10.2.30.0/25"), p("192.168.77.0/24")];
-    cfg.export = vec!["10.2.30.0/25".parse().unwrap()];
-    cfg.import_local_pref = 200;
+    cfg
+}
+
+type Shared = Arc<Mutex<(BgpStatus, Vec<RibEntry>)>>;
+
+fn spawn(
+    cfg: BgpConfig,
+) -> (
+    mpsc::Sender<BgpCommand>,
+    mpsc::Receiver<BgpEvent>,
+    Shared,
+    tokio::task::JoinHandle<()>,
+) {
     let status = Arc::new(Mutex::new((
-        BgpStatus {
-            state: BgpState::Idle,
-            prefixes_received: 0,
-            prefixes_announced: 0,
-            peer_as: 65515,
-            peer_address: cfg.peer_address,
-            peer_router_id: None,
-            hold_time: None,
-            uptime_secs: None,
-            last_error: None,
-        },
+        BgpStatus::idle(cfg.peer_as, cfg.peer_address),
         vec![],
     )));
     let (cmd_tx, cmd_rx) = mpsc::channel(8);
-    let (ev_tx, mut ev_rx) = mpsc::channel(64);
+    let (ev_tx, ev_rx) = mpsc::channel(64);
     let task = tokio::spawn(run_session(cfg, cmd_rx, ev_tx, status.clone()));
+    (cmd_tx, ev_rx, status, task)
+}
+
+#[tokio::test]
+async fn interop_with_bird2_exchanges_routes_with_policy() {
+    if skip() {
+        return;
+    }
+    let port = free_port();
+    let bird = Bird::start(port, &["10.2.0.0/24", "10.2.1.0/24"]);
+
+    let mut cfg = our_config(port);
+    cfg.networks = vec![p("10.2.30.0/25"), p("192.168.77.0/24")];
+    cfg.export = vec!["10.2.30.0/25".parse().unwrap()];
+    cfg.import = Some(vec!["10.2.0.0/16 le 24".parse().unwrap()]);
+    cfg.import_local_pref = 200;
+    let (cmd_tx, mut ev_rx, status, task) = spawn(cfg);
     cmd_tx.send(BgpCommand::Start).await.unwrap();
 
     // Both BIRD prefixes arrive, via BIRD's address.
@@ -163,14 +207,12 @@ async fn interop_with_bird2_exchanges_routes_with_policy() {
     }
 
     // BIRD sees exactly the prefix our prefix-list lets out, with AS_PATH 65021.
-    let mut routes = String::new();
-    for _ in 0..50 {
-        routes = bird.birdc("show route all protocol azure");
-        if routes.contains("10.2.30.0/25") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let routes = poll(
+        5,
+        || bird.birdc("show route all protocol azure"),
+        |routes| routes.contains("10.2.30.0/25"),
+    )
+    .await;
     assert!(
         routes.contains("10.2.30.0/25"),
         "BIRD did not get our prefix:\n{routes}"
@@ -194,18 +236,141 @@ async fn interop_with_bird2_exchanges_routes_with_policy() {
         .send(BgpCommand::Stop("interop test done".into()))
         .await
         .unwrap();
-    let mut last = String::new();
-    for _ in 0..50 {
-        last = bird.birdc("show protocols all azure");
-        if last.contains("interop test done") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let last = poll(
+        5,
+        || bird.birdc("show protocols all azure"),
+        |last| last.contains("interop test done"),
+    )
+    .await;
     assert!(
         last.contains("interop test done"),
         "BIRD should show our shutdown message:\n{last}"
     );
+    drop(cmd_tx);
+    timeout(Duration::from_secs(5), task)
+        .await
+        .unwrap()
+        .unwrap();
+}
+
+/// BIRD announces, besides one ordinary route, routes that would pull the tunnel into itself:
+/// 0.0.0.0/1 + 128.0.0.0/1, the default route, a more-specific and a host route of the IKE
+/// peer. Our import list permits all of them on purpose: only the protection refuses them.
+/// One more route is outside the import list. BIRD itself reports having exported all seven.
+#[tokio::test]
+async fn bird2_routes_covering_the_ike_peer_or_underlay_are_refused() {
+    if skip() {
+        return;
+    }
+    let ike_peer: IpAddr = "192.0.2.2".parse().unwrap();
+    let underlay: IpAddr = "100.64.0.1".parse().unwrap();
+    let covering = [
+        "0.0.0.0/1",    // covers our underlay 100.64.0.1
+        "128.0.0.0/1",  // covers the IKE peer 192.0.2.2
+        "0.0.0.0/0",    // covers both
+        "192.0.2.0/25", // a more-specific around the IKE peer
+        "192.0.2.2/32", // the IKE peer itself
+    ];
+    let mut routes = vec!["10.2.0.0/24", "10.99.0.0/16"];
+    routes.extend(covering);
+    let port = free_port();
+    let bird = Bird::start(port, &routes);
+
+    let mut cfg = our_config(port);
+    cfg.import = Some(
+        [
+            "10.2.0.0/16 le 24",
+            "0.0.0.0/1",
+            "128.0.0.0/1",
+            "0.0.0.0/0",
+            "192.0.2.0/24 le 32",
+        ]
+        .iter()
+        .map(|f| f.parse().unwrap())
+        .collect(),
+    );
+    cfg.protected = vec![ike_peer, underlay];
+    let (cmd_tx, mut ev_rx, status, task) = spawn(cfg);
+    cmd_tx.send(BgpCommand::Start).await.unwrap();
+
+    // BIRD's own account: Established, seven routes exported to us.
+    let shown = poll(
+        30,
+        || bird.birdc("show protocols all azure"),
+        |shown| shown.contains("Established") && shown.contains("7 exported"),
+    )
+    .await;
+    assert!(
+        shown.contains("Established") && shown.contains("7 exported"),
+        "BIRD did not export its seven routes:\n{shown}"
+    );
+    let exported = bird.birdc("show route export azure");
+    for r in &routes {
+        assert!(exported.contains(r), "BIRD does not list {r}:\n{exported}");
+    }
+
+    // Our account: one route installed, five refused as covering, one by the prefix-list.
+    let counters = poll(
+        10,
+        || status.lock().unwrap().0.import,
+        |counters| counters.refused_protected == 5 && counters.refused_by_policy == 1,
+    )
+    .await;
+    assert_eq!(
+        counters.refused_protected,
+        5,
+        "{:?}",
+        status.lock().unwrap().0
+    );
+    assert_eq!(
+        counters.refused_by_policy,
+        1,
+        "{:?}",
+        status.lock().unwrap().0
+    );
+    let mut installed = vec![];
+    while let Ok(ev) = ev_rx.try_recv() {
+        match ev {
+            BgpEvent::InstallRoute { prefix, .. } => installed.push(prefix),
+            BgpEvent::WithdrawRoute { prefix } => installed.retain(|p| *p != prefix),
+            _ => {}
+        }
+    }
+    assert_eq!(installed, vec![p("10.2.0.0/24")]);
+    {
+        let g = status.lock().unwrap();
+        assert_eq!(g.0.state, BgpState::Established, "refusing is not an error");
+        assert_eq!(g.0.prefixes_received, 1);
+        let rib: Vec<IpPrefix> =
+            g.1.iter()
+                .filter(|r| r.direction == RibDirection::Received)
+                .map(|r| r.prefix)
+                .collect();
+        assert_eq!(rib, vec![p("10.2.0.0/24")]);
+    }
+
+    // BIRD restarts the session and sends it all again: refused again, counted again (the
+    // counters outlive a session), and still only the one route.
+    let _ = bird.birdc("restart azure");
+    let counters = poll(
+        30,
+        || status.lock().unwrap().0.import,
+        |counters| counters.refused_protected == 10,
+    )
+    .await;
+    assert_eq!(
+        (counters.refused_protected, counters.refused_by_policy),
+        (10, 2),
+        "{:?}\n{}",
+        status.lock().unwrap().0,
+        bird.birdc("show protocols all azure")
+    );
+    {
+        let g = status.lock().unwrap();
+        assert_eq!(g.0.state, BgpState::Established);
+        assert_eq!(g.0.prefixes_received, 1);
+    }
+    cmd_tx.send(BgpCommand::Stop("done".into())).await.unwrap();
     drop(cmd_tx);
     timeout(Duration::from_secs(5), task)
         .await

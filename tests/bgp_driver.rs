@@ -36,6 +36,8 @@ fn cfg(local: &str, peer: &str, local_as: u32, peer_as: u32, port: u16, net: &st
     c.hold_time = Duration::from_secs(9);
     c.multihop = 5;
     c.networks = vec![p(net)];
+    // Both ends take what the other announces (without it, RFC 8212 takes nothing).
+    c.import = Some(vec!["10.0.0.0/8 le 32".parse().unwrap()]);
     c
 }
 
@@ -48,17 +50,7 @@ struct Running {
 
 fn spawn(c: BgpConfig) -> Running {
     let status: Shared = Arc::new(Mutex::new((
-        BgpStatus {
-            state: BgpState::Idle,
-            prefixes_received: 0,
-            prefixes_announced: 0,
-            peer_as: c.peer_as,
-            peer_address: c.peer_address,
-            peer_router_id: None,
-            hold_time: None,
-            uptime_secs: None,
-            last_error: None,
-        },
+        BgpStatus::idle(c.peer_as, c.peer_address),
         vec![],
     )));
     let (cmd_tx, cmd_rx) = mpsc::channel(8);
@@ -138,6 +130,20 @@ async fn pair_exchanges_prefixes(b_passive: bool) {
         next_hop: ip("127.0.0.1"),
     };
     wait_for(&mut b, |e| *e == want).await;
+
+    // B is told that 10.2.31.0/24 holds a protected address (an IKE peer): it drops the
+    // route it installed, and counts it.
+    b.cmd
+        .send(BgpCommand::SetProtected(vec![ip("10.2.31.9")]))
+        .await
+        .unwrap();
+    wait_for(&mut b, |e| {
+        *e == BgpEvent::WithdrawRoute {
+            prefix: p("10.2.31.0/24"),
+        }
+    })
+    .await;
+    assert_eq!(b.status.lock().unwrap().0.import.refused_protected, 1);
     a.cmd
         .send(BgpCommand::Stop("maintenance".into()))
         .await
@@ -150,7 +156,7 @@ async fn pair_exchanges_prefixes(b_passive: bool) {
     );
     wait_for(&mut b, |e| {
         *e == BgpEvent::WithdrawRoute {
-            prefix: p("10.2.31.0/24"),
+            prefix: p("10.2.30.0/25"),
         }
     })
     .await;

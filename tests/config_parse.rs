@@ -201,6 +201,19 @@ fn interface_example_parses() {
         "10.2.30.125".parse::<std::net::Ipv4Addr>().unwrap()
     );
     assert_eq!(b.port, 179);
+    // The example has no `import`: RFC 8212 accepts nothing, and says so.
+    assert_eq!(b.import, None);
+    assert_eq!(
+        b.protected,
+        vec![
+            "66.198.12.106".parse::<IpAddr>().unwrap(),
+            "52.168.162.84".parse().unwrap()
+        ]
+    );
+    assert_eq!(cfg.warnings.len(), 1, "{:?}", cfg.warnings);
+    let w = cfg.warnings[0].to_string();
+    let line = format!("{}:34: warning: [connection.bgp] has no `import` prefix-list, so no route from AS65515 will be accepted (RFC 8212)", cfg_path.display());
+    assert!(w.starts_with(&line), "{w}");
 
     // Reload comparison relies on PartialEq; parsing twice gives equal connections.
     let again = config::load(&cfg_path).unwrap();
@@ -490,6 +503,81 @@ fn bgp_cross_checks() {
         !errs.iter().any(|e| e.message.contains("export")),
         "a network filtered by the export prefix-list is legal: {errs:?}"
     );
+}
+
+#[test]
+fn bgp_import_prefix_list() {
+    let base = minimal("")
+        + "[connection.tunnel]\ninterface = \"ipsec0\"\naddress = \"10.0.0.1/30\"\n[connection.bgp]\nlocal_as = 65001\npeer_as = 65002\npeer_address = \"10.0.0.2\"\n";
+    // Same syntax as export; with it there is nothing to warn about.
+    let ok = base.clone() + "import = [\"10.2.0.0/16 le 24\", \"192.168.7.0/24\"]\n";
+    let cfg = config::parse(&ok, "x.toml").unwrap_or_else(|e| panic!("{e:?}"));
+    let b = cfg.connections[0].bgp.as_ref().unwrap();
+    let import = b.import.as_ref().expect("import");
+    assert_eq!(import.len(), 2);
+    assert!(import[0].matches(&"10.2.9.0/24".parse().unwrap()));
+    assert!(!import[0].matches(&"10.2.9.0/25".parse().unwrap()));
+    assert!(import[1].matches(&"192.168.7.0/24".parse().unwrap()));
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    // Our underlay and the IKE peer are protected from learned routes.
+    assert_eq!(
+        b.protected,
+        vec![
+            "192.0.2.1".parse::<IpAddr>().unwrap(),
+            "192.0.2.2".parse().unwrap()
+        ]
+    );
+    // An explicitly empty list is a choice (accept nothing), not an oversight.
+    let empty = config::parse(&(base.clone() + "import = []\n"), "x.toml").unwrap();
+    assert_eq!(
+        empty.connections[0].bgp.as_ref().unwrap().import,
+        Some(vec![])
+    );
+    assert!(empty.warnings.is_empty());
+    // Without it: accepted, with a warning at the section header (line 12).
+    let none = config::parse(&base, "x.toml").unwrap();
+    assert_eq!(none.connections[0].bgp.as_ref().unwrap().import, None);
+    assert_eq!(none.warnings.len(), 1);
+    assert_eq!(none.warnings[0].0.line, 12);
+    assert!(none.warnings[0].to_string().starts_with(
+        "x.toml:12: warning: [connection.bgp] has no `import` prefix-list, so no route from AS65002 will be accepted (RFC 8212)"
+    ));
+    // Entries are checked like export's, at their line.
+    let bad = base + "import = [\"10.2.0.0/16 lt 24\"]\n";
+    assert_error(
+        &errors(&bad),
+        16,
+        "`import`: '10.2.0.0/16 lt 24': expected 'ge' or 'le', found 'lt'",
+    );
+}
+
+#[test]
+fn check_prints_warnings_and_still_succeeds() {
+    let dir = TempDir::new();
+    let psk = dir.write("azure.psk", "IamSecure123\n", 0o600);
+    let path = dir.write(
+        "ipsecgw.toml",
+        &interface_example(psk.to_str().unwrap()),
+        0o644,
+    );
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_ipsecgw"))
+        .arg("check")
+        .arg("--config")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(
+        lines[0].starts_with(&format!(
+            "{}:34: warning: [connection.bgp] has no `import` prefix-list",
+            path.display()
+        )),
+        "{text}"
+    );
+    assert_eq!(lines[1], format!("{}: OK, 1 connection(s)", path.display()));
 }
 
 #[test]

@@ -39,12 +39,14 @@ fn every_deploy_config_passes_check() {
             .arg(&path)
             .output()
             .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),
-            "{f}: {}{}",
-            String::from_utf8_lossy(&out.stdout),
+            "{f}: {stdout}{}",
             String::from_utf8_lossy(&out.stderr)
         );
+        // Every shipped BGP config says what it imports (else RFC 8212 accepts nothing).
+        assert!(!stdout.contains("warning:"), "{f}: {stdout}");
     }
     // And a broken one is refused with exit code 1 and file:line.
     let bad = dir.join("bad.toml");

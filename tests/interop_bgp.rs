@@ -2,6 +2,11 @@
 //! speaking from its tunnel address 10.2.30.125) on the left; strongSwan (kernel-libipsec)
 //! plus BIRD (AS 65515 at 10.10.30.254) on the right. Assertions use BIRD's own view
 //! (`birdc show protocols`, `show route`) and the kernel's routing table.
+//!
+//! BIRD also announces routes a careless gateway would install and so route its own IKE and
+//! ESP into the tunnel (128.0.0.0/1, a host route and a more-specific of strongSwan's
+//! underlay address), and routes our import list does not permit: none may reach the kernel,
+//! and the tunnel must not notice.
 
 mod common;
 use common::*;
@@ -25,6 +30,8 @@ connect_retry = "1s"
 # 192.168.99.0/24 is a network the export prefix-list must keep in.
 networks = ["10.1.0.0/24", "192.168.99.0/24"]
 export = ["10.1.0.0/24"]
+# BIRD's LAN; the covering routes are permitted here on purpose: they are refused anyway.
+import = ["10.2.0.0/16 le 24", "128.0.0.0/1", "192.0.2.0/24 le 32"]
 import_local_pref = 200
 # learned routes prefer the LAN address as source (BIRD's krt_prefsrc)
 route_source = "10.1.0.1"
@@ -39,6 +46,16 @@ protocol device {{ scan time 2; }}
 # BIRD resolves the multihop next hop through this mirror of the kernel's /32.
 protocol static tunnel_peer {{ ipv4; route 10.2.30.125/32 via "ipsec0"; }}
 protocol static lan {{ ipv4; route 10.2.0.0/24 via "lan0"; }}
+# Never to be installed by ipsecgw: they cover strongSwan's underlay address 192.0.2.2
+# (recursive routing), or the import list does not permit them.
+protocol static hostile {{
+    ipv4;
+    route 128.0.0.0/1 via "lan0";
+    route 192.0.2.2/32 via "lan0";
+    route 192.0.2.0/25 via "lan0";
+    route 0.0.0.0/1 via "lan0";
+    route 10.99.0.0/16 via "lan0";
+}}
 protocol kernel {{
     scan time 2;
     ipv4 {{
@@ -55,7 +72,7 @@ protocol bgp ipsecgw {{
     error wait time 1, 5;
     hold time 30;
     keepalive time 10;
-    ipv4 {{ import all; export where proto = "lan"; next hop self; gateway recursive; }};
+    ipv4 {{ import all; export where proto = "lan" || proto = "hostile"; next hop self; gateway recursive; }};
 }}
 "#,
         log = log.display()
@@ -100,7 +117,7 @@ fn bgp_over_tunnel_with_bird() {
     gw.start_action = "start";
     gw.extra = GW_TUNNEL_BGP;
     let cfg = gw.render(&lab);
-    lab.start_ipsecgw(Side::Left, &cfg);
+    let gw_pid = lab.start_ipsecgw(Side::Left, &cfg);
 
     // The session is Established within seconds, in BIRD's own words.
     let est = wait_for(Duration::from_secs(30), || {
@@ -162,6 +179,34 @@ fn bgp_over_tunnel_with_bird() {
     let st = lab.status_json(Side::Left);
     assert_eq!(st["connections"][0]["bgp"]["state"], "established");
     assert_eq!(st["connections"][0]["bgp"]["prefixes_received"], 1);
+
+    // BIRD says it sent us all six of its routes; we took one. The three covering
+    // strongSwan's address were refused and logged as such, the other two by the import list.
+    let bird_view = lab.birdc(Side::Right, "show protocols all ipsecgw");
+    assert!(bird_view.contains("6 exported"), "{bird_view}");
+    let ours = String::from_utf8_lossy(&lab.exec(Side::Left, "ip route show proto 169").stdout)
+        .into_owned();
+    for hostile in [
+        "128.0.0.0/1",
+        "192.0.2.2 ",
+        "192.0.2.0/25",
+        "0.0.0.0/1",
+        "10.99.0.0/16",
+    ] {
+        assert!(!ours.contains(hostile), "{hostile} was installed:\n{ours}");
+    }
+    let log = lab.log_of(gw_pid);
+    let refusal = log
+        .lines()
+        .find(|l| l.contains("covering an IKE peer or local underlay address"))
+        .unwrap_or_else(|| panic!("no refusal in the log:\n{log}"));
+    assert!(refusal.contains("refused 3 route(s)"), "{refusal}");
+    for r in ["128.0.0.0/1", "192.0.2.2/32", "192.0.2.0/25"] {
+        assert!(
+            refusal.contains(&format!("{r} (covers 192.0.2.")),
+            "{refusal}"
+        );
+    }
 
     // LAN to LAN follows the learned route (BIRD installed ours on the right).
     let ping = wait_for(Duration::from_secs(15), || {

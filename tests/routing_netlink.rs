@@ -119,6 +119,25 @@ where
     .expect("entering namespace")
 }
 
+/// A fresh namespace with the TUN devices `tuns`; None when namespaces cannot be used here.
+fn lab(tag: &str, tuns: &[&str]) -> Option<NetnsGuard> {
+    if !netns_prerequisites() {
+        return None;
+    }
+    let ns = test_ns(tag);
+    for t in tuns {
+        add_tun(&ns, t);
+    }
+    Some(ns)
+}
+
+/// Installs our route `prefix dev ifname [src]`, which must succeed.
+async fn route(nl: &Netlink, prefix: &str, ifname: &str, src: Option<&str>) {
+    nl.add_route(pfx(prefix), ifname, src.map(addr))
+        .await
+        .unwrap_or_else(|e| panic!("{prefix} dev {ifname}: {e}"));
+}
+
 fn pfx(s: &str) -> IpPrefix {
     s.parse().unwrap()
 }
@@ -143,11 +162,9 @@ fn proto_text() -> String {
 
 #[test]
 fn configure_interface_sets_address_mtu_and_up_idempotently() {
-    if !netns_prerequisites() {
+    let Some(ns) = lab("cfg", &["t0"]) else {
         return;
-    }
-    let ns = test_ns("cfg");
-    add_tun(&ns, "t0");
+    };
     let link_line = ip_cmd(&ns, "-o link show dev t0");
     let kernel_index: u32 = link_line.split(':').next().unwrap().trim().parse().unwrap();
 
@@ -225,23 +242,17 @@ fn configure_interface_sets_address_mtu_and_up_idempotently() {
 
 #[test]
 fn add_route_with_and_without_pref_src_is_ours_and_idempotent() {
-    if !netns_prerequisites() {
+    let Some(ns) = lab("add", &["t0"]) else {
         return;
-    }
-    let ns = test_ns("add");
-    add_tun(&ns, "t0");
+    };
     run_in(&ns, |nl| async move {
         tun_address(&nl, "t0", "10.2.30.125").await;
         nl.configure_interface("t0", addr("2001:db8:30::125"), 128, 1400)
             .await
             .unwrap();
-        nl.add_route(pfx("10.10.30.254/32"), "t0", Some(addr("10.2.30.125")))
-            .await
-            .unwrap();
-        nl.add_route(pfx("10.99.0.0/16"), "t0", None).await.unwrap();
-        nl.add_route(pfx("2001:db8:99::/48"), "t0", None)
-            .await
-            .unwrap();
+        route(&nl, "10.10.30.254/32", "t0", Some("10.2.30.125")).await;
+        route(&nl, "10.99.0.0/16", "t0", None).await;
+        route(&nl, "2001:db8:99::/48", "t0", None).await;
         nl.add_route(
             pfx("2001:db8:98::/48"),
             "t0",
@@ -250,13 +261,9 @@ fn add_route_with_and_without_pref_src_is_ours_and_idempotent() {
         .await
         .unwrap();
         // Replace, not duplicate.
-        nl.add_route(pfx("10.10.30.254/32"), "t0", Some(addr("10.2.30.125")))
-            .await
-            .unwrap();
-        nl.add_route(pfx("10.99.0.0/16"), "t0", None).await.unwrap();
-        nl.add_route(pfx("2001:db8:99::/48"), "t0", None)
-            .await
-            .unwrap();
+        route(&nl, "10.10.30.254/32", "t0", Some("10.2.30.125")).await;
+        route(&nl, "10.99.0.0/16", "t0", None).await;
+        route(&nl, "2001:db8:99::/48", "t0", None).await;
     });
 
     let host = route_lines(&ns, false, "10.10.30.254");
@@ -308,12 +315,9 @@ fn add_route_with_and_without_pref_src_is_ours_and_idempotent() {
 
 #[test]
 fn add_route_moves_our_route_and_refuses_to_replace_a_foreign_one() {
-    if !netns_prerequisites() {
+    let Some(ns) = lab("foreign", &["t0", "t1"]) else {
         return;
-    }
-    let ns = test_ns("foreign");
-    add_tun(&ns, "t0");
-    add_tun(&ns, "t1");
+    };
     ip_cmd(&ns, "link set t0 up");
     ip_cmd(&ns, "link set t1 up");
     // Someone else's route (proto boot, metric 0) for the prefix we are asked to install.
@@ -343,9 +347,9 @@ fn add_route_moves_our_route_and_refuses_to_replace_a_foreign_one() {
     // A foreign route with another metric does not collide: ours (metric 0) is added next to it.
     ip_cmd(&ns, "route add 10.61.0.0/24 dev t1 metric 100 proto static");
     run_in(&ns, |nl| async move {
-        nl.add_route(pfx("10.61.0.0/24"), "t0", None).await.unwrap();
+        route(&nl, "10.61.0.0/24", "t0", None).await;
         // Our own route is replaced in place when installed on another device.
-        nl.add_route(pfx("10.61.0.0/24"), "t1", None).await.unwrap();
+        route(&nl, "10.61.0.0/24", "t1", None).await;
     });
     let lines = route_lines(&ns, false, "10.61.0.0/24");
     assert_eq!(lines.len(), 2, "{lines:?}");
@@ -362,24 +366,15 @@ fn add_route_moves_our_route_and_refuses_to_replace_a_foreign_one() {
 
 #[test]
 fn del_route_deletes_only_our_route() {
-    if !netns_prerequisites() {
+    let Some(ns) = lab("del", &["t0", "t1"]) else {
         return;
-    }
-    let ns = test_ns("del");
-    add_tun(&ns, "t0");
-    add_tun(&ns, "t1");
+    };
     run_in(&ns, |nl| async move {
         tun_address(&nl, "t0", "10.2.30.125").await;
         tun_address(&nl, "t1", "10.2.31.125").await;
-        nl.add_route(pfx("10.10.30.254/32"), "t0", Some(addr("10.2.30.125")))
-            .await
-            .unwrap();
-        nl.add_route(pfx("10.10.31.0/24"), "t1", None)
-            .await
-            .unwrap();
-        nl.add_route(pfx("2001:db8:99::/48"), "t0", None)
-            .await
-            .unwrap();
+        route(&nl, "10.10.30.254/32", "t0", Some("10.2.30.125")).await;
+        route(&nl, "10.10.31.0/24", "t1", None).await;
+        route(&nl, "2001:db8:99::/48", "t0", None).await;
     });
     // Foreign routes: same prefix with another metric, and same prefix on another device.
     ip_cmd(
@@ -422,20 +417,14 @@ fn del_route_deletes_only_our_route() {
 
 #[test]
 fn flush_stale_routes_removes_ours_and_nothing_else() {
-    if !netns_prerequisites() {
+    let Some(ns) = lab("flush", &["t0"]) else {
         return;
-    }
-    let ns = test_ns("flush");
-    add_tun(&ns, "t0");
+    };
     run_in(&ns, |nl| async move {
         tun_address(&nl, "t0", "10.2.30.125").await;
-        nl.add_route(pfx("10.10.30.254/32"), "t0", Some(addr("10.2.30.125")))
-            .await
-            .unwrap();
-        nl.add_route(pfx("10.98.0.0/16"), "t0", None).await.unwrap();
-        nl.add_route(pfx("2001:db8:99::/48"), "t0", None)
-            .await
-            .unwrap();
+        route(&nl, "10.10.30.254/32", "t0", Some("10.2.30.125")).await;
+        route(&nl, "10.98.0.0/16", "t0", None).await;
+        route(&nl, "2001:db8:99::/48", "t0", None).await;
     });
     // A leftover of a crashed run in another table, and the host's own routes.
     ip_cmd(
@@ -495,10 +484,9 @@ fn flush_stale_routes_removes_ours_and_nothing_else() {
 
 #[test]
 fn missing_device_is_a_clean_error() {
-    if !netns_prerequisites() {
+    let Some(ns) = lab("nodev", &[]) else {
         return;
-    }
-    let ns = test_ns("nodev");
+    };
     let (route_err, cfg_err, up_err, bad_name) = run_in(&ns, |nl| async move {
         (
             nl.add_route(pfx("10.10.30.254/32"), "ipsec30", None)
@@ -532,11 +520,9 @@ fn missing_device_is_a_clean_error() {
 
 #[test]
 fn kernel_refusal_names_what_and_where() {
-    if !netns_prerequisites() {
+    let Some(ns) = lab("refuse", &["t0"]) else {
         return;
-    }
-    let ns = test_ns("refuse");
-    add_tun(&ns, "t0");
+    };
     let err = run_in(&ns, |nl| async move {
         tun_address(&nl, "t0", "10.2.30.125").await;
         // 10.9.9.9 is not an address of this host: the kernel refuses it as preferred source.
@@ -553,12 +539,9 @@ fn kernel_refusal_names_what_and_where() {
 
 #[test]
 fn route_set_withdraws_exactly_what_it_installed() {
-    if !netns_prerequisites() {
+    let Some(ns) = lab("set", &["t0", "t1"]) else {
         return;
-    }
-    let ns = test_ns("set");
-    add_tun(&ns, "t0");
-    add_tun(&ns, "t1");
+    };
     ip_cmd(&ns, "link set t0 up");
     ip_cmd(&ns, "route add 10.50.0.0/16 dev t0");
     let (after_iface, after_all, remaining) = run_in(&ns, |nl| async move {

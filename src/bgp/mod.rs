@@ -35,7 +35,7 @@ use serde::{Serialize, Serializer};
 use crate::prefix::IpPrefix;
 
 pub use msg::{AsPath, AsSegment, Notification, Origin};
-pub use policy::{best_path, compare, PrefixFilter};
+pub use policy::{best_path, compare, PrefixFilter, PrefixFilterError};
 pub use session::Session;
 
 /// Settings of one BGP neighbour.
@@ -57,12 +57,25 @@ pub struct BgpConfig {
     pub multihop: u8,
     /// Prefixes we originate.
     pub networks: Vec<IpPrefix>,
-    /// Outbound prefix-list; empty = no prefix-list (all `networks` leave).
+    /// Outbound prefix-list; empty = no prefix-list (all `networks` leave). Learned routes are
+    /// never re-announced (one peer), so this only narrows what we originate.
     pub export: Vec<PrefixFilter>,
+    /// Inbound prefix-list: a learned route is accepted only if an entry matches (an empty
+    /// list accepts nothing). None = no import policy: an eBGP session then accepts nothing
+    /// (RFC 8212, as BIRD and FRR do), an iBGP session everything.
+    pub import: Option<Vec<PrefixFilter>>,
+    /// Addresses no learned route may cover, whatever `import` says: the IKE peers and our own
+    /// underlay addresses. A route covering one would pull the tunnel's own IKE/ESP into the
+    /// tunnel (recursive routing), e.g. a more-specific of the peer or 0.0.0.0/1 + 128.0.0.0/1.
+    pub protected: Vec<IpAddr>,
     /// LOCAL_PREF set on every imported route (route-map in).
     pub import_local_pref: u32,
     /// Cease when the peer sends more prefixes than this; 0 = no limit.
     pub max_prefixes: u32,
+    /// Preferred source address of the routes learned from the peer (like BIRD's
+    /// `krt_prefsrc`), e.g. the LAN address, so traffic from the gateway itself uses it. The
+    /// session does not use it; the daemon installs the routes with it.
+    pub route_source: Option<IpAddr>,
 }
 
 impl BgpConfig {
@@ -86,8 +99,11 @@ impl BgpConfig {
             multihop: 1,
             networks: Vec::new(),
             export: Vec::new(),
+            import: None,
+            protected: Vec::new(),
             import_local_pref: 100,
             max_prefixes: 0,
+            route_source: None,
         }
     }
 }
@@ -157,6 +173,35 @@ pub struct BgpStatus {
     pub uptime_secs: Option<u64>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub last_error: Option<String>,
+    pub import: ImportCounters,
+}
+
+impl BgpStatus {
+    /// A session that has not started yet.
+    pub fn idle(peer_as: u32, peer_address: IpAddr) -> BgpStatus {
+        BgpStatus {
+            state: BgpState::Idle,
+            prefixes_received: 0,
+            prefixes_announced: 0,
+            peer_as,
+            peer_address,
+            peer_router_id: None,
+            hold_time: None,
+            uptime_secs: None,
+            last_error: None,
+            import: ImportCounters::default(),
+        }
+    }
+}
+
+/// Learned routes the import side refused, per NLRI, since the session was created (they keep
+/// counting across reconnects).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct ImportCounters {
+    /// Not permitted by the `import` prefix-list, or eBGP without one (RFC 8212).
+    pub refused_by_policy: u64,
+    /// Would cover an IKE peer or a local underlay address (see [`BgpConfig::protected`]).
+    pub refused_protected: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

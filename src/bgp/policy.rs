@@ -6,7 +6,7 @@ use std::net::IpAddr;
 use std::str::FromStr;
 
 use super::msg::{AsPath, Origin};
-use crate::prefix::IpPrefix;
+use crate::prefix::{IpPrefix, PrefixError};
 
 /// One `ip prefix-list ... permit A/L [ge G] [le E]` entry.
 ///
@@ -47,50 +47,153 @@ pub fn permitted(filters: &[PrefixFilter], p: &IpPrefix) -> bool {
     filters.is_empty() || filters.iter().any(|f| f.matches(p))
 }
 
+/// Why a prefix-list entry was refused (`entry` is the whole text as written).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum PrefixFilterError {
+    Empty,
+    Prefix(PrefixError),
+    /// A word other than `ge`/`le`.
+    Keyword {
+        entry: String,
+        found: String,
+    },
+    MissingLength {
+        entry: String,
+        keyword: String,
+    },
+    BadLength {
+        entry: String,
+        value: String,
+    },
+    LongerThanWidth {
+        entry: String,
+        keyword: String,
+        len: u8,
+        width: u8,
+    },
+    Repeated {
+        entry: String,
+        keyword: String,
+    },
+    GeBelowPrefix {
+        entry: String,
+        ge: u8,
+        prefix_len: u8,
+    },
+    LeBelowGe {
+        entry: String,
+        le: u8,
+    },
+}
+
+impl fmt::Display for PrefixFilterError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PrefixFilterError::Empty => f.write_str("empty prefix-list entry"),
+            PrefixFilterError::Prefix(e) => e.fmt(f),
+            PrefixFilterError::Keyword { entry, found } => {
+                write!(f, "'{entry}': expected 'ge' or 'le', found '{found}'")
+            }
+            PrefixFilterError::MissingLength { entry, keyword } => {
+                write!(f, "'{entry}': '{keyword}' needs a prefix length")
+            }
+            PrefixFilterError::BadLength { entry, value } => {
+                write!(f, "'{entry}': '{value}' is not a prefix length")
+            }
+            PrefixFilterError::LongerThanWidth {
+                entry,
+                keyword,
+                len,
+                width,
+            } => write!(f, "'{entry}': {keyword} {len} is longer than /{width}"),
+            PrefixFilterError::Repeated { entry, keyword } => {
+                write!(f, "'{entry}': '{keyword}' given twice")
+            }
+            PrefixFilterError::GeBelowPrefix {
+                entry,
+                ge,
+                prefix_len,
+            } => write!(
+                f,
+                "'{entry}': ge {ge} is shorter than the prefix length /{prefix_len}"
+            ),
+            PrefixFilterError::LeBelowGe { entry, le } => {
+                write!(
+                    f,
+                    "'{entry}': le {le} must be at least ge/the prefix length"
+                )
+            }
+        }
+    }
+}
+
+impl std::error::Error for PrefixFilterError {}
+
 impl FromStr for PrefixFilter {
-    type Err = String;
+    type Err = PrefixFilterError;
 
     /// "10.2.30.0/25", "10.0.0.0/8 le 24", "10.0.0.0/8 ge 16 le 24".
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, PrefixFilterError> {
+        let entry = || s.to_string();
         let mut words = s.split_whitespace();
         let prefix: IpPrefix = words
             .next()
-            .ok_or_else(|| "empty prefix-list entry".to_string())?
-            .parse()?;
+            .ok_or(PrefixFilterError::Empty)?
+            .parse()
+            .map_err(PrefixFilterError::Prefix)?;
         let width: u8 = if prefix.is_ipv4() { 32 } else { 128 };
         let (mut ge, mut le) = (None, None);
         while let Some(kw) = words.next() {
             let slot = match kw {
                 "ge" => &mut ge,
                 "le" => &mut le,
-                _ => return Err(format!("'{s}': expected 'ge' or 'le', found '{kw}'")),
+                _ => {
+                    return Err(PrefixFilterError::Keyword {
+                        entry: entry(),
+                        found: kw.to_string(),
+                    })
+                }
             };
             let val = words
                 .next()
-                .ok_or_else(|| format!("'{s}': '{kw}' needs a prefix length"))?;
-            let n: u8 = val
-                .parse()
-                .map_err(|_| format!("'{s}': '{val}' is not a prefix length"))?;
+                .ok_or_else(|| PrefixFilterError::MissingLength {
+                    entry: entry(),
+                    keyword: kw.to_string(),
+                })?;
+            let n: u8 = val.parse().map_err(|_| PrefixFilterError::BadLength {
+                entry: entry(),
+                value: val.to_string(),
+            })?;
             if n > width {
-                return Err(format!("'{s}': {kw} {n} is longer than /{width}"));
+                return Err(PrefixFilterError::LongerThanWidth {
+                    entry: entry(),
+                    keyword: kw.to_string(),
+                    len: n,
+                    width,
+                });
             }
             if slot.replace(n).is_some() {
-                return Err(format!("'{s}': '{kw}' given twice"));
+                return Err(PrefixFilterError::Repeated {
+                    entry: entry(),
+                    keyword: kw.to_string(),
+                });
             }
         }
         if let Some(g) = ge {
             if g < prefix.len() {
-                return Err(format!(
-                    "'{s}': ge {g} is shorter than the prefix length /{}",
-                    prefix.len()
-                ));
+                return Err(PrefixFilterError::GeBelowPrefix {
+                    entry: entry(),
+                    ge: g,
+                    prefix_len: prefix.len(),
+                });
             }
         }
         if let Some(l) = le {
             if l < ge.unwrap_or(prefix.len()) {
-                return Err(format!(
-                    "'{s}': le {l} must be at least ge/the prefix length"
-                ));
+                return Err(PrefixFilterError::LeBelowGe {
+                    entry: entry(),
+                    le: l,
+                });
             }
         }
         Ok(PrefixFilter { prefix, ge, le })
@@ -212,7 +315,10 @@ mod tests {
     #[test]
     fn prefix_list_names_the_bad_keyword() {
         let err = "10.0.0.0/8 lt".parse::<PrefixFilter>().unwrap_err();
-        assert!(err.contains("expected 'ge' or 'le', found 'lt'"), "{err}");
+        assert_eq!(
+            err.to_string(),
+            "'10.0.0.0/8 lt': expected 'ge' or 'le', found 'lt'"
+        );
     }
 
     #[test]

@@ -1,30 +1,82 @@
 //! Human durations as written in the config: "10s", "4h", "1h30m", "500ms", "2d".
 
+use std::fmt;
 use std::time::Duration;
+
+/// Why a duration was refused; each says how to write it instead.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DurationError {
+    Empty,
+    /// Spaces inside (`"10 s"`).
+    Spaces(String),
+    /// Only digits (`"3600"`): seconds or minutes?
+    NoUnit(String),
+    /// A number without a unit after other parts (`"1h30"`): the text and the number.
+    PartWithoutUnit {
+        text: String,
+        number: String,
+    },
+    UnknownUnit {
+        text: String,
+        unit: String,
+    },
+    /// Not `<number><unit>` at all.
+    Malformed(String),
+    TooLarge(String),
+}
+
+impl fmt::Display for DurationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DurationError::Empty => {
+                f.write_str("empty duration (write e.g. \"10s\", \"4h\", \"1h30m\")")
+            }
+            DurationError::Spaces(t) => write!(
+                f,
+                "duration \"{t}\" must not contain spaces (write e.g. \"10s\", \"1h30m\")"
+            ),
+            DurationError::NoUnit(t) => write!(
+                f,
+                "duration \"{t}\" has no unit (write \"{t}s\" for seconds; units: ms, s, m, h, d)"
+            ),
+            DurationError::PartWithoutUnit { text, number } => write!(
+                f,
+                "duration \"{text}\": \"{number}\" has no unit (units: ms, s, m, h, d)"
+            ),
+            DurationError::UnknownUnit { text, unit } => write!(
+                f,
+                "duration \"{text}\": unknown unit \"{unit}\" (units: ms, s, m, h, d)"
+            ),
+            DurationError::Malformed(t) => write!(
+                f,
+                "bad duration \"{t}\" (write e.g. \"10s\", \"4h\", \"1h30m\", \"500ms\")"
+            ),
+            DurationError::TooLarge(t) => write!(f, "duration \"{t}\" is too large"),
+        }
+    }
+}
+
+impl std::error::Error for DurationError {}
 
 /// Parses a duration made of `<number><unit>` parts (units: ms, s, m, h, d).
 /// A bare number is refused: "rekey_time = 3600" is ambiguous between seconds and minutes.
-pub fn parse_duration(s: &str) -> Result<Duration, String> {
+pub fn parse_duration(s: &str) -> Result<Duration, DurationError> {
     let text = s.trim();
     if text.is_empty() {
-        return Err("empty duration (write e.g. \"10s\", \"4h\", \"1h30m\")".into());
+        return Err(DurationError::Empty);
     }
     if text.contains(char::is_whitespace) {
-        return Err(format!(
-            "duration \"{text}\" must not contain spaces (write e.g. \"10s\", \"1h30m\")"
-        ));
+        return Err(DurationError::Spaces(text.to_string()));
     }
     if text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(format!("duration \"{text}\" has no unit (write \"{text}s\" for seconds; units: ms, s, m, h, d)"));
+        return Err(DurationError::NoUnit(text.to_string()));
     }
     let mut total_ms: u128 = 0;
     let mut rest = text;
     while !rest.is_empty() {
         let digits = rest.bytes().take_while(|b| b.is_ascii_digit()).count();
         if digits == 0 {
-            return Err(format!(
-                "bad duration \"{text}\" (write e.g. \"10s\", \"4h\", \"1h30m\", \"500ms\")"
-            ));
+            return Err(DurationError::Malformed(text.to_string()));
         }
         let (num, after) = rest.split_at(digits);
         let unit_len = after
@@ -39,27 +91,31 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
             "h" => 3_600_000,
             "d" => 86_400_000,
             "" => {
-                return Err(format!(
-                    "duration \"{text}\": \"{num}\" has no unit (units: ms, s, m, h, d)"
-                ))
+                return Err(DurationError::PartWithoutUnit {
+                    text: text.to_string(),
+                    number: num.to_string(),
+                })
             }
             other => {
-                return Err(format!(
-                    "duration \"{text}\": unknown unit \"{other}\" (units: ms, s, m, h, d)"
-                ))
+                return Err(DurationError::UnknownUnit {
+                    text: text.to_string(),
+                    unit: other.to_string(),
+                })
             }
         };
-        let value: u128 = num
-            .parse()
-            .map_err(|_| format!("duration \"{text}\" is too large"))?;
+        let too_large = || DurationError::TooLarge(text.to_string());
+        let value: u128 = num.parse().map_err(|_| too_large())?;
         total_ms = value
             .checked_mul(ms_per_unit)
             .and_then(|v| v.checked_add(total_ms))
             .filter(|v| *v <= u64::MAX as u128)
-            .ok_or_else(|| format!("duration \"{text}\" is too large"))?;
+            .ok_or_else(too_large)?;
         rest = next;
     }
-    Ok(Duration::from_millis(total_ms as u64))
+    // At most u64::MAX milliseconds, checked above.
+    Ok(Duration::from_millis(
+        u64::try_from(total_ms).unwrap_or(u64::MAX),
+    ))
 }
 
 /// Formats a duration back into the config syntax ("1h30m", "500ms", "0s").
@@ -100,11 +156,12 @@ mod tests {
 
     #[test]
     fn rejects_bad_forms() {
-        assert!(parse_duration("3600").unwrap_err().contains("no unit"));
-        assert!(parse_duration("10x").unwrap_err().contains("unknown unit"));
-        assert!(parse_duration("1h30").unwrap_err().contains("no unit"));
+        let text = |s: &str| parse_duration(s).unwrap_err().to_string();
+        assert!(text("3600").contains("no unit"));
+        assert!(text("10x").contains("unknown unit"));
+        assert!(text("1h30").contains("no unit"));
         assert!(parse_duration("h").is_err());
-        assert!(parse_duration("10 s").unwrap_err().contains("spaces"));
+        assert!(text("10 s").contains("spaces"));
         assert!(parse_duration("").is_err());
         assert!(parse_duration("-5s").is_err());
         assert!(parse_duration("99999999999999999999999d").is_err());

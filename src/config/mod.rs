@@ -11,6 +11,9 @@
 //! - `bgp.multihop`: 1 (plain eBGP TTL; a peer on the far tunnel address is one hop away since a
 //!   TUN device does not decrement TTL). Azure needs `multihop = 5` as in its Cisco sample.
 //! - `bgp.export`: when absent, exactly the `networks` entries (nothing learned is re-announced).
+//! - `bgp.import`: when absent, no learned route is accepted (RFC 8212 default deny for eBGP,
+//!   like BIRD and FRR), with a warning; routes covering an IKE peer or local underlay address
+//!   are refused whatever `import` says.
 //! - `bgp.local_address`: the tunnel address; `bgp.router_id`: local_address when IPv4.
 //! - `dpd_delay = "0s"` turns DPD off (`Connection::dpd_delay == None`).
 //! - `remote_addrs = ["%any"]` is stored as an empty list and requires `start_action = "none"`.
@@ -18,10 +21,12 @@
 
 mod build;
 pub mod duration;
+mod reader;
 mod tree;
+mod values;
 
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -32,8 +37,17 @@ use crate::crypto::proposal::{EspProposal, IkeProposal};
 use crate::ike::Identity;
 use crate::prefix::IpPrefix;
 
+/// `[connection.bgp]`: an eBGP session across the tunnel, validated into exactly what the
+/// session runs on. `import` None means the key was absent (RFC 8212: accept nothing, with a
+/// warning); `protected` is not a key: it is the connection's local_addrs and remote_addrs.
+pub use crate::bgp::BgpConfig as Bgp;
 pub use crate::bgp::PrefixFilter;
-pub use duration::{format_duration, parse_duration};
+/// `start_action` and `dpd_action` are the engine's own types: the config says exactly what
+/// the engine does (start: initiate and keep up; restart: re-initiate after DPD declares the
+/// peer dead, clear: drop the SAs and wait).
+pub use crate::ike::{DpdAction, StartAction};
+pub use duration::{format_duration, parse_duration, DurationError};
+pub use values::ValueError;
 
 /// Where the control socket lives unless `[global] control_socket` or `--socket` says otherwise.
 pub const DEFAULT_CONTROL_SOCKET: &str = "/run/ipsecgw/control.sock";
@@ -48,18 +62,37 @@ pub struct ConfigError {
     pub message: String,
 }
 
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+impl ConfigError {
+    /// `file:line: ` (or `file: ` when not tied to a line, e.g. the file cannot be read).
+    fn write_location(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         if self.line == 0 {
-            // Not tied to a line (e.g. the file itself cannot be read).
-            write!(f, "{}: {}", self.file, self.message)
+            write!(f, "{}: ", self.file)
         } else {
-            write!(f, "{}:{}: {}", self.file, self.line, self.message)
+            write!(f, "{}:{}: ", self.file, self.line)
         }
     }
 }
 
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.write_location(f)?;
+        f.write_str(&self.message)
+    }
+}
+
 impl std::error::Error for ConfigError {}
+
+/// Legal, but probably not what was meant: `file:line: warning: message`. The place and text
+/// are those of a [`ConfigError`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigWarning(pub ConfigError);
+
+impl fmt::Display for ConfigWarning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.write_location(f)?;
+        write!(f, "warning: {}", self.0.message)
+    }
+}
 
 /// The whole validated configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,6 +101,8 @@ pub struct Config {
     pub connections: Vec<Connection>,
     /// The file it was loaded from (as given to `load`, or the `file_name` given to `parse`).
     pub path: PathBuf,
+    /// What `check` points out besides errors, in file order.
+    pub warnings: Vec<ConfigWarning>,
 }
 
 impl Config {
@@ -129,27 +164,11 @@ impl LogLevel {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StartAction {
-    /// Initiate at startup and keep the SA up.
-    Start,
-    /// Wait for the peer to initiate.
-    None,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encap {
     /// UDP encapsulation (port 4500) only when NAT is detected.
     Auto,
     /// Always UDP-encapsulate (fake a NAT detection, RFC 7296 2.23).
     Always,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DpdAction {
-    /// Re-initiate the IKE SA after a DPD failure.
-    Restart,
-    /// Drop the SAs and wait.
-    Clear,
 }
 
 /// A pre-shared key. Never printed: Debug is redacted, the bytes are wiped on drop.
@@ -249,36 +268,6 @@ impl Tunnel {
         IpPrefix::new(self.address, self.prefix_len)
             .unwrap_or_else(|_| IpPrefix::host(self.address))
     }
-}
-
-/// `[connection.bgp]`: an eBGP session across the tunnel.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Bgp {
-    pub local_as: u32,
-    pub peer_as: u32,
-    pub peer_address: IpAddr,
-    /// Update source (defaults to the tunnel address).
-    pub local_address: IpAddr,
-    /// TTL of outgoing BGP packets (default 1).
-    pub multihop: u8,
-    /// Proposed hold time; zero means no keepalives (RFC 4271 4.2).
-    pub hold_time: Duration,
-    pub connect_retry: Duration,
-    /// Never connect, only accept.
-    pub passive: bool,
-    /// Prefixes announced.
-    pub networks: Vec<IpPrefix>,
-    /// Outbound prefix list: only matching prefixes may be announced.
-    pub export: Vec<PrefixFilter>,
-    /// LOCAL_PREF set on every received route.
-    pub import_local_pref: u32,
-    /// Session is torn down when the peer sends more prefixes than this.
-    pub max_prefixes: u32,
-    pub router_id: Ipv4Addr,
-    pub port: u16,
-    /// Preferred source address of the routes learned from the peer (like BIRD's
-    /// `krt_prefsrc`), e.g. the LAN address, so traffic from the gateway itself uses it.
-    pub route_source: Option<IpAddr>,
 }
 
 /// What a SIGHUP reload changes, by connection name (in the new config's order).

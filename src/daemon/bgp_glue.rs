@@ -1,9 +1,9 @@
-//! Glue between a connection and its BGP session: builds the session config from
-//! `[connection.bgp]`, runs the session task, and maps learned routes onto netlink routes
+//! Glue between a connection and its BGP session: runs the session task on `[connection.bgp]`
+//! (which is the session's own `BgpConfig`), and maps learned routes onto netlink routes
 //! through the connection's TUN device.
 
 use super::bgp_task::{self, BgpCommand};
-use crate::bgp::{BgpConfig, BgpEvent, BgpState, BgpStatus, RibDirection, RibEntry};
+use crate::bgp::{BgpEvent, BgpStatus, ImportCounters, RibDirection, RibEntry};
 use crate::config;
 use crate::control::{BgpSummary, RibRow, RouteDirection};
 use crate::routing::{Netlink, RouteSet};
@@ -22,21 +22,6 @@ pub struct BgpHandle {
     forward: tokio::task::JoinHandle<()>,
 }
 
-fn session_config(b: &config::Bgp) -> BgpConfig {
-    let mut c = BgpConfig::new(b.local_as, b.peer_as, b.local_address, b.peer_address);
-    c.router_id = b.router_id;
-    c.port = b.port;
-    c.hold_time = b.hold_time;
-    c.connect_retry = b.connect_retry;
-    c.passive = b.passive;
-    c.multihop = b.multihop;
-    c.networks = b.networks.clone();
-    c.export = b.export.clone();
-    c.import_local_pref = b.import_local_pref;
-    c.max_prefixes = b.max_prefixes;
-    c
-}
-
 /// Starts the BGP session of connection `name`; its events come back tagged on `tx`.
 pub fn spawn(
     name: &str,
@@ -44,7 +29,7 @@ pub fn spawn(
     _t: &config::Tunnel,
     tx: mpsc::Sender<(String, BgpEvent)>,
 ) -> BgpHandle {
-    let cfg = session_config(b);
+    let cfg = b.clone();
     for n in cfg
         .networks
         .iter()
@@ -52,17 +37,13 @@ pub fn spawn(
     {
         info!("{name}: network {n} is not permitted by the export prefix-list and will not be announced");
     }
-    let initial = BgpStatus {
-        state: BgpState::Idle,
-        prefixes_received: 0,
-        prefixes_announced: 0,
-        peer_as: b.peer_as,
-        peer_address: b.peer_address,
-        peer_router_id: None,
-        hold_time: None,
-        uptime_secs: None,
-        last_error: None,
-    };
+    if cfg.import.is_none() {
+        warn!(
+            "{name}: [connection.bgp] has no import prefix-list: no route from AS{} will be accepted (RFC 8212)",
+            b.peer_as
+        );
+    }
+    let initial = BgpStatus::idle(b.peer_as, b.peer_address);
     let shared = Arc::new(Mutex::new((initial, Vec::new())));
     let (cmd_tx, cmd_rx) = mpsc::channel(16);
     let (ev_tx, mut ev_rx) = mpsc::channel(256);
@@ -102,7 +83,13 @@ impl BgpHandle {
     ) {
         match ev {
             BgpEvent::Established => info!("{conn}: BGP session established"),
-            BgpEvent::Down { reason } => warn!("{conn}: BGP session down: {reason}"),
+            BgpEvent::Down { reason } => {
+                let refused = self.import_counters();
+                warn!(
+                    "{conn}: BGP session down: {reason} (routes refused so far: {} by the import policy, {} covering IKE peer or underlay addresses)",
+                    refused.refused_by_policy, refused.refused_protected
+                );
+            }
             BgpEvent::InstallRoute { prefix, next_hop } => {
                 match self
                     .learned
@@ -149,6 +136,15 @@ impl BgpHandle {
         if let Err(e) = self.learned.withdraw_all(netlink).await {
             error!("{e}");
         }
+    }
+
+    /// Routes refused on import (prefix-list / RFC 8212, and those covering an IKE peer or
+    /// underlay address), for status and metrics. To protect more addresses than this
+    /// connection's own (other connections' peers, a `%any` peer's address), send the session
+    /// `BgpCommand::SetProtected`.
+    pub fn import_counters(&self) -> ImportCounters {
+        let g = self.shared.lock().unwrap_or_else(|p| p.into_inner());
+        g.0.import
     }
 
     pub fn summary(&self) -> BgpSummary {

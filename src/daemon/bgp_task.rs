@@ -31,6 +31,8 @@ pub enum BgpCommand {
     Stop(String),
     /// Replace the announced networks (the export prefix-list still applies).
     SetNetworks(Vec<IpPrefix>),
+    /// Replace the addresses no learned route may cover (see `BgpConfig::protected`).
+    SetProtected(Vec<IpAddr>),
 }
 
 /// A write that takes longer than this means the peer stopped reading: drop the connection.
@@ -86,23 +88,19 @@ pub async fn run_session(
             _ = tokio::time::sleep_until(rebind_at), if listener.is_none() => Wake::Rebind,
         };
         let now = Instant::now();
+        let mut done = false;
         match wake {
             Wake::Command(None) => {
                 session.stop(now, "shutting down");
-                flush(
-                    &mut session,
-                    &mut stream,
-                    &mut connecting,
-                    &events,
-                    &peer_addr,
-                )
-                .await;
-                publish(&session, &status, &None);
-                return;
+                driver_error = None;
+                done = true;
             }
             Wake::Command(Some(BgpCommand::Start)) => session.start(now),
             Wake::Command(Some(BgpCommand::Stop(reason))) => session.stop(now, &reason),
             Wake::Command(Some(BgpCommand::SetNetworks(nets))) => session.set_networks(now, nets),
+            Wake::Command(Some(BgpCommand::SetProtected(addrs))) => {
+                session.set_protected(now, addrs)
+            }
             Wake::Connected(res) => {
                 connecting = None;
                 match res {
@@ -181,6 +179,9 @@ pub async fn run_session(
         )
         .await;
         publish(&session, &status, &driver_error);
+        if done {
+            return;
+        }
     }
 }
 

@@ -6,8 +6,9 @@
 //! themselves configure their tunnels and routes over netlink, as in production.
 
 use crate::control::{self, Command, Request, StatusReport};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::fmt;
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Proc, ExitCode, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,10 +17,64 @@ use std::time::{Duration, Instant};
 /// The demo runs the example pair shipped in deploy/, with the control sockets moved.
 const LEFT_CONF: &str = include_str!("../../deploy/configs/pair/left.toml");
 const RIGHT_CONF: &str = include_str!("../../deploy/configs/pair/right.toml");
-const LEFT_LAN: &str = "10.2.30.1";
-const RIGHT_LAN: &str = "10.10.1.1";
+const LEFT_LAN: Ipv4Addr = Ipv4Addr::new(10, 2, 30, 1);
+const RIGHT_LAN: Ipv4Addr = Ipv4Addr::new(10, 10, 1, 1);
 
 static INTERRUPTED: AtomicBool = AtomicBool::new(false);
+
+/// Why the demo stopped.
+#[derive(Debug)]
+enum DemoError {
+    /// Ctrl-C or SIGTERM.
+    Interrupted,
+    /// `ip ARGS` failed; its stderr.
+    Ip {
+        args: String,
+        stderr: String,
+    },
+    /// An OS call failed: what was being done, and the error.
+    Io {
+        what: String,
+        source: io::Error,
+    },
+    /// A gateway exited before the end, with its log.
+    GatewayExited {
+        name: String,
+        status: String,
+        log: String,
+    },
+    /// Tunnel and BGP not up in time.
+    NotUp,
+    PingFailed,
+    NoStatus(String),
+    ThreadPanicked,
+}
+
+impl DemoError {
+    fn io(what: impl Into<String>) -> impl FnOnce(io::Error) -> DemoError {
+        let what = what.into();
+        move |source| DemoError::Io { what, source }
+    }
+}
+
+impl fmt::Display for DemoError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DemoError::Interrupted => f.write_str("interrupted"),
+            DemoError::Ip { args, stderr } => write!(f, "ip {args}: {stderr}"),
+            DemoError::Io { what, source } => write!(f, "{what}: {source}"),
+            DemoError::GatewayExited { name, status, log } => {
+                write!(f, "the {name} gateway exited ({status}):\n{log}")
+            }
+            DemoError::NotUp => f.write_str("the tunnel and BGP did not come up within 60 s"),
+            DemoError::PingFailed => f.write_str("ping across the tunnel failed"),
+            DemoError::NoStatus(name) => write!(f, "cannot read the {name} gateway's status"),
+            DemoError::ThreadPanicked => f.write_str("receiver thread panicked"),
+        }
+    }
+}
+
+impl std::error::Error for DemoError {}
 
 extern "C" fn on_signal(_: libc::c_int) {
     INTERRUPTED.store(true, Ordering::SeqCst);
@@ -55,18 +110,18 @@ impl Drop for Demo {
     }
 }
 
-fn ip(args: &str) -> Result<(), String> {
+fn ip(args: &str) -> Result<(), DemoError> {
     let out = Proc::new("ip")
         .args(args.split_whitespace())
         .output()
-        .map_err(|e| format!("cannot run ip: {e}"))?;
+        .map_err(DemoError::io("cannot run ip"))?;
     if out.status.success() {
         Ok(())
     } else {
-        Err(format!(
-            "ip {args}: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
+        Err(DemoError::Ip {
+            args: args.to_string(),
+            stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        })
     }
 }
 
@@ -77,9 +132,9 @@ fn status(sock: &Path) -> Option<StatusReport> {
         .ok()
 }
 
-fn check_interrupt() -> Result<(), String> {
+fn check_interrupt() -> Result<(), DemoError> {
     if INTERRUPTED.load(Ordering::SeqCst) {
-        Err("interrupted".into())
+        Err(DemoError::Interrupted)
     } else {
         Ok(())
     }
@@ -127,9 +182,9 @@ pub fn run() -> ExitCode {
     }
 }
 
-fn steps(d: &mut Demo) -> Result<(), String> {
+fn steps(d: &mut Demo) -> Result<(), DemoError> {
     std::fs::create_dir_all(&d.dir)
-        .map_err(|e| format!("cannot create {}: {e}", d.dir.display()))?;
+        .map_err(DemoError::io(format!("cannot create {}", d.dir.display())))?;
     let [l, r] = d.ns.clone();
     println!("== ipsecgw demo: two gateways, IKEv2 PSK + ESP aes256-sha1 + eBGP over the tunnel");
     println!("   {l}: 192.0.2.1, AS 65021, tunnel 10.2.30.125/32, LAN 10.2.30.0/25");
@@ -151,26 +206,30 @@ fn steps(d: &mut Demo) -> Result<(), String> {
         ip(&format!("-n {ns} addr add {lan} dev lan0"))?;
         ip(&format!("-n {ns} link set lan0 up"))?;
     }
-    let exe = std::env::current_exe().map_err(|e| format!("cannot find my own binary: {e}"))?;
+    let exe = std::env::current_exe().map_err(DemoError::io("cannot find my own binary"))?;
     let dir = d.dir.display().to_string();
     // The responder first, so the initiator's first IKE_SA_INIT finds it listening.
     for (ns, name, conf) in [(&r, "right", RIGHT_CONF), (&l, "left", LEFT_CONF)] {
         let path = d.dir.join(format!("{name}.toml"));
         let sock = format!("{dir}/{name}.sock");
         std::fs::write(&path, conf.replace("/run/ipsecgw/control.sock", &sock))
-            .map_err(|e| e.to_string())?;
-        let log =
-            std::fs::File::create(d.dir.join(format!("{name}.log"))).map_err(|e| e.to_string())?;
+            .map_err(DemoError::io(format!("writing {}", path.display())))?;
+        let log_path = d.dir.join(format!("{name}.log"));
+        let log = std::fs::File::create(&log_path)
+            .map_err(DemoError::io(format!("creating {}", log_path.display())))?;
         let child = Proc::new("ip")
             .args(["netns", "exec", ns])
             .arg(&exe)
             .args(["run", "--config"])
             .arg(&path)
             .stdin(Stdio::null())
-            .stdout(log.try_clone().map_err(|e| e.to_string())?)
+            .stdout(
+                log.try_clone()
+                    .map_err(DemoError::io("duplicating the log file"))?,
+            )
             .stderr(log)
             .spawn()
-            .map_err(|e| format!("cannot start the {name} gateway: {e}"))?;
+            .map_err(DemoError::io(format!("cannot start the {name} gateway")))?;
         d.gateways.push((name.to_string(), child));
         // Its control socket appears once its IKE sockets are bound.
         let t0 = Instant::now();
@@ -192,7 +251,11 @@ fn steps(d: &mut Demo) -> Result<(), String> {
             if let Ok(Some(st)) = child.try_wait() {
                 let log =
                     std::fs::read_to_string(d.dir.join(format!("{name}.log"))).unwrap_or_default();
-                return Err(format!("the {name} gateway exited ({st}):\n{log}"));
+                return Err(DemoError::GatewayExited {
+                    name: name.clone(),
+                    status: st.to_string(),
+                    log,
+                });
             }
         }
         let s = status(&lsock);
@@ -220,7 +283,7 @@ fn steps(d: &mut Demo) -> Result<(), String> {
         }
         if t0.elapsed() > Duration::from_secs(60) {
             println!();
-            return Err("the tunnel and BGP did not come up within 60 s".into());
+            return Err(DemoError::NotUp);
         }
         std::thread::sleep(Duration::from_millis(200));
     }
@@ -252,7 +315,7 @@ fn steps(d: &mut Demo) -> Result<(), String> {
         rtts.len()
     );
     if received == 0 {
-        return Err("ping across the tunnel failed".into());
+        return Err(DemoError::PingFailed);
     }
     check_interrupt()?;
 
@@ -271,7 +334,7 @@ fn steps(d: &mut Demo) -> Result<(), String> {
         println!("\n== status of the {name} gateway (ipsecgw status)");
         match status(sock) {
             Some(s) => print!("{}", control::render_table(&s)),
-            None => return Err(format!("cannot read the {name} gateway's status")),
+            None => return Err(DemoError::NoStatus(name.to_string())),
         }
     }
     if let Ok(resp) = control::request(&lsock, &Request::new(Command::Bgp { name: None })) {
@@ -286,10 +349,12 @@ fn steps(d: &mut Demo) -> Result<(), String> {
 
 /// ICMP echo from `src` to `dst` inside namespace `ns`, one request every 200 ms; the
 /// round-trip time of each, or None when no reply came within 2 s.
-fn icmp_echo(ns: &str, src: &str, dst: &str, count: u16) -> Result<Vec<Option<Duration>>, String> {
-    use std::net::Ipv4Addr;
-    let src: Ipv4Addr = src.parse().map_err(|e| format!("{e}"))?;
-    let dst: Ipv4Addr = dst.parse().map_err(|e| format!("{e}"))?;
+fn icmp_echo(
+    ns: &str,
+    src: Ipv4Addr,
+    dst: Ipv4Addr,
+    count: u16,
+) -> Result<Vec<Option<Duration>>, DemoError> {
     let sockaddr = |a: Ipv4Addr| libc::sockaddr_in {
         sin_family: libc::AF_INET as libc::sa_family_t,
         sin_port: 0,
@@ -299,7 +364,10 @@ fn icmp_echo(ns: &str, src: &str, dst: &str, count: u16) -> Result<Vec<Option<Du
         sin_zero: [0; 8],
     };
     crate::routing::netns::in_netns(ns, move || {
-        let os_err = |what: String| format!("{what}: {}", std::io::Error::last_os_error());
+        let os_err = |what: String| DemoError::Io {
+            what,
+            source: io::Error::last_os_error(),
+        };
         // SAFETY: socket() returns a new descriptor or -1; a valid one is owned from here on.
         let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_RAW, libc::IPPROTO_ICMP) };
         if fd < 0 {
@@ -385,7 +453,7 @@ fn icmp_echo(ns: &str, src: &str, dst: &str, count: u16) -> Result<Vec<Option<Du
         }
         Ok(out)
     })
-    .map_err(|e| format!("netns {ns}: {e}"))?
+    .map_err(DemoError::io(format!("netns {ns}")))?
 }
 
 /// RFC 1071 Internet checksum.
@@ -409,48 +477,44 @@ fn learned_route(ns: &str) -> bool {
 }
 
 /// A single TCP stream through the tunnel, sender in `left`, receiver in `right`.
-fn tcp_throughput(left: &str, right: &str, dur: Duration) -> Result<f64, String> {
+fn tcp_throughput(left: &str, right: &str, dur: Duration) -> Result<f64, DemoError> {
     use crate::routing::netns::in_netns;
-    let addr: SocketAddr = format!("{RIGHT_LAN}:5201")
-        .parse()
-        .map_err(|e| format!("{e}"))?;
+    let addr = SocketAddr::V4(SocketAddrV4::new(RIGHT_LAN, 5201));
     let right = right.to_string();
     let server = std::thread::spawn(move || {
-        in_netns(&right, move || -> Result<u64, String> {
-            let l = TcpListener::bind(addr).map_err(|e| format!("listen: {e}"))?;
-            let (mut s, _) = l.accept().map_err(|e| format!("accept: {e}"))?;
+        in_netns(&right, move || -> Result<u64, DemoError> {
+            let l = TcpListener::bind(addr).map_err(DemoError::io("listen"))?;
+            let (mut s, _) = l.accept().map_err(DemoError::io("accept"))?;
             let mut buf = vec![0u8; 1 << 16];
             let mut total = 0u64;
             loop {
                 match s.read(&mut buf) {
                     Ok(0) => return Ok(total),
                     Ok(n) => total += n as u64,
-                    Err(e) => return Err(format!("read: {e}")),
+                    Err(e) => return Err(DemoError::io("read")(e)),
                 }
             }
         })
-        .map_err(|e| format!("netns: {e}"))?
+        .map_err(DemoError::io("netns"))?
     });
     std::thread::sleep(Duration::from_millis(300));
     let left = left.to_string();
-    let sent = in_netns(&left, move || -> Result<(u64, Duration), String> {
+    let sent = in_netns(&left, move || -> Result<(u64, Duration), DemoError> {
         let sock = TcpStream::connect_timeout(&addr, Duration::from_secs(3))
-            .map_err(|e| format!("connect: {e}"))?;
+            .map_err(DemoError::io("connect"))?;
         let mut s = sock;
         let buf = vec![0x5au8; 1 << 16];
         let t0 = Instant::now();
         let mut total = 0u64;
         while t0.elapsed() < dur && !INTERRUPTED.load(Ordering::SeqCst) {
-            s.write_all(&buf).map_err(|e| format!("write: {e}"))?;
+            s.write_all(&buf).map_err(DemoError::io("write"))?;
             total += buf.len() as u64;
         }
         s.shutdown(std::net::Shutdown::Write).ok();
         Ok((total, t0.elapsed()))
     })
-    .map_err(|e| format!("netns: {e}"))??;
-    let received = server
-        .join()
-        .map_err(|_| "receiver thread panicked".to_string())??;
+    .map_err(DemoError::io("netns"))??;
+    let received = server.join().map_err(|_| DemoError::ThreadPanicked)??;
     let secs = sent.1.as_secs_f64().max(0.001);
     Ok(received as f64 * 8.0 / secs / 1e6)
 }

@@ -30,7 +30,7 @@ pub fn bgp_decode(data: &[u8]) {
             return;
         }
     };
-    let again = msg::encode(&m, four);
+    let again = msg::encode(&m, four).expect("a decoded BGP message re-encodes");
     assert_eq!(
         msg::decode(&again, four).map(normalized),
         Ok(normalized(m)),
@@ -65,8 +65,8 @@ fn peer_open(four_octet: bool) -> Vec<u8> {
         bgp_id: PEER,
         capabilities,
     };
-    let mut out = msg::encode(&Message::Open(open), four_octet);
-    out.extend(msg::encode(&Message::Keepalive, four_octet));
+    let mut out = msg::encode(&Message::Open(open), four_octet).expect("OPEN fits");
+    out.extend(msg::encode(&Message::Keepalive, four_octet).expect("KEEPALIVE fits"));
     out
 }
 

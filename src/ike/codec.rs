@@ -5,6 +5,11 @@
 use std::fmt;
 use std::net::IpAddr;
 
+use crate::wire::{Overflow, Reader, Truncated, Writer};
+
+/// A message or payload that cannot be encoded: a length or count does not fit its field.
+pub type EncodeError = Overflow;
+
 pub const HEADER_LEN: usize = 28;
 pub const IKE_VERSION: u8 = 0x20;
 
@@ -151,49 +156,9 @@ impl std::error::Error for ParseError {}
 
 type Result<T> = std::result::Result<T, ParseError>;
 
-/// A bounds-checked reader over a byte slice.
-struct Reader<'a> {
-    buf: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Reader<'a> {
-    fn new(buf: &'a [u8]) -> Self {
-        Reader { buf, pos: 0 }
-    }
-    fn remaining(&self) -> usize {
-        self.buf.len().saturating_sub(self.pos)
-    }
-    fn take(&mut self, n: usize, what: &'static str) -> Result<&'a [u8]> {
-        let end = self.pos.checked_add(n).ok_or(ParseError::Truncated(what))?;
-        let s = self
-            .buf
-            .get(self.pos..end)
-            .ok_or(ParseError::Truncated(what))?;
-        self.pos = end;
-        Ok(s)
-    }
-    fn u8(&mut self, what: &'static str) -> Result<u8> {
-        Ok(self.take(1, what)?[0])
-    }
-    fn u16(&mut self, what: &'static str) -> Result<u16> {
-        let s = self.take(2, what)?;
-        Ok(u16::from_be_bytes([s[0], s[1]]))
-    }
-    fn u32(&mut self, what: &'static str) -> Result<u32> {
-        let s = self.take(4, what)?;
-        Ok(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
-    }
-    fn u64(&mut self, what: &'static str) -> Result<u64> {
-        let s = self.take(8, what)?;
-        let mut a = [0u8; 8];
-        a.copy_from_slice(s);
-        Ok(u64::from_be_bytes(a))
-    }
-    fn rest(&mut self) -> &'a [u8] {
-        let s = self.buf.get(self.pos..).unwrap_or(&[]);
-        self.pos = self.buf.len();
-        s
+impl From<Truncated> for ParseError {
+    fn from(t: Truncated) -> Self {
+        ParseError::Truncated(t.what)
     }
 }
 
@@ -242,14 +207,20 @@ impl Header {
     }
 
     pub fn write(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(&self.spi_i.to_be_bytes());
-        out.extend_from_slice(&self.spi_r.to_be_bytes());
-        out.push(self.next_payload);
-        out.push(self.version);
-        out.push(self.exchange);
-        out.push(self.flags);
-        out.extend_from_slice(&self.msg_id.to_be_bytes());
-        out.extend_from_slice(&self.length.to_be_bytes());
+        let mut w = Writer::with_capacity(HEADER_LEN);
+        self.write_to(&mut w);
+        out.extend_from_slice(w.as_slice());
+    }
+
+    pub fn write_to(&self, w: &mut Writer) {
+        w.u64(self.spi_i);
+        w.u64(self.spi_r);
+        w.u8(self.next_payload);
+        w.u8(self.version);
+        w.u8(self.exchange);
+        w.u8(self.flags);
+        w.u32(self.msg_id);
+        w.u32(self.length);
     }
 }
 
@@ -355,48 +326,62 @@ impl Payload {
         })
     }
 
-    /// The body bytes (everything after the 4-byte generic payload header).
+    /// The body bytes (everything after the 4-byte generic payload header). Empty, and
+    /// logged, for a payload that cannot be encoded: use [`Payload::try_body`] to see why.
     pub fn body(&self) -> Vec<u8> {
-        let mut b = Vec::new();
+        self.try_body().unwrap_or_else(|e| {
+            tracing::error!("IKE payload {} not encoded: {e}", self.ptype());
+            Vec::new()
+        })
+    }
+
+    /// The body bytes, or which count or length does not fit its field.
+    pub fn try_body(&self) -> std::result::Result<Vec<u8>, EncodeError> {
+        let mut w = Writer::new();
+        self.write_body(&mut w)?;
+        Ok(w.into_vec())
+    }
+
+    fn write_body(&self, w: &mut Writer) -> std::result::Result<(), EncodeError> {
         match self {
-            Payload::Sa(props) => write_sa(props, &mut b),
+            Payload::Sa(props) => write_sa(props, w)?,
             Payload::Ke { group, data } => {
-                b.extend_from_slice(&group.to_be_bytes());
-                b.extend_from_slice(&[0, 0]);
-                b.extend_from_slice(data);
+                w.u16(*group);
+                w.u16(0);
+                w.bytes(data);
             }
             Payload::IdI { id_type, data } | Payload::IdR { id_type, data } => {
-                b.extend_from_slice(&[*id_type, 0, 0, 0]);
-                b.extend_from_slice(data);
+                w.bytes(&[*id_type, 0, 0, 0]);
+                w.bytes(data);
             }
             Payload::Auth { method, data } => {
-                b.extend_from_slice(&[*method, 0, 0, 0]);
-                b.extend_from_slice(data);
+                w.bytes(&[*method, 0, 0, 0]);
+                w.bytes(data);
             }
-            Payload::Nonce(n) | Payload::Vendor(n) => b.extend_from_slice(n),
+            Payload::Nonce(n) | Payload::Vendor(n) => w.bytes(n),
             Payload::Notify(n) => {
-                b.push(n.protocol);
-                b.push(n.spi.len() as u8);
-                b.extend_from_slice(&n.ntype.to_be_bytes());
-                b.extend_from_slice(&n.spi);
-                b.extend_from_slice(&n.data);
+                w.u8(n.protocol);
+                w.len_u8("Notify SPI size", n.spi.len())?;
+                w.u16(n.ntype);
+                w.bytes(&n.spi);
+                w.bytes(&n.data);
             }
             Payload::Delete {
                 protocol,
                 spi_size,
                 spis,
             } => {
-                b.push(*protocol);
-                b.push(*spi_size);
-                b.extend_from_slice(&(spis.len() as u16).to_be_bytes());
+                w.u8(*protocol);
+                w.u8(*spi_size);
+                w.len_u16("Delete SPI count", spis.len())?;
                 for s in spis {
-                    b.extend_from_slice(s);
+                    w.bytes(s);
                 }
             }
-            Payload::TsI(ts) | Payload::TsR(ts) => write_ts(ts, &mut b),
-            Payload::Other { body, .. } => b.extend_from_slice(body),
+            Payload::TsI(ts) | Payload::TsR(ts) => write_ts(ts, w)?,
+            Payload::Other { body, .. } => w.bytes(body),
         }
-        b
+        Ok(())
     }
 
     fn critical(&self) -> bool {
@@ -404,56 +389,56 @@ impl Payload {
     }
 }
 
-fn write_sa(props: &[Proposal], b: &mut Vec<u8>) {
+fn write_sa(props: &[Proposal], w: &mut Writer) -> std::result::Result<(), EncodeError> {
     for (pi, p) in props.iter().enumerate() {
-        let start = b.len();
-        b.push(if pi + 1 == props.len() { 0 } else { 2 });
-        b.push(0);
-        b.extend_from_slice(&[0, 0]); // length, patched below
-        b.push(p.num);
-        b.push(p.protocol);
-        b.push(p.spi.len() as u8);
-        b.push(p.transforms.len() as u8);
-        b.extend_from_slice(&p.spi);
+        let start = w.len();
+        w.u8(if pi + 1 == props.len() { 0 } else { 2 });
+        w.u8(0);
+        let length = w.reserve_u16();
+        w.u8(p.num);
+        w.u8(p.protocol);
+        w.len_u8("proposal SPI size", p.spi.len())?;
+        w.len_u8("proposal transform count", p.transforms.len())?;
+        w.bytes(&p.spi);
         for (ti, t) in p.transforms.iter().enumerate() {
-            b.push(if ti + 1 == p.transforms.len() { 0 } else { 3 });
-            b.push(0);
-            let tlen: u16 = if t.key_len.is_some() { 12 } else { 8 };
-            b.extend_from_slice(&tlen.to_be_bytes());
-            b.push(t.ttype);
-            b.push(0);
-            b.extend_from_slice(&t.id.to_be_bytes());
+            w.u8(if ti + 1 == p.transforms.len() { 0 } else { 3 });
+            w.u8(0);
+            w.u16(if t.key_len.is_some() { 12 } else { 8 });
+            w.u8(t.ttype);
+            w.u8(0);
+            w.u16(t.id);
             if let Some(kl) = t.key_len {
-                b.extend_from_slice(&(0x8000 | ATTR_KEY_LENGTH).to_be_bytes());
-                b.extend_from_slice(&kl.to_be_bytes());
+                w.u16(0x8000 | ATTR_KEY_LENGTH);
+                w.u16(kl);
             }
         }
-        let plen = (b.len() - start) as u16;
-        b[start + 2..start + 4].copy_from_slice(&plen.to_be_bytes());
+        w.fill_u16(length, "proposal length", w.len() - start)?;
     }
+    Ok(())
 }
 
-fn write_ts(ts: &[WireTs], b: &mut Vec<u8>) {
-    b.push(ts.len() as u8);
-    b.extend_from_slice(&[0, 0, 0]);
+fn write_ts(ts: &[WireTs], w: &mut Writer) -> std::result::Result<(), EncodeError> {
+    w.len_u8("TS payload selector count", ts.len())?;
+    w.bytes(&[0, 0, 0]);
     for t in ts {
         let (ty, len) = if t.start.is_ipv4() {
-            (TS_IPV4_ADDR_RANGE, 16u16)
+            (TS_IPV4_ADDR_RANGE, 16)
         } else {
-            (TS_IPV6_ADDR_RANGE, 40u16)
+            (TS_IPV6_ADDR_RANGE, 40)
         };
-        b.push(ty);
-        b.push(t.ip_proto);
-        b.extend_from_slice(&len.to_be_bytes());
-        b.extend_from_slice(&t.start_port.to_be_bytes());
-        b.extend_from_slice(&t.end_port.to_be_bytes());
+        w.u8(ty);
+        w.u8(t.ip_proto);
+        w.u16(len);
+        w.u16(t.start_port);
+        w.u16(t.end_port);
         for a in [t.start, t.end] {
             match a {
-                IpAddr::V4(v) => b.extend_from_slice(&v.octets()),
-                IpAddr::V6(v) => b.extend_from_slice(&v.octets()),
+                IpAddr::V4(v) => w.bytes(&v.octets()),
+                IpAddr::V6(v) => w.bytes(&v.octets()),
             }
         }
     }
+    Ok(())
 }
 
 fn parse_sa(body: &[u8]) -> Result<Vec<Proposal>> {
@@ -688,7 +673,7 @@ pub fn parse_chain(
     let mut next = first;
     let mut payloads = Vec::new();
     while next != PT_NONE {
-        let at = r.pos;
+        let at = r.position();
         let this = next;
         next = r.u8("payload header")?;
         let flags = r.u8("payload header")?;
@@ -737,28 +722,63 @@ impl Message {
 }
 
 /// Encodes a payload chain; returns the type of the first payload (0 for none) and the bytes.
+/// A chain that cannot be encoded comes back empty, and is logged: use [`try_encode_chain`].
 pub fn encode_chain(payloads: &[Payload]) -> (u8, Vec<u8>) {
-    let mut out = Vec::new();
+    try_encode_chain(payloads).unwrap_or_else(|e| {
+        tracing::error!("IKE message not encoded: {e}");
+        (PT_NONE, Vec::new())
+    })
+}
+
+/// Encodes a payload chain, or says which count or length does not fit its field.
+pub fn try_encode_chain(payloads: &[Payload]) -> std::result::Result<(u8, Vec<u8>), EncodeError> {
+    let mut w = Writer::new();
+    write_chain(payloads, &mut w)?;
+    Ok((
+        payloads.first().map(|p| p.ptype()).unwrap_or(PT_NONE),
+        w.into_vec(),
+    ))
+}
+
+fn write_chain(payloads: &[Payload], w: &mut Writer) -> std::result::Result<(), EncodeError> {
     for (i, p) in payloads.iter().enumerate() {
-        let next = payloads.get(i + 1).map(|n| n.ptype()).unwrap_or(PT_NONE);
-        let body = p.body();
-        out.push(next);
-        out.push(if p.critical() { 0x80 } else { 0 });
-        out.extend_from_slice(&((body.len() + 4) as u16).to_be_bytes());
-        out.extend_from_slice(&body);
+        let start = w.len();
+        w.u8(payloads.get(i + 1).map(|n| n.ptype()).unwrap_or(PT_NONE));
+        w.u8(if p.critical() { 0x80 } else { 0 });
+        let length = w.reserve_u16();
+        p.write_body(w)?;
+        w.fill_u16(length, "payload length", w.len() - start)?;
     }
-    (payloads.first().map(|p| p.ptype()).unwrap_or(PT_NONE), out)
+    Ok(())
 }
 
 /// Encodes an unencrypted message (IKE_SA_INIT), filling next_payload and length.
-pub fn encode_plain(mut header: Header, payloads: &[Payload]) -> Vec<u8> {
-    let (first, chain) = encode_chain(payloads);
-    header.next_payload = first;
-    header.length = (HEADER_LEN + chain.len()) as u32;
-    let mut out = Vec::with_capacity(header.length as usize);
-    header.write(&mut out);
-    out.extend_from_slice(&chain);
-    out
+/// A message that cannot be encoded comes back empty, and is logged: use [`try_encode_plain`].
+pub fn encode_plain(header: Header, payloads: &[Payload]) -> Vec<u8> {
+    try_encode_plain(header, payloads).unwrap_or_else(|e| {
+        tracing::error!("IKE message not encoded: {e}");
+        Vec::new()
+    })
+}
+
+/// Encodes an unencrypted message, or says which count or length does not fit its field.
+pub fn try_encode_plain(
+    mut header: Header,
+    payloads: &[Payload],
+) -> std::result::Result<Vec<u8>, EncodeError> {
+    let mut chain = Writer::new();
+    write_chain(payloads, &mut chain)?;
+    header.next_payload = payloads.first().map(|p| p.ptype()).unwrap_or(PT_NONE);
+    let total = HEADER_LEN + chain.len();
+    header.length = u32::try_from(total).map_err(|_| Overflow {
+        what: "IKE message length",
+        value: total,
+        max: u32::MAX as usize,
+    })?;
+    let mut w = Writer::with_capacity(total);
+    header.write_to(&mut w);
+    w.bytes(chain.as_slice());
+    Ok(w.into_vec())
 }
 
 /// Helpers to find payloads in a list.
@@ -1039,6 +1059,64 @@ mod tests {
             })
         );
         assert!(!chain.is_empty());
+    }
+
+    fn ts(n: usize) -> Vec<WireTs> {
+        (0..n)
+            .map(|i| WireTs {
+                ip_proto: 0,
+                start_port: 0,
+                end_port: 65535,
+                start: IpAddr::from([10, 0, (i / 256) as u8, (i % 256) as u8]),
+                end: IpAddr::from([10, 0, (i / 256) as u8, (i % 256) as u8]),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn counts_that_do_not_fit_their_field_are_errors_not_wrong_counts() {
+        // 255 selectors is the most a TS payload can say; they round-trip.
+        let full = vec![Payload::TsI(ts(255))];
+        let bytes = try_encode_plain(sample_header(), &full).unwrap();
+        assert_eq!(Message::parse(&bytes).unwrap().payloads, full);
+        // 256 (or the 510 of a wide narrowing) cannot be said: an error naming the field,
+        // where `as u8` used to send a count of 0 (or 254) followed by every selector.
+        let too_many = Payload::TsR(ts(256));
+        let e = too_many.try_body().unwrap_err();
+        assert_eq!(
+            (e.what, e.value, e.max),
+            ("TS payload selector count", 256, 255)
+        );
+        assert!(try_encode_chain(std::slice::from_ref(&too_many)).is_err());
+        assert!(try_encode_plain(sample_header(), std::slice::from_ref(&too_many)).is_err());
+        // The infallible wrappers send nothing rather than a lie.
+        assert!(too_many.body().is_empty());
+        assert_eq!(
+            encode_chain(std::slice::from_ref(&too_many)),
+            (PT_NONE, vec![])
+        );
+        assert!(encode_plain(sample_header(), &[too_many]).is_empty());
+
+        let spi_too_long = Payload::Notify(Notify {
+            protocol: PROTO_ESP,
+            spi: vec![0; 256],
+            ntype: notify::REKEY_SA,
+            data: vec![],
+        });
+        assert_eq!(spi_too_long.try_body().unwrap_err().what, "Notify SPI size");
+        let deletes = Payload::Delete {
+            protocol: PROTO_ESP,
+            spi_size: 4,
+            spis: vec![vec![0; 4]; 65536],
+        };
+        assert_eq!(deletes.try_body().unwrap_err().what, "Delete SPI count");
+        // A payload body over 65531 bytes does not fit the generic header's length.
+        let huge = Payload::Vendor(vec![0; 65532]);
+        assert_eq!(
+            try_encode_chain(&[huge]).unwrap_err().what,
+            "payload length"
+        );
+        assert!(try_encode_chain(&[Payload::Vendor(vec![0; 65531])]).is_ok());
     }
 
     proptest::proptest! {

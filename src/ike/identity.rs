@@ -4,6 +4,45 @@ use std::fmt::{self, Write as _};
 use std::net::IpAddr;
 use std::str::FromStr;
 
+/// Why an identity was refused, from the wire or from the config.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IdentityError {
+    /// ID_IPV4_ADDR not 4 bytes, or ID_IPV6_ADDR not 16.
+    AddrLength {
+        v6: bool,
+    },
+    /// ID_FQDN or ID_RFC822_ADDR that is not UTF-8.
+    NotUtf8,
+    /// An ID type this gateway does not handle (DER_ASN1_DN, ...).
+    UnsupportedType(u8),
+    Empty,
+    /// `keyid:` followed by something that is not an even number of hex digits.
+    BadKeyId(String),
+    /// Not an address, FQDN, user@fqdn or keyid.
+    Unrecognized(String),
+}
+
+impl fmt::Display for IdentityError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            IdentityError::AddrLength { v6: false } => f.write_str("ID_IPV4_ADDR is not 4 bytes"),
+            IdentityError::AddrLength { v6: true } => f.write_str("ID_IPV6_ADDR is not 16 bytes"),
+            IdentityError::NotUtf8 => f.write_str("identity is not UTF-8"),
+            IdentityError::UnsupportedType(t) => write!(f, "unsupported ID type {t}"),
+            IdentityError::Empty => f.write_str("empty identity"),
+            IdentityError::BadKeyId(s) => {
+                write!(f, "'{s}': keyid must be an even number of hex digits")
+            }
+            IdentityError::Unrecognized(s) => write!(
+                f,
+                "'{s}' is neither an IP address, an FQDN, user@fqdn nor keyid:HEX"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for IdentityError {}
+
 /// An IKE identity. The ID type numbers are those of RFC 7296 3.5.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Identity {
@@ -44,16 +83,10 @@ impl Identity {
         match id_type {
             1 => <[u8; 4]>::try_from(data)
                 .map(|a| Identity::Addr(IpAddr::from(a)))
-                .map_err(|_| IdentityError::BadLength {
-                    id_type,
-                    len: data.len(),
-                }),
+                .map_err(|_| IdentityError::AddrLength { v6: false }),
             5 => <[u8; 16]>::try_from(data)
                 .map(|a| Identity::Addr(IpAddr::from(a)))
-                .map_err(|_| IdentityError::BadLength {
-                    id_type,
-                    len: data.len(),
-                }),
+                .map_err(|_| IdentityError::AddrLength { v6: true }),
             2 | 3 => {
                 let s = std::str::from_utf8(data).map_err(|_| IdentityError::NotUtf8)?;
                 Ok(if id_type == 2 {
@@ -68,49 +101,20 @@ impl Identity {
     }
 }
 
-/// Why a received identity cannot be read.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum IdentityError {
-    BadLength { id_type: u8, len: usize },
-    NotUtf8,
-    UnsupportedType(u8),
-}
-
-impl fmt::Display for IdentityError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            IdentityError::BadLength { id_type: 1, len } => {
-                write!(f, "ID_IPV4_ADDR is not 4 bytes ({len})")
-            }
-            IdentityError::BadLength { id_type: 5, len } => {
-                write!(f, "ID_IPV6_ADDR is not 16 bytes ({len})")
-            }
-            IdentityError::BadLength { id_type, len } => {
-                write!(f, "identity of type {id_type} has a bad length ({len})")
-            }
-            IdentityError::NotUtf8 => f.write_str("identity is not UTF-8"),
-            IdentityError::UnsupportedType(t) => write!(f, "unsupported ID type {t}"),
-        }
-    }
-}
-
-impl std::error::Error for IdentityError {}
-
-// The config reader takes `Fn(&str) -> Result<T, String>` for every value it parses.
 impl FromStr for Identity {
-    type Err = String;
+    type Err = IdentityError;
     /// `192.0.2.1`, `2001:db8::1`, `vpn.example.com`, `user@example.com`, or `keyid:hex`.
-    fn from_str(s: &str) -> Result<Self, String> {
+    fn from_str(s: &str) -> Result<Self, IdentityError> {
         let s = s.trim();
         if s.is_empty() {
-            return Err("empty identity".into());
+            return Err(IdentityError::Empty);
         }
         if let Ok(ip) = s.parse::<IpAddr>() {
             return Ok(Identity::Addr(ip));
         }
         if let Some(hex) = s.strip_prefix("keyid:") {
             if hex.len() % 2 != 0 || !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
-                return Err(format!("'{s}': keyid must be an even number of hex digits"));
+                return Err(IdentityError::BadKeyId(s.to_string()));
             }
             let bytes = (0..hex.len())
                 .step_by(2)
@@ -125,9 +129,7 @@ impl FromStr for Identity {
         {
             return Ok(Identity::Fqdn(s.into()));
         }
-        Err(format!(
-            "'{s}' is neither an IP address, an FQDN, user@fqdn nor keyid:HEX"
-        ))
+        Err(IdentityError::Unrecognized(s.to_string()))
     }
 }
 
@@ -165,5 +167,29 @@ mod tests {
         );
         let plain: Identity = "user@vpn.example.com".parse().unwrap();
         assert_eq!(plain.to_string(), "user@vpn.example.com");
+    }
+
+    #[test]
+    fn errors_are_typed_and_say_what_is_wrong() {
+        assert_eq!(
+            Identity::from_wire(1, &[1, 2, 3]),
+            Err(IdentityError::AddrLength { v6: false })
+        );
+        assert_eq!(
+            Identity::from_wire(9, b"x"),
+            Err(IdentityError::UnsupportedType(9))
+        );
+        assert_eq!(
+            Identity::from_wire(5, &[0; 4]).unwrap_err().to_string(),
+            "ID_IPV6_ADDR is not 16 bytes"
+        );
+        assert_eq!(
+            "keyid:abc".parse::<Identity>(),
+            Err(IdentityError::BadKeyId("keyid:abc".into()))
+        );
+        assert_eq!(
+            "a b".parse::<Identity>().unwrap_err().to_string(),
+            "'a b' is neither an IP address, an FQDN, user@fqdn nor keyid:HEX"
+        );
     }
 }

@@ -235,6 +235,18 @@ fn ip_version(prefix: &IpPrefix) -> IpVersion {
     }
 }
 
+/// Sends a route add, as NLM_F_REPLACE or NLM_F_EXCL.
+async fn execute_add<T>(
+    request: rtnetlink::RouteAddRequest<T>,
+    replace: bool,
+) -> Result<(), rtnetlink::Error> {
+    if replace {
+        request.replace().execute().await
+    } else {
+        request.execute().await
+    }
+}
+
 /// The metric the kernel gives a route we add (we never set one).
 fn our_metric(prefix: &IpPrefix) -> u32 {
     if prefix.is_ipv4() {
@@ -300,6 +312,17 @@ impl Netlink {
     }
 
     /// Like [`Netlink::link_index`], but a missing interface is an error (`context` says where).
+    /// The interface's index, or None when it is gone (nothing left to remove from it).
+    async fn link_if_present(
+        &self,
+        ifname: &str,
+        context: &str,
+    ) -> Result<Option<u32>, RoutingError> {
+        self.link_index(ifname)
+            .await
+            .map_err(|e| RoutingError::new(context, e.kind))
+    }
+
     async fn require_link(&self, ifname: &str, context: &str) -> Result<u32, RoutingError> {
         match self.link_index(ifname).await {
             Ok(Some(index)) => Ok(index),
@@ -391,11 +414,7 @@ impl Netlink {
         prefix_len: u8,
     ) -> Result<(), RoutingError> {
         let context = format!("removing address {addr}/{prefix_len} from {ifname}");
-        let Some(index) = self
-            .link_index(ifname)
-            .await
-            .map_err(|e| RoutingError::new(&context, e.kind))?
-        else {
+        let Some(index) = self.link_if_present(ifname, &context).await? else {
             return Ok(());
         };
         let found: Vec<AddressMessage> = self
@@ -511,20 +530,14 @@ impl Netlink {
                 if let Some(IpAddr::V4(src)) = pref_src {
                     r = r.pref_source(src);
                 }
-                if replace {
-                    r = r.replace();
-                }
-                r.execute().await
+                execute_add(r, replace).await
             }
             IpAddr::V6(dst) => {
                 let mut r = request.v6().destination_prefix(dst, prefix.len());
                 if let Some(IpAddr::V6(src)) = pref_src {
                     r = r.pref_source(src);
                 }
-                if replace {
-                    r = r.replace();
-                }
-                r.execute().await
+                execute_add(r, replace).await
             }
         }
     }
@@ -534,11 +547,7 @@ impl Netlink {
     /// interface (its routes went with it) = Ok.
     pub async fn del_route(&self, prefix: IpPrefix, ifname: &str) -> Result<(), RoutingError> {
         let context = format!("deleting route {prefix} dev {ifname}");
-        let Some(index) = self
-            .link_index(ifname)
-            .await
-            .map_err(|e| RoutingError::new(&context, e.kind))?
-        else {
+        let Some(index) = self.link_if_present(ifname, &context).await? else {
             return Ok(());
         };
         let routes = self.dump_routes(ip_version(&prefix), &context).await?;

@@ -1,15 +1,17 @@
-//! The per-neighbour finite state machine (RFC 4271 8), Adj-RIB-In, decision and export.
+//! The per-neighbour finite state machine (RFC 4271 8): transport, OPEN, timers, teardown.
+//! Routes in and out are in `routes`.
+
+mod routes;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use super::msg::{
-    self, err, AsPath, Capability, DecodedUpdate, Message, Notification, Open, Origin, PathAttrs,
-    Update, AFI_IPV4, AS_TRANS, BGP_VERSION, HEADER_LEN, SAFI_UNICAST,
+    self, err, AsPath, Capability, Message, Notification, Open, Origin, AFI_IPV4, AS_TRANS,
+    BGP_VERSION, HEADER_LEN, SAFI_UNICAST,
 };
-use super::policy::{self, Path};
-use super::{BgpConfig, BgpEvent, BgpState, BgpStatus, RibDirection, RibEntry};
+use super::{BgpConfig, BgpEvent, BgpState, ImportCounters};
 use crate::prefix::IpPrefix;
 
 /// Hold timer while waiting for the peer's OPEN (RFC 4271 8.2.2 suggests 4 minutes).
@@ -69,6 +71,9 @@ pub struct Session {
     installed: BTreeMap<IpPrefix, IpAddr>,
     /// What the peer currently has from us.
     announced: BTreeSet<IpPrefix>,
+    import_counters: ImportCounters,
+    /// The "no import policy" warning was logged since the session came up.
+    no_policy_warned: bool,
 }
 
 fn after(now: Instant, d: Duration) -> Option<Instant> {
@@ -103,6 +108,8 @@ impl Session {
             adj_in: BTreeMap::new(),
             installed: BTreeMap::new(),
             announced: BTreeSet::new(),
+            import_counters: ImportCounters::default(),
+            no_policy_warned: false,
         }
     }
 
@@ -492,7 +499,11 @@ impl Session {
     }
 
     fn send(&mut self, m: &Message) {
-        self.outq.push_back(msg::encode(m, self.four_octet));
+        match msg::encode(m, self.four_octet) {
+            Ok(bytes) => self.outq.push_back(bytes),
+            // Our messages are built to fit (NLRI_PER_UPDATE); this is a bug, not the peer.
+            Err(e) => tracing::error!("bgp {}: message not sent: {e}", self.cfg.peer_address),
+        }
     }
 
     /// Sends `n`, then drops the session.
@@ -549,316 +560,11 @@ impl Session {
         self.peer_id = None;
         self.peer_hold = None;
         self.four_octet = false;
+        self.no_policy_warned = false;
         self.last_error = Some(reason);
         self.idle_restart_at = match restart_after {
             Some(d) if self.started => after(now, d),
             _ => None,
         };
-    }
-
-    // ---- routes in -------------------------------------------------------------------------
-
-    fn handle_update(&mut self, now: Instant, d: DecodedUpdate) {
-        let peer = self.cfg.peer_address;
-        let DecodedUpdate {
-            update,
-            treat_as_withdraw,
-            discarded,
-        } = d;
-        for what in &discarded {
-            tracing::debug!("bgp {peer}: attribute discarded: {what}");
-        }
-        let Update {
-            withdrawn,
-            attrs,
-            nlri,
-        } = update;
-        let mut gone: Vec<IpPrefix> = withdrawn;
-        if let Some(mp) = &attrs.mp_unreach {
-            if mp.afi == AFI_IPV4 && mp.safi == SAFI_UNICAST {
-                gone.extend(mp.withdrawn.iter().copied());
-            }
-        }
-        // (prefix, next hop) pairs announced by this UPDATE.
-        let mut reach: Vec<(IpPrefix, Option<IpAddr>)> = nlri
-            .iter()
-            .map(|p| (*p, attrs.next_hop.map(IpAddr::V4)))
-            .collect();
-        if let Some(mp) = &attrs.mp_reach {
-            if mp.afi == AFI_IPV4 && mp.safi == SAFI_UNICAST {
-                reach.extend(mp.nlri.iter().map(|p| (*p, mp.next_hop)));
-            }
-        }
-
-        let verdict = match treat_as_withdraw {
-            Some(why) => {
-                tracing::warn!(
-                    "bgp {peer}: malformed UPDATE, treating {} prefixes as withdrawn: {why}",
-                    reach.len()
-                );
-                Err(())
-            }
-            None => self.import_check(&attrs),
-        };
-        let mut changed = BTreeSet::new();
-        for p in gone {
-            if self.adj_in.remove(&p).is_some() {
-                changed.insert(p);
-            }
-        }
-        for (p, nh) in reach {
-            changed.insert(p);
-            let next_hop = match (verdict, nh) {
-                (Ok(()), Some(nh)) if self.next_hop_usable(nh) => nh,
-                (Ok(()), nh) => {
-                    tracing::debug!("bgp {peer}: {p}: unusable next hop {nh:?}, route ignored");
-                    self.adj_in.remove(&p);
-                    continue;
-                }
-                (Err(()), _) => {
-                    self.adj_in.remove(&p);
-                    continue;
-                }
-            };
-            let route = Route {
-                next_hop,
-                as_path: attrs.as_path.clone().unwrap_or_default(),
-                origin: attrs.origin.unwrap_or(Origin::Incomplete),
-                med: attrs.med,
-                // route-map in: set local-preference (a received LOCAL_PREF is ignored on eBGP).
-                local_pref: self.cfg.import_local_pref,
-            };
-            self.adj_in.insert(p, route);
-        }
-        let max = self.cfg.max_prefixes;
-        if max > 0 && self.adj_in.len() > max as usize {
-            tracing::warn!("maximum-prefix limit {max} reached from {peer}");
-            let mut data = AFI_IPV4.to_be_bytes().to_vec();
-            data.push(SAFI_UNICAST);
-            data.extend_from_slice(&max.to_be_bytes());
-            self.fatal(
-                now,
-                Notification::new(err::CEASE, err::CEASE_MAX_PREFIXES, data),
-            );
-            return;
-        }
-        for p in changed {
-            self.recompute(p);
-        }
-    }
-
-    /// Import policy on the attributes shared by all NLRI of one UPDATE.
-    fn import_check(&self, attrs: &PathAttrs) -> Result<(), ()> {
-        let peer = self.cfg.peer_address;
-        let Some(path) = &attrs.as_path else {
-            return Ok(());
-        };
-        if path.contains(self.cfg.local_as) {
-            tracing::debug!(
-                "bgp {peer}: AS_PATH {path} contains our AS {}, rejected",
-                self.cfg.local_as
-            );
-            return Err(());
-        }
-        let ebgp = self.cfg.local_as != self.cfg.peer_as;
-        if ebgp && path.first_as() != Some(self.cfg.peer_as) {
-            // RFC 4271 6.3 / RFC 7606 7.2: treat-as-withdraw rather than a session reset.
-            tracing::warn!(
-                "bgp {peer}: AS_PATH {path} does not start with AS{}, treated as withdraw",
-                self.cfg.peer_as
-            );
-            return Err(());
-        }
-        Ok(())
-    }
-
-    fn next_hop_usable(&self, nh: IpAddr) -> bool {
-        let bad_v4 = match nh {
-            IpAddr::V4(a) => a.is_unspecified() || a.is_broadcast() || a.is_multicast(),
-            IpAddr::V6(_) => true, // no extended next hop negotiated
-        };
-        !bad_v4 && nh != self.cfg.local_address
-    }
-
-    /// Runs the decision process for `p` and tells the driver about a changed best route.
-    fn recompute(&mut self, p: IpPrefix) {
-        let mut candidates = Vec::new();
-        let locally_originated = self.cfg.networks.contains(&p);
-        if locally_originated {
-            candidates.push(Path {
-                local: true,
-                local_pref: self.cfg.import_local_pref,
-                as_path: AsPath::default(),
-                origin: Origin::Igp,
-                med: None,
-                next_hop: self.cfg.local_address,
-            });
-        }
-        if let Some(r) = self.adj_in.get(&p) {
-            candidates.push(Path {
-                local: false,
-                local_pref: r.local_pref,
-                as_path: r.as_path.clone(),
-                origin: r.origin,
-                med: r.med,
-                next_hop: r.next_hop,
-            });
-        }
-        let best = policy::best_path(&candidates)
-            .and_then(|i| candidates.get(i))
-            .filter(|b| !b.local);
-        match best {
-            Some(b) => {
-                if self.installed.get(&p) != Some(&b.next_hop) {
-                    self.installed.insert(p, b.next_hop);
-                    self.events.push_back(BgpEvent::InstallRoute {
-                        prefix: p,
-                        next_hop: b.next_hop,
-                    });
-                }
-            }
-            None => {
-                if self.installed.remove(&p).is_some() {
-                    self.events.push_back(BgpEvent::WithdrawRoute { prefix: p });
-                }
-            }
-        }
-    }
-
-    // ---- routes out ------------------------------------------------------------------------
-
-    /// `networks` that pass the export prefix-list and can be sent (IPv4 with an IPv4 next hop).
-    fn exported(&self) -> BTreeSet<IpPrefix> {
-        if !self.cfg.local_address.is_ipv4() {
-            return BTreeSet::new();
-        }
-        self.cfg
-            .networks
-            .iter()
-            .filter(|p| p.is_ipv4() && policy::permitted(&self.cfg.export, p))
-            .copied()
-            .collect()
-    }
-
-    fn announce_all(&mut self, now: Instant) {
-        let all = self.exported();
-        let list: Vec<IpPrefix> = all.iter().copied().collect();
-        self.send_announce(now, &list);
-        self.announced = all;
-    }
-
-    fn send_announce(&mut self, now: Instant, prefixes: &[IpPrefix]) {
-        let IpAddr::V4(next_hop) = self.cfg.local_address else {
-            return;
-        };
-        for chunk in prefixes.chunks(NLRI_PER_UPDATE) {
-            let attrs = PathAttrs {
-                origin: Some(Origin::Igp),
-                as_path: Some(AsPath::sequence(vec![self.cfg.local_as])),
-                next_hop: Some(next_hop),
-                ..PathAttrs::default()
-            };
-            let u = Update {
-                withdrawn: vec![],
-                attrs,
-                nlri: chunk.to_vec(),
-            };
-            self.send(&Message::Update(u));
-            self.sent_update(now);
-        }
-    }
-
-    fn send_withdraw(&mut self, now: Instant, prefixes: &[IpPrefix]) {
-        for chunk in prefixes.chunks(NLRI_PER_UPDATE) {
-            let u = Update {
-                withdrawn: chunk.to_vec(),
-                ..Update::default()
-            };
-            self.send(&Message::Update(u));
-            self.sent_update(now);
-        }
-    }
-
-    /// RFC 4271 8.2.2: sending an UPDATE restarts the KeepaliveTimer.
-    fn sent_update(&mut self, now: Instant) {
-        let keepalive = self.keepalive_time();
-        if !keepalive.is_zero() {
-            self.keepalive_at = after(now, keepalive);
-        }
-    }
-
-    /// Replaces the originated prefixes; announces/withdraws the difference if established.
-    pub fn set_networks(&mut self, now: Instant, networks: Vec<IpPrefix>) {
-        self.last_now = now;
-        let old: BTreeSet<IpPrefix> = self.cfg.networks.iter().copied().collect();
-        self.cfg.networks = networks;
-        let new_set: BTreeSet<IpPrefix> = self.cfg.networks.iter().copied().collect();
-        if self.state == BgpState::Established {
-            let export = self.exported();
-            let gone: Vec<IpPrefix> = self.announced.difference(&export).copied().collect();
-            let added: Vec<IpPrefix> = export.difference(&self.announced).copied().collect();
-            self.send_withdraw(now, &gone);
-            self.send_announce(now, &added);
-            self.announced = export;
-        }
-        // A network we now originate (or stopped originating) changes the best path.
-        for p in old
-            .symmetric_difference(&new_set)
-            .copied()
-            .collect::<Vec<_>>()
-        {
-            self.recompute(p);
-        }
-    }
-
-    // ---- views -----------------------------------------------------------------------------
-
-    /// Status as of the last time passed in (uptime granularity = the last call).
-    pub fn status(&self) -> BgpStatus {
-        self.status_at(self.last_now)
-    }
-
-    pub fn status_at(&self, now: Instant) -> BgpStatus {
-        BgpStatus {
-            state: self.state,
-            prefixes_received: u32::try_from(self.adj_in.len()).unwrap_or(u32::MAX),
-            prefixes_announced: u32::try_from(self.announced.len()).unwrap_or(u32::MAX),
-            peer_as: self.cfg.peer_as,
-            peer_address: self.cfg.peer_address,
-            peer_router_id: self.peer_id.filter(|_| self.state != BgpState::OpenSent),
-            hold_time: self.peer_hold,
-            uptime_secs: self
-                .established_at
-                .map(|t| now.saturating_duration_since(t).as_secs()),
-            last_error: self.last_error.clone(),
-        }
-    }
-
-    pub fn rib(&self) -> Vec<RibEntry> {
-        let mut out: Vec<RibEntry> = self
-            .adj_in
-            .iter()
-            .map(|(p, r)| RibEntry {
-                prefix: *p,
-                next_hop: r.next_hop,
-                as_path: r.as_path.to_string(),
-                local_pref: Some(r.local_pref),
-                med: r.med,
-                origin: r.origin.name(),
-                best: self.installed.get(p) == Some(&r.next_hop),
-                direction: RibDirection::Received,
-            })
-            .collect();
-        out.extend(self.announced.iter().map(|p| RibEntry {
-            prefix: *p,
-            next_hop: self.cfg.local_address,
-            as_path: self.cfg.local_as.to_string(),
-            local_pref: None,
-            med: None,
-            origin: Origin::Igp.name(),
-            best: true,
-            direction: RibDirection::Announced,
-        }));
-        out
     }
 }
