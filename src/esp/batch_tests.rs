@@ -126,7 +126,7 @@ fn the_fast_path_is_used_on_this_machine_where_available() {
     let p = params(EncrAlg::AesCbc256, Some(IntegAlg::HmacSha1_96), false, 64);
     assert_eq!(
         OutboundSa::new(&p).unwrap().is_fast(),
-        crate::crypto::fast::cbc_available()
+        crate::crypto::fast::cbc_lanes_available()
     );
     assert!(!OutboundSa::with_backend(&p, Backend::Reference)
         .unwrap()

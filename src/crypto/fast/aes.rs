@@ -8,6 +8,8 @@
 use std::arch::x86_64::*;
 use zeroize::Zeroize;
 
+mod vaes;
+
 /// Most rounds (AES-256); round keys 0..=rounds.
 const MAX_RK: usize = 15;
 
@@ -15,6 +17,8 @@ const MAX_RK: usize = 15;
 #[derive(Clone)]
 pub struct AesKey {
     rounds: usize,
+    /// VAES on AVX-512: sixteen lanes / blocks per step (`vaes`).
+    wide: bool,
     enc: [[u8; 16]; MAX_RK],
     dec: [[u8; 16]; MAX_RK],
 }
@@ -75,6 +79,7 @@ impl AesKey {
         }
         let mut k = AesKey {
             rounds,
+            wide: super::cbc16_available(),
             enc: [[0u8; 16]; MAX_RK],
             dec: [[0u8; 16]; MAX_RK],
         };
@@ -147,6 +152,7 @@ impl AesKey {
             // Groups of 8, 4, 2, 1: the lane count is a constant inside, so the state stays
             // in registers and the rounds unroll.
             let n = match rest.len() {
+                16.. if self.wide => 16,
                 8.. => 8,
                 4..=7 => 4,
                 2..=3 => 2,
@@ -156,6 +162,9 @@ impl AesKey {
             // SAFETY: AES-NI present (AesKey exists); lengths are checked inside.
             unsafe {
                 match (n, self.rounds) {
+                    (16, 10) => self.cbc_encrypt_x16::<10>(group),
+                    (16, 12) => self.cbc_encrypt_x16::<12>(group),
+                    (16, _) => self.cbc_encrypt_x16::<14>(group),
                     (8, 10) => self.cbc_encrypt_group::<8, 10>(group),
                     (8, 12) => self.cbc_encrypt_group::<8, 12>(group),
                     (8, _) => self.cbc_encrypt_group::<8, 14>(group),
@@ -222,27 +231,38 @@ impl AesKey {
         }
     }
 
-    /// CBC-decrypts `data` (a multiple of 16 bytes) in place, eight blocks in parallel.
+    /// CBC-decrypts `data` (a multiple of 16 bytes) in place, eight (sixteen with VAES)
+    /// blocks in parallel.
     pub fn cbc_decrypt(&self, iv: &[u8; 16], data: &mut [u8]) {
-        // SAFETY: AES-NI present (AesKey exists); only whole blocks are touched.
+        // SAFETY: AES-NI present (AesKey exists), VAES/AVX-512F when `wide`; only whole
+        // blocks are touched.
         unsafe {
+            let (done, prev) = match self.rounds {
+                _ if !self.wide || data.len() < 16 * vaes::LANES => {
+                    (0, _mm_loadu_si128(iv.as_ptr().cast()))
+                }
+                10 => self.cbc_decrypt_x16::<10>(iv, data),
+                12 => self.cbc_decrypt_x16::<12>(iv, data),
+                _ => self.cbc_decrypt_x16::<14>(iv, data),
+            };
             match self.rounds {
-                10 => self.cbc_decrypt_ni::<10>(iv, data),
-                12 => self.cbc_decrypt_ni::<12>(iv, data),
-                _ => self.cbc_decrypt_ni::<14>(iv, data),
+                10 => self.cbc_decrypt_ni::<10>(prev, data, done),
+                12 => self.cbc_decrypt_ni::<12>(prev, data, done),
+                _ => self.cbc_decrypt_ni::<14>(prev, data, done),
             }
         }
     }
 
+    /// From block `start` on, `prev` being the ciphertext block before it (or the IV).
     #[target_feature(enable = "aes,sse2")]
-    unsafe fn cbc_decrypt_ni<const R: usize>(&self, iv: &[u8; 16], data: &mut [u8]) {
+    unsafe fn cbc_decrypt_ni<const R: usize>(&self, prev: __m128i, data: &mut [u8], start: usize) {
         const W: usize = 8;
         let rk = self.load_dec();
         let rounds = R;
         let nblocks = data.len() / 16;
         let base = data.as_mut_ptr();
-        let mut prev = _mm_loadu_si128(iv.as_ptr().cast());
-        let mut b = 0;
+        let mut prev = prev;
+        let mut b = start;
         while b + W <= nblocks {
             let mut c = [_mm_setzero_si128(); W];
             let mut s = [_mm_setzero_si128(); W];
@@ -335,14 +355,16 @@ mod tests {
         let key: Vec<u8> = (0..32u8).collect();
         let k = AesKey::new(&key).unwrap();
         let reference = aes::Aes256::new_from_slice(&key).unwrap();
-        let mut bufs: Vec<Vec<u8>> = (0..11)
+        // 37 lanes: two groups of sixteen (VAES, where present), then 4 + 1; up to 41 blocks
+        // so that decryption runs sixteen blocks wide and then narrow
+        let mut bufs: Vec<Vec<u8>> = (0..37)
             .map(|i| {
-                (0..16 * (1 + (i * 7) % 13))
+                (0..16 * (1 + (i * 7) % 41))
                     .map(|j| (i * 31 + j) as u8)
                     .collect()
             })
             .collect();
-        let ivs: Vec<[u8; 16]> = (0..11).map(|i| [i as u8 ^ 0x5a; 16]).collect();
+        let ivs: Vec<[u8; 16]> = (0..37).map(|i| [i as u8 ^ 0x5a; 16]).collect();
         let plain = bufs.clone();
         {
             let mut lanes: Vec<(&[u8; 16], &mut [u8])> = ivs
@@ -365,6 +387,36 @@ mod tests {
             }
         }
         for ((iv, p), c) in ivs.iter().zip(&plain).zip(bufs.iter_mut()) {
+            k.cbc_decrypt(iv, c);
+            assert_eq!(c, p);
+        }
+    }
+
+    #[test]
+    fn sixteen_lanes_of_equal_length_round_trip_like_eight() {
+        if !crate::crypto::fast::cbc_available() {
+            return;
+        }
+        let k = AesKey::new(&[0x42u8; 32]).unwrap();
+        let mut narrow = k.clone();
+        narrow.wide = false;
+        let plain: Vec<Vec<u8>> = (0..16)
+            .map(|i| (0..16 * 90).map(|j| (i * 3 + j) as u8).collect())
+            .collect();
+        let ivs: Vec<[u8; 16]> = (0..16).map(|i| [i as u8; 16]).collect();
+        let mut outs = Vec::new();
+        for key in [&k, &narrow] {
+            let mut bufs = plain.clone();
+            let mut lanes: Vec<(&[u8; 16], &mut [u8])> = ivs
+                .iter()
+                .zip(bufs.iter_mut())
+                .map(|(iv, b)| (iv, b.as_mut_slice()))
+                .collect();
+            key.cbc_encrypt_lanes(&mut lanes);
+            outs.push(bufs);
+        }
+        assert_eq!(outs[0], outs[1]);
+        for ((iv, p), c) in ivs.iter().zip(&plain).zip(outs[0].iter_mut()) {
             k.cbc_decrypt(iv, c);
             assert_eq!(c, p);
         }

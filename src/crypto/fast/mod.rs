@@ -6,14 +6,25 @@
 //! - AES-GCM (VAES + VPCLMULQDQ, AVX-512): 16 blocks in flight, GHASH aggregated;
 //! - 3DES-CBC: table-driven DES, four packets / blocks interleaved (portable Rust).
 //!
-//! Anything not covered (another CPU, another algorithm) uses the crate path in
+//! The intrinsics are compiled for x86_64 only (`cfg(target_arch)`) and used only after
+//! run-time feature detection. Elsewhere `portable.rs` gives the same interface: AES-CBC
+//! through the `aes` crate, still several packets interleaved; HMAC-SHA1 with portable
+//! compression; no fast GCM. Anything not covered (another algorithm) uses the crate path in
 //! `crate::crypto` (RustCrypto), which stays the reference the tests compare against.
 //! `IPSECGW_CRYPTO=reference` forces the crate path (benchmarks, debugging).
 
+#[cfg(target_arch = "x86_64")]
 pub mod aes;
 pub mod des;
+#[cfg(target_arch = "x86_64")]
 pub mod gcm;
+#[cfg(not(target_arch = "x86_64"))]
+mod portable;
 pub mod sha1;
+#[cfg(target_arch = "x86_64")]
+mod sha1_x16;
+#[cfg(not(target_arch = "x86_64"))]
+pub use portable::{aes, gcm};
 
 use std::sync::OnceLock;
 
@@ -21,13 +32,17 @@ use std::sync::OnceLock;
 struct Features {
     cbc: bool,
     sha: bool,
+    /// VAES on AVX-512F: sixteen-lane AES-CBC.
+    cbc16: bool,
+    /// AVX-512F/BW: sixteen-lane multi-buffer SHA-1.
+    sha16: bool,
     gcm: bool,
 }
 
 fn features() -> Features {
     static F: OnceLock<Features> = OnceLock::new();
     *F.get_or_init(|| {
-        let off = std::env::var("IPSECGW_CRYPTO").is_ok_and(|v| v == "reference");
+        let off = reference_forced();
         #[cfg(target_arch = "x86_64")]
         {
             let cbc = !off
@@ -41,7 +56,19 @@ fn features() -> Features {
                 && std::arch::is_x86_feature_detected!("avx512vl")
                 && std::arch::is_x86_feature_detected!("vaes")
                 && std::arch::is_x86_feature_detected!("vpclmulqdq");
-            Features { cbc, sha, gcm }
+            let cbc16 = cbc
+                && std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("vaes");
+            let sha16 = !off
+                && std::arch::is_x86_feature_detected!("avx512f")
+                && std::arch::is_x86_feature_detected!("avx512bw");
+            Features {
+                cbc,
+                sha,
+                cbc16,
+                sha16,
+                gcm,
+            }
         }
         #[cfg(not(target_arch = "x86_64"))]
         {
@@ -49,20 +76,42 @@ fn features() -> Features {
             Features {
                 cbc: false,
                 sha: false,
+                cbc16: false,
+                sha16: false,
                 gcm: false,
             }
         }
     })
 }
 
-/// AES-NI (with SSE4.1): the AES-CBC fast path.
+/// AES-NI (with SSE4.1): the AES-CBC fast path with intrinsics.
 pub fn cbc_available() -> bool {
     features().cbc
+}
+
+/// The fast path's AES-CBC runs (intrinsics on x86_64 with AES-NI, the portable lanes on
+/// other CPUs), unless `IPSECGW_CRYPTO=reference`.
+pub fn cbc_lanes_available() -> bool {
+    cfg!(not(target_arch = "x86_64")) && !reference_forced() || features().cbc
+}
+
+fn reference_forced() -> bool {
+    std::env::var("IPSECGW_CRYPTO").is_ok_and(|v| v == "reference")
 }
 
 /// SHA-NI: interleaved HMAC-SHA1 (without it the fast path hashes with portable code).
 pub fn sha_available() -> bool {
     features().sha
+}
+
+/// VAES on AVX-512F: AES-CBC sixteen packets (encryption) or blocks (decryption) at a time.
+pub fn cbc16_available() -> bool {
+    features().cbc16
+}
+
+/// AVX-512F/BW: HMAC-SHA1 sixteen messages at a time.
+pub fn sha16_available() -> bool {
+    features().sha16
 }
 
 /// VAES + VPCLMULQDQ on AVX-512: the AES-GCM fast path.
@@ -75,10 +124,22 @@ pub fn describe() -> String {
     let f = features();
     format!(
         "aes-cbc: {}, hmac-sha1: {}, aes-gcm: {}, 3des-cbc: table-driven x4",
-        if f.cbc { "AES-NI x8 lanes" } else { "crate" },
-        if f.sha {
-            "SHA-NI x4 lanes"
+        if f.cbc16 {
+            "VAES-512 x16 lanes"
         } else if f.cbc {
+            "AES-NI x8 lanes"
+        } else if cbc_lanes_available() {
+            "aes crate x8 lanes"
+        } else {
+            "crate"
+        },
+        if f.sha16 && f.sha {
+            "AVX-512 x16 lanes + SHA-NI x4 lanes"
+        } else if f.sha16 {
+            "AVX-512 x16 lanes"
+        } else if f.sha {
+            "SHA-NI x4 lanes"
+        } else if cbc_lanes_available() {
             "portable"
         } else {
             "crate"

@@ -4,12 +4,17 @@
 //! a packet costs its own blocks plus one outer block. SHA1RNDS4 has a long latency, so up
 //! to `LANES` packets are hashed in lock-step, which keeps the unit busy.
 
+#[cfg(target_arch = "x86_64")]
 use std::arch::x86_64::*;
 use subtle::ConstantTimeEq;
 use zeroize::Zeroize;
 
-/// Messages hashed side by side.
+/// Messages hashed side by side with SHA-NI.
 pub const LANES: usize = 4;
+
+/// Fewest messages worth a sixteen-lane AVX-512 pass (measured: benches/esp.rs).
+#[cfg(target_arch = "x86_64")]
+const X16_MIN: usize = 9;
 
 const IV: [u32; 5] = [
     0x6745_2301,
@@ -19,6 +24,7 @@ const IV: [u32; 5] = [
     0xc3d2_e1f0,
 ];
 
+#[cfg(target_arch = "x86_64")]
 /// SHA-1 compression of one 64-byte block per lane, `N` lanes interleaved. With AVX-512VL
 /// the compiler has 32 vector registers, enough for four lanes without spilling.
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1,avx512f,avx512vl")]
@@ -26,11 +32,13 @@ unsafe fn compress_wide<const N: usize>(states: &mut [[u32; 5]; N], blocks: &[*c
     compress_body::<N>(states, blocks)
 }
 
+#[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
 unsafe fn compress<const N: usize>(states: &mut [[u32; 5]; N], blocks: &[*const u8; N]) {
     compress_body::<N>(states, blocks)
 }
 
+#[cfg(target_arch = "x86_64")]
 #[inline(always)]
 unsafe fn compress_body<const N: usize>(states: &mut [[u32; 5]; N], blocks: &[*const u8; N]) {
     let mask = _mm_set_epi64x(0x0001_0203_0405_0607, 0x0809_0a0b_0c0d_0e0f);
@@ -122,6 +130,8 @@ pub struct HmacSha1 {
     ni: bool,
     /// AVX-512VL as well: four lanes fit the register file.
     wide: bool,
+    /// AVX-512F/BW: sixteen messages at once (`sha1_x16`).
+    x16: bool,
 }
 
 impl Drop for HmacSha1 {
@@ -192,33 +202,100 @@ impl HmacSha1 {
             outer,
             ni: super::sha_available(),
             wide: super::sha_available() && super::gcm_available(),
+            x16: super::sha16_available(),
         }
     }
 
     /// Full 20-byte HMACs of every message into `out` (same length as `msgs`).
     pub fn macs(&self, msgs: &[Msg<'_>], out: &mut [[u8; 20]]) {
+        #[cfg(target_arch = "x86_64")]
+        let (msgs, out) = {
+            let (mut msgs, mut out) = (msgs, out);
+            // Sixteen lanes cost about as much as X16_MIN messages on SHA-NI: fill them.
+            while self.x16 && msgs.len() >= X16_MIN {
+                let n = msgs.len().min(super::sha1_x16::LANES);
+                let (m, rest) = msgs.split_at(n);
+                let (o, orest) = std::mem::take(&mut out).split_at_mut(n);
+                // SAFETY: AVX-512F/BW are present (`x16`).
+                unsafe { self.group16(m, o) };
+                msgs = rest;
+                out = orest;
+            }
+            if self.ni {
+                self.macs_ni(msgs, out);
+                return;
+            }
+            (msgs, out)
+        };
+        for (mm, oo) in msgs.iter().zip(out.iter_mut()) {
+            self.one_soft(mm, oo);
+        }
+    }
+
+    /// Up to sixteen messages with AVX-512, lanes of different lengths masked off once done.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx512f,avx512bw")]
+    unsafe fn group16(&self, msgs: &[Msg<'_>], out: &mut [[u8; 20]]) {
+        use super::sha1_x16::{self as x16, LANES as L};
+        let n = msgs.len().min(L);
+        let empty = Msg {
+            main: &[],
+            extra: &[],
+        };
+        let mut tails: [Tail; L] =
+            std::array::from_fn(|l| Tail::new(if l < n { &msgs[l] } else { &empty }));
+        let mut total = [0usize; L];
+        for l in 0..n {
+            total[l] = msgs[l].main.len() / 64 + tails[l].blocks;
+        }
+        let most = total.iter().copied().max().unwrap_or(0);
+        let idle = [0u8; 64];
+        let mut st = x16::States::splat(&self.inner);
+        for b in 0..most {
+            let mut active: u16 = 0;
+            let ptrs: [*const u8; L] = std::array::from_fn(|l| {
+                if b >= total[l] {
+                    return idle.as_ptr();
+                }
+                active |= 1 << l;
+                let full = msgs[l].main.len() / 64;
+                if b < full {
+                    msgs[l].main.as_ptr().add(64 * b)
+                } else {
+                    tails[l].buf.as_ptr().add(64 * (b - full))
+                }
+            });
+            x16::compress(&mut st, x16::load_blocks(&ptrs), active);
+        }
+        let mut os = x16::States::splat(&self.outer);
+        x16::compress(&mut os, x16::outer_block(&st), 0xffff);
+        let mut lanes = os.lanes();
+        for (o, s) in out.iter_mut().zip(lanes.iter()).take(n) {
+            for (j, v) in s.iter().enumerate() {
+                o[4 * j..4 * j + 4].copy_from_slice(&v.to_be_bytes());
+            }
+        }
+        lanes.zeroize();
+        for t in tails.iter_mut() {
+            t.buf.zeroize();
+        }
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    fn macs_ni(&self, msgs: &[Msg<'_>], out: &mut [[u8; 20]]) {
         for (m, o) in msgs.chunks(LANES).zip(out.chunks_mut(LANES)) {
             if self.wide && m.len() == LANES {
                 // SAFETY: SHA-NI, SSE4.1 and AVX-512VL are present (checked in `new`).
                 unsafe { self.group::<LANES>(m, o) }
-            } else if self.ni && m.len() >= 2 {
+            } else {
                 for (mm, oo) in m.chunks(2).zip(o.chunks_mut(2)) {
                     if mm.len() == 2 {
-                        // SAFETY: SHA-NI and SSE4.1 are present.
+                        // SAFETY: SHA-NI and SSE4.1 are present (`ni`).
                         unsafe { self.group::<2>(mm, oo) }
                     } else {
                         // SAFETY: as above.
                         unsafe { self.group::<1>(mm, oo) }
                     }
-                }
-            } else if self.ni {
-                for (mm, oo) in m.iter().zip(o.iter_mut()) {
-                    // SAFETY: as above.
-                    unsafe { self.group::<1>(std::slice::from_ref(mm), std::slice::from_mut(oo)) }
-                }
-            } else {
-                for (mm, oo) in m.iter().zip(o.iter_mut()) {
-                    self.one_soft(mm, oo);
                 }
             }
         }
@@ -229,6 +306,7 @@ impl HmacSha1 {
         icv.len() <= 20 && !icv.is_empty() && bool::from(mac[..icv.len()].ct_eq(icv))
     }
 
+    #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "sha,sse2,ssse3,sse4.1")]
     unsafe fn group<const N: usize>(&self, msgs: &[Msg<'_>], out: &mut [[u8; 20]]) {
         let mut tails: [Tail; N] = std::array::from_fn(|l| Tail::new(&msgs[l]));
@@ -366,7 +444,8 @@ mod tests {
         let k = HmacSha1::new(&key);
         let data: Vec<u8> = (0..2000u32).map(|i| (i * 13 + 5) as u8).collect();
         for base in [0usize, 1, 50, 55, 56, 63, 64, 119, 120, 1400, 1432] {
-            let msgs: Vec<Msg<'_>> = (0..7)
+            // 23: sixteen lanes (AVX-512) and seven more (SHA-NI), where present
+            let msgs: Vec<Msg<'_>> = (0..23)
                 .map(|i| Msg {
                     main: &data[..base + (i * 37) % 130],
                     extra: if i % 2 == 0 { &data[1990..1994] } else { b"" },
@@ -381,8 +460,10 @@ mod tests {
             let mut soft = HmacSha1::new(&key);
             soft.ni = false;
             soft.wide = false;
+            soft.x16 = false;
             let mut narrow = HmacSha1::new(&key);
             narrow.wide = false;
+            narrow.x16 = false;
             let mut out3 = vec![[0u8; 20]; msgs.len()];
             narrow.macs(&msgs, &mut out3);
             assert_eq!(out, out3);
