@@ -1,14 +1,16 @@
 # SVG bar chart for scripts/bench.sh: mean Mbit/s per pairing (runs.tsv: pairing $2, cipher $3,
 # -P $4, Mbit/s $5, status $12), one group of bars per cipher and -P, each bar labelled with
 # its ratio to (b) strongSwan in the same run. Variables: algs, pars, pairs, title, host.
-$12 == "ok" { k = $2 SUBSEP $3 SUBSEP $4; s[k] += $5; n[k]++ }
+# boringtun (g) runs with one cipher only (WireGuard): its bar appears in every cipher group.
+$12 == "ok" { k = $2 SUBSEP $3 SUBSEP $4; s[k] += $5; n[k]++; if ($2 == "g") { gs[$4] += $5; gn[$4]++ } }
 END {
     np = split(pairs, P, " "); na = split(algs, A, " "); nq = split(pars, Q, " ")
     name["b"] = "strongSwan"; name["c"] = "ipsecgw UDP"; name["d"] = "ipsecgw raw ESP"
-    name["e"] = "ipsecgw->strongSwan"; name["f"] = "strongSwan->ipsecgw"
-    col["b"] = "#d62728"; col["c"] = "#1f77b4"; col["d"] = "#2ca02c"; col["e"] = "#9467bd"; col["f"] = "#ff7f0e"
+    name["e"] = "ipsecgw->strongSwan"; name["f"] = "strongSwan->ipsecgw"; name["g"] = "boringtun (WireGuard)"; name["h"] = "before: UDP"; name["i"] = "before: raw ESP"
+    col["b"] = "#d62728"; col["c"] = "#1f77b4"; col["d"] = "#2ca02c"; col["e"] = "#9467bd"; col["f"] = "#ff7f0e"; col["g"] = "#7f7f7f"; col["h"] = "#aec7e8"; col["i"] = "#98df8a"
     max = 1; ng = 0; nb = 0
     for (p = 1; p <= np; p++) if (P[p] != "a") B[++nb] = P[p]
+    for (j = 1; j <= nq; j++) if (gn[Q[j]]) for (i = 1; i <= na; i++) { k = "g" SUBSEP A[i] SUBSEP Q[j]; s[k] = gs[Q[j]]; n[k] = gn[Q[j]] }
     for (i = 1; i <= na; i++) for (j = 1; j <= nq; j++) {
         ng++; GA[ng] = A[i]; GQ[ng] = Q[j]
         for (p = 1; p <= nb; p++) { k = B[p] SUBSEP A[i] SUBSEP Q[j]; if (n[k] && s[k] / n[k] > max) max = s[k] / n[k] }

@@ -11,15 +11,22 @@
 #   d  ipsecgw <-> ipsecgw, encap = "auto" (raw ESP, IP protocol 50)
 #   e  ipsecgw (left, encrypts) <-> strongSwan (right, decrypts)
 #   f  strongSwan (left, encrypts) <-> ipsecgw (right, decrypts)   [optional, not in the default set]
+#   g  boringtun <-> boringtun (WireGuard, userspace; ChaCha20-Poly1305 whatever BENCH_ALGS says, so
+#      measured once, with the first cipher)   [optional: needs boringtun-cli, `cargo install boringtun-cli`]
+#   h, i  as c and d, with another ipsecgw binary (IPSECGW_BEFORE=path, e.g. a build of the previous
+#      commit): before/after in one run   [optional]
 #
 # Env: BENCH_T (10)  seconds per iperf3 run
 #      BENCH_ALGS ("aes256-sha1 aes128-sha1 3des-sha1 aes256gcm16")  ESP proposals
 #      BENCH_REPEAT (1)  repetitions; each one sets up and runs every pairing back to back
 #      BENCH_PAR ("1 4")  iperf3 -P values
 #      BENCH_PAIRS ("a b c d e")
+#      BORINGTUN_BIN (boringtun-cli from PATH or ~/.cargo/bin)  for pairing g; wg(8) comes from apt (wireguard-tools)
 #      BENCH_OUT (/tmp/ipsecgw-bench-<date>.md)  results file; also <BENCH_OUT>.json and .svg (chart)
 #      BENCH_TUNNELS ("")  also run two ipsecgw with N connections each (distinct IDs, own TUN each),
 #                        e.g. "200 1000": time until all are up, threads, RSS per tunnel
+#      BENCH_BUSY ("")  with BENCH_TUNNELS: iperf3 through 1 and then through K tunnels at once (one
+#                        stream each, BENCH_T s), e.g. "50": aggregate Mbit/s over K busy tunnels vs one
 #      BENCH_NO_BUILD=1  use the existing target/release/ipsecgw (IPSECGW_BIN overrides the path)
 #      BENCH_KEEP=1      keep the work directory (configs, daemon logs, iperf3 JSON)
 #      BENCH_PERF=1      `perf record -g -p PID` on every daemon during each iperf3 run; the reports
@@ -63,7 +70,8 @@ case "$BENCH_T" in ''|*[!0-9]*) die "BENCH_T must be a whole number of seconds, 
 case "$BENCH_REPEAT" in ''|*[!0-9]*|0) die "BENCH_REPEAT must be a positive integer, not '$BENCH_REPEAT'" ;; esac
 [ "$BENCH_T" -ge 1 ] || die "BENCH_T must be >= 1"
 for p in $BENCH_PAIRS; do
-    case "$p" in a|b|c|d|e|f) ;; *) die "BENCH_PAIRS: unknown pairing '$p' (a b c d e f)" ;; esac
+    case "$p" in a|b|c|d|e|f|g|h|i) ;; *) die "BENCH_PAIRS: unknown pairing '$p' (a b c d e f g h i)" ;; esac
+    case "$p" in h|i) [ -x "${IPSECGW_BEFORE:-}" ] || die "pairings h and i need IPSECGW_BEFORE=<ipsecgw binary>" ;; esac
 done
 for n in $BENCH_PAR; do
     case "$n" in ''|*[!0-9]*|0) die "BENCH_PAR: '$n' is not a positive integer" ;; esac
@@ -137,6 +145,7 @@ wait_for() { # wait_for <seconds> <command...>
 # ---- prerequisites ----------------------------------------------------------------------
 PKGS=(strongswan-charon strongswan-swanctl libcharon-extra-plugins libstrongswan-extra-plugins
       libstrongswan-standard-plugins iperf3 jq iproute2 iputils-ping procps)
+case " $BENCH_PAIRS " in *" g "*) PKGS+=(wireguard-tools) ;; esac
 missing=()
 for p in "${PKGS[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -165,6 +174,11 @@ fi
 BIN_BUILT=$(date -u -r "$IPSECGW_BIN" '+%Y-%m-%d %H:%M UTC')
 cp "$IPSECGW_BIN" "$WORK/ipsecgw" || die "cannot copy $IPSECGW_BIN"
 IPSECGW_BIN=$WORK/ipsecgw
+if [ -n "${IPSECGW_BEFORE:-}" ]; then
+    cp "$IPSECGW_BEFORE" "$WORK/ipsecgw-before" || die "cannot copy $IPSECGW_BEFORE"
+    IPSECGW_BEFORE=$WORK/ipsecgw-before
+fi
+GW_BIN=$IPSECGW_BIN  # the binary start_ipsecgw runs (pairings h and i switch it)
 
 # ---- lab: one fresh namespace pair per setup ----------------------------------------------
 NSL="" NSR="" DIR=""
@@ -361,7 +375,7 @@ address = "$(tun_ip $side)/32"
 mtu = 1400
 routes = ["$(lan_net $peer)"]
 EOF
-    spawn $side ipsecgw "$IPSECGW_BIN" run --config "$d/ipsecgw.toml"
+    spawn $side ipsecgw "$GW_BIN" run --config "$d/ipsecgw.toml"
     local pid=$LAST_PID
     wait_for 10 test -S "$d/ipsecgw.sock" || fail_setup "ipsecgw ($side) did not open its control socket"
     LAST_PID=$pid
@@ -378,6 +392,18 @@ swan_esp() { # the CHILD SA's algorithms as strongSwan reports them (from list-s
 }
 
 lan_ping() { ip netns exec "$NSL" ping -c1 -W1 -I 10.1.0.1 10.2.0.1; }
+
+# ---- boringtun (WireGuard in userspace, Cloudflare's Rust implementation) -----------------------
+BORINGTUN_BIN=${BORINGTUN_BIN:-$(command -v boringtun-cli || echo "$HOME/.cargo/bin/boringtun-cli")}
+start_boringtun() { # <side> <ifname>; pid in LAST_PID
+    local side=$1 ifn=$2 d=$DIR/$1
+    rm -f "/var/run/wireguard/$ifn.sock"
+    spawn $side boringtun env WG_SUDO=1 "$BORINGTUN_BIN" --foreground --disable-drop-privileges "$ifn"
+    local pid=$LAST_PID
+    wait_for 10 test -S "/var/run/wireguard/$ifn.sock" || fail_setup "boringtun ($side) did not open its UAPI socket"
+    wg genkey >"$d/wg.key" && wg pubkey <"$d/wg.key" >"$d/wg.pub" || fail_setup "wg genkey failed"
+    LAST_PID=$pid
+}
 
 # ---- setups: each sets DAEMONS (pids whose CPU is measured), SERVER_IP, CLIENT_IP, TRANSPORT --
 DAEMONS="" TRANSPORT="" NEGOTIATED=""
@@ -419,8 +445,10 @@ setup_gw_pair() { # <esp> <encap>
     NEGOTIATED=$(gw_esp left)
     DAEMONS="$pl $pr"
 }
-setup_c() { setup_gw_pair "$1" always; }
-setup_d() { setup_gw_pair "$1" auto; }
+setup_c() { GW_BIN=$IPSECGW_BIN; setup_gw_pair "$1" always; }
+setup_d() { GW_BIN=$IPSECGW_BIN; setup_gw_pair "$1" auto; }
+setup_h() { GW_BIN=$IPSECGW_BEFORE; setup_gw_pair "$1" always; GW_BIN=$IPSECGW_BIN; }
+setup_i() { GW_BIN=$IPSECGW_BEFORE; setup_gw_pair "$1" auto; GW_BIN=$IPSECGW_BIN; }
 
 setup_e() { # <esp>: ipsecgw initiator (left) -> strongSwan responder (right)
     local esp=$1 pl pr
@@ -448,6 +476,28 @@ setup_f() { # <esp>: strongSwan initiator (left) -> ipsecgw responder (right)
     [ "$(gw_status right | jq -r '.connections[0].children[0].encap')" = udp ] && TRANSPORT="udp/4500" || TRANSPORT="?"
     sw left --list-sas >"$DIR/left/list-sas.txt" 2>&1
     NEGOTIATED="$(swan_esp left) = $(gw_esp right)"
+    DAEMONS="$pl $pr"
+}
+
+setup_g() { # boringtun <-> boringtun; the cipher argument does not apply (WireGuard)
+    local pl pr side ifn peer
+    [ -x "$BORINGTUN_BIN" ] || fail_setup "boringtun-cli not found (cargo install boringtun-cli, or set BORINGTUN_BIN)"
+    new_pair "g-boringtun"
+    start_boringtun right "wgr$$"; pr=$LAST_PID
+    start_boringtun left "wgl$$"; pl=$LAST_PID
+    for side in left right; do
+        [ $side = left ] && ifn="wgl$$" || ifn="wgr$$"
+        peer=$(peer_of $side)
+        ip netns exec "$(ns_of $side)" wg set "$ifn" private-key "$DIR/$side/wg.key" listen-port 51820 \
+            peer "$(cat "$DIR/$peer/wg.pub")" endpoint "$(ul_ip $peer):51820" allowed-ips 0.0.0.0/0 \
+            || fail_setup "wg set ($side) failed"
+        ip -n "$(ns_of $side)" addr add "$(tun_ip $side)/32" dev "$ifn" || fail_setup "address on $ifn"
+        ip -n "$(ns_of $side)" link set "$ifn" mtu 1400 up || fail_setup "$ifn up"
+        ip -n "$(ns_of $side)" route replace "$(lan_net $peer)" dev "$ifn" src "$(lan_ip $side)" \
+            || fail_setup "route via $ifn"
+    done
+    wait_for 15 lan_ping || fail_setup "boringtun <-> boringtun: no LAN-to-LAN ping"
+    TRANSPORT="wg/udp" NEGOTIATED="WireGuard chacha20poly1305"
     DAEMONS="$pl $pr"
 }
 
@@ -536,6 +586,8 @@ run_iperf() { # <rep> <pairing> <esp> <parallel>: one measurement, appended to $
         done
     fi
     rb1=$(udp_rcvbuf_errors "$NSR"); rw1=$(raw_drops "$NSR"); kd1=$(kernel_drops); gd1=$(gw_drops)
+    # where kernel drops happened, per interface (kept with BENCH_KEEP=1)
+    { ip -n "$NSL" -s link; ip -n "$NSR" -s link; } >"$DIR/links-P$par.txt" 2>&1
     for p in $DAEMONS; do after+=("$(cpu_ticks $p)"); done
     cpu=""
     i=0
@@ -557,7 +609,7 @@ run_iperf() { # <rep> <pairing> <esp> <parallel>: one measurement, appended to $
         mbps=0
     fi
     local rawd="-" gwd="-"
-    [ "$pair" = d ] && rawd=$((rw1 - rw0))
+    case $pair in d|i) rawd=$((rw1 - rw0)) ;; esac
     [ "$gd0" != - ] && [ "$gd1" != - ] && gwd=$((gd1 - gd0))
     printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$rep" "$pair" "$esp" "$par" "$mbps" "$retr" \
         "$cpu" "$((rb1 - rb0))" "$rawd" "$TRANSPORT" "$(cut -d' ' -f1 /proc/loadavg)" "$status" "$NEGOTIATED" "$((kd1 - kd0))" "$gwd" >>"$RUNS"
@@ -597,9 +649,47 @@ many_conf() { # <side> <n>: N connections between the same two addresses, told a
             printf 'psk = "%s"\nike_proposals = ["%s"]\nstart_action = "%s"\ndpd_delay = "30s"\n' "$PSK" "$IKE_PROPOSAL" "$start"
             printf '\n[[connection.children]]\nname = "net"\nlocal_ts = ["%s.%s/32"]\nremote_ts = ["%s.%s/32"]\nesp_proposals = ["aes256-sha1"]\n' \
                 "$net" "$me" "$net" "$other"
-            printf '\n[connection.tunnel]\ninterface = "bt%s"\naddress = "%s.%s/32"\nmtu = 1400\n' "$i" "$net" "$me"
+            printf '\n[connection.tunnel]\ninterface = "bt%s"\naddress = "%s.%s/32"\nmtu = 1400\nroutes = ["%s.%s/32"]\n' \
+                "$i" "$net" "$me" "$net" "$other"
         done
     } >"$d/ipsecgw.toml"
+}
+
+BUSY_TSV=$WORK/busy.tsv
+: > "$BUSY_TSV"
+busy_run() { # <n tunnels up> <k>: one iperf3 stream through each of tunnels 1..k at once; sum Mbit/s
+    local n=$1 k=$2 i net servers=() clients=() p sum f
+    for i in $(seq 1 "$k"); do
+        net="10.$((100 + (i >> 8))).$((i & 255))"
+        spawn right "iperf3-s$i" iperf3 -s -B "$net.2"
+        servers+=("$LAST_PID")
+    done
+    for i in $(seq 1 "$k"); do
+        net="10.$((100 + (i >> 8))).$((i & 255))"
+        wait_for 10 sh -c "ip netns exec '$NSR' ss -ltnH | grep -q '$net.2:5201'" || fail_setup "iperf3 server $net.2 did not listen"
+    done
+    for i in $(seq 1 "$k"); do
+        net="10.$((100 + (i >> 8))).$((i & 255))"
+        ip netns exec "$NSL" timeout $((BENCH_T + 30)) iperf3 -c "$net.2" -B "$net.1" -t "$BENCH_T" -J \
+            --connect-timeout 10000 >"$DIR/busy-$k-$i.json" 2>&1 </dev/null &
+        clients+=("$!"); PIDS+=("$!")
+    done
+    for p in "${clients[@]}"; do wait "$p"; done
+    for p in "${clients[@]}"; do
+        local keep=() q
+        for q in "${PIDS[@]}"; do [ "$q" = "$p" ] || keep+=("$q"); done
+        PIDS=("${keep[@]}")
+    done
+    for p in "${servers[@]}"; do stop_pid "$p"; done
+    sum=0; local ok=0
+    for i in $(seq 1 "$k"); do
+        f=$(jq -r '(.end.sum_received.bits_per_second // 0) / 1e6' "$DIR/busy-$k-$i.json" 2>/dev/null) || f=0
+        awk -v f="${f:-0}" 'BEGIN{exit !(f > 0)}' && ok=$((ok + 1))
+        sum=$(awk -v a="$sum" -v b="${f:-0}" 'BEGIN{printf "%.0f", a + b}')
+    done
+    printf '%s\t%s\t%s\t%s\t%s\n' "$n" "$k" "$sum" "$ok" "$(cut -d' ' -f1 /proc/loadavg)" >>"$BUSY_TSV"
+    log "$k of $n tunnels busy: $sum Mbit/s in all ($ok of $k streams ran)"
+    [ "$ok" = "$k" ] || { FAILED_RUNS=$((FAILED_RUNS + 1)); log "only $ok of $k iperf3 streams ran"; }
 }
 
 rss_kib() { awk '/^VmRSS/{print $2}' /proc/$1/status 2>/dev/null; }
@@ -629,6 +719,12 @@ measure_tunnels() { # <n>
         "$(cut -d' ' -f1 /proc/loadavg)" >>"$TUNNELS_TSV"
     log "$n tunnels: ${up:-0} up after $secs s; threads L/R $threads_l/$threads_r; RSS L/R ${rss_l}/${rss_r} KiB"
     [ "${up:-0}" -ge "$n" ] || log "only ${up:-0} of $n tunnels came up"
+    local k
+    for k in ${BENCH_BUSY:-}; do
+        [ "$k" -le "$n" ] && [ "${up:-0}" -ge "$n" ] || continue
+        busy_run "$n" 1
+        busy_run "$n" "$k"
+    done
     end_pair
 }
 
@@ -638,7 +734,7 @@ GW_REV=$(git -C "$REPO" rev-parse --short HEAD 2>/dev/null || echo unknown)
 git -C "$REPO" diff --quiet HEAD -- src Cargo.toml 2>/dev/null || GW_REV="$GW_REV+uncommitted"
 SW_VER=$(dpkg-query -W -f='${Version}' strongswan-charon 2>/dev/null)
 IPERF_VER=$(iperf3 --version 2>/dev/null | head -1)
-CMDLINE="BENCH_T=$BENCH_T BENCH_ALGS=\"$BENCH_ALGS\" BENCH_REPEAT=$BENCH_REPEAT BENCH_PAR=\"$BENCH_PAR\" BENCH_PAIRS=\"$BENCH_PAIRS\"${BENCH_TUNNELS:+ BENCH_TUNNELS=\"$BENCH_TUNNELS\"} scripts/bench.sh$([ $QUICK = 1 ] && echo ' --quick')"
+CMDLINE="BENCH_T=$BENCH_T BENCH_ALGS=\"$BENCH_ALGS\" BENCH_REPEAT=$BENCH_REPEAT BENCH_PAR=\"$BENCH_PAR\" BENCH_PAIRS=\"$BENCH_PAIRS\"${BENCH_TUNNELS:+ BENCH_TUNNELS=\"$BENCH_TUNNELS\"}${BENCH_BUSY:+ BENCH_BUSY=\"$BENCH_BUSY\"} scripts/bench.sh$([ $QUICK = 1 ] && echo ' --quick')"
 log "work dir $WORK; results -> $BENCH_OUT"
 
 FIRST_ALG=$(echo $BENCH_ALGS | awk '{print $1}')
@@ -647,7 +743,8 @@ for esp in $BENCH_ALGS; do
         order=""
         for p in $BENCH_PAIRS; do
             # the plain-veth ceiling does not depend on the cipher: measure it with the first one
-            [ $p = a ] && [ "$esp" != "$FIRST_ALG" ] && continue
+            # nor does boringtun's (WireGuard has one cipher)
+            case $p in a|g) [ "$esp" != "$FIRST_ALG" ] && continue ;; esac
             order="$order $p"
         done
         # reverse the order on every other repetition so drifts hit all pairings alike
@@ -658,95 +755,7 @@ done
 for n in ${BENCH_TUNNELS:-}; do measure_tunnels "$n"; done
 
 # ---- report --------------------------------------------------------------------------------
-{
-    echo "# ipsecgw end-to-end throughput ($(date -u '+%Y-%m-%d %H:%M UTC'))"
-    echo
-    echo "- host: $CPU_MODEL, $(nproc) CPUs, kernel $(uname -r), load at end $(cut -d' ' -f1-3 /proc/loadavg)"
-    echo "- ipsecgw $GW_REV (binary built $BIN_BUILT), strongSwan $SW_VER (charon + kernel-libipsec, openssl), $IPERF_VER"
-    echo "- command: \`$CMDLINE\`"
-    echo "- iperf3 TCP, ${BENCH_T} s per run, LAN 10.1.0.1 (left) -> LAN 10.2.0.1 (right) through the tunnel (TUN MTU 1400);"
-    echo "  IKE $IKE_PROPOSAL, PSK auth, traffic selectors 0.0.0.0/0; a fresh namespace pair per setup."
-    echo "- runs are interleaved: for each cipher and repetition every pairing is set up and measured back to back"
-    echo "  (order reversed on every other repetition; BENCH_REPEAT=$BENCH_REPEAT), so machine noise hits all alike."
-    echo "  Other jobs may share this machine: see load1 per run."
-    echo "- pairings: (a) plain veth, no IPsec; (b) strongSwan libipsec <-> libipsec (ESP in UDP 4500, forced);"
-    echo "  (c) ipsecgw <-> ipsecgw, encap=always (UDP 4500); (d) ipsecgw <-> ipsecgw, encap=auto (raw ESP, proto 50);"
-    echo "  (e) ipsecgw (left, encrypts) -> strongSwan (right, decrypts); (f) strongSwan (left, encrypts) -> ipsecgw (right, decrypts)."
-    echo "  \"-\" = pairing not part of this run; n/a = not measured."
-    echo "- cpu = utime+stime of each daemon process (all threads) during the run, % of ONE core, left/right;"
-    echo "  retr = TCP retransmits (sender); rcvbuf = UDP RcvbufErrors in the receiving (right) namespace;"
-    echo "  raw drops = drops on raw sockets in the right namespace (raw ESP only); kernel drops = interface rx/tx and"
-    echo "  qdisc drops in both namespaces plus softnet backlog drops (host-wide); gw drops = packets ipsecgw itself"
-    echo "  counted as dropped (status counters, both sides)."
-    echo
-    echo "## Summary (mean Mbit/s over repetitions)"
-    echo
-    echo "| cipher | P | (a) veth | (b) strongSwan | (c) ipsecgw udp | (d) ipsecgw esp | (e) ipsecgw->sswan | (f) sswan->ipsecgw | **(c)/(b)** | (d)/(b) | Mbit/s per core (b) | Mbit/s per core (c) |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|"
-    awk -F'\t' -v algs="$BENCH_ALGS" -v pars="$BENCH_PAR" -v pairs=" $BENCH_PAIRS " '
-        $12 == "ok" {
-            k = $2 SUBSEP $3 SUBSEP $4; sum[k] += $5; n[k]++
-            if ($2 == "a") { ka = $4; asum[ka] += $5; an[ka]++ }
-            split($7, c, "/"); cs[k] += c[1] + c[2]; cn[k]++
-        }
-        $12 != "ok" { bad[$2 SUBSEP $3 SUBSEP $4] = 1 }
-        function mean(p, e, q,   k) { k = p SUBSEP e SUBSEP q
-            if (index(pairs, " " p " ") == 0) return "-"
-            if (n[k]) return sprintf("%.0f", sum[k] / n[k]); if (bad[k]) return "FAILED"; return "n/a" }
-        function percore(p, e, q,   k) { k = p SUBSEP e SUBSEP q
-            if (!n[k] || cs[k] <= 0) return "n/a"; return sprintf("%.0f", (sum[k] / n[k]) / ((cs[k] / cn[k]) / 100)) }
-        function ratio(x, y) { if (x ~ /^[0-9.]+$/ && y ~ /^[0-9.]+$/ && y > 0) return sprintf("%.2f", x / y); return "n/a" }
-        END {
-            na = split(algs, A, " "); np = split(pars, P, " ")
-            for (i = 1; i <= na; i++) for (j = 1; j <= np; j++) {
-                e = A[i]; q = P[j]
-                va = an[q] ? sprintf("%.0f", asum[q] / an[q]) : (index(pairs, " a ") ? "n/a" : "-")
-                vb = mean("b", e, q); vc = mean("c", e, q); vd = mean("d", e, q); ve = mean("e", e, q); vf = mean("f", e, q)
-                printf "| %s | %s | %s | %s | %s | %s | %s | %s | **%s** | %s | %s | %s |\n", e, q, va, vb, vc, vd, ve, vf,
-                    ratio(vc, vb), ratio(vd, vb), percore("b", e, q), percore("c", e, q)
-            }
-        }' "$RUNS"
-    echo
-    echo "\"Mbit/s per core\" = Mbit/s divided by the two daemons' CPU together (in cores): throughput per unit of CPU."
-    echo
-    echo "## All runs (in the order they ran)"
-    echo
-    echo "| rep | pairing | cipher | negotiated ESP | P | Mbit/s | retr | cpu L/R % | rcvbuf | raw drops | kernel drops | gw drops | ESP transport | load1 | status |"
-    echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-    awk -F'\t' 'BEGIN{ nm["a"]="(a) plain veth"; nm["b"]="(b) strongSwan<->strongSwan"; nm["c"]="(c) ipsecgw<->ipsecgw always";
-                      nm["d"]="(d) ipsecgw<->ipsecgw auto"; nm["e"]="(e) ipsecgw->strongSwan"; nm["f"]="(f) strongSwan->ipsecgw" }
-        { cipher = ($2 == "a") ? "-" : $3
-          printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, nm[$2], cipher, $13, $4, $5, $6, $7, $8, $9, $14, $15, $10, $11, $12 }' "$RUNS"
-    if [ -s "$TUNNELS_TSV" ]; then
-        echo
-        echo "## Many tunnels (two ipsecgw, N connections with distinct IDs, a TUN each)"
-        echo
-        echo "| tunnels | up | seconds until all up | threads L / R | RSS L / R (MiB) | RSS per extra tunnel L / R (KiB) | load1 |"
-        echo "|---|---|---|---|---|---|---|"
-        # per extra tunnel: against the first (smallest) row of this run
-        awk -F'\t' 'NR == 1 { n0 = $1; l0 = $6; r0 = $7 }
-            { per = ($1 > n0) ? sprintf("%.0f / %.0f", ($6 - l0) / ($1 - n0), ($7 - r0) / ($1 - n0)) : "-"
-              printf "| %s | %s | %s | %s / %s | %.0f / %.0f | %s | %s |\n", $1, $2, $3, $4, $5, $6/1024, $7/1024, per, $8 }' "$TUNNELS_TSV"
-    fi
-} >"$BENCH_OUT" || die "cannot write $BENCH_OUT"
-
-# JSON: every run, the many-tunnel rows, and how it was produced
-jq -n --rawfile runs "$RUNS" --rawfile tun "$TUNNELS_TSV" --arg cmd "$CMDLINE" --arg host "$CPU_MODEL, $(nproc) CPUs" \
-    --arg rev "$GW_REV" --arg sw "$SW_VER" '
-    def rows($t): $t | split("\n") | map(select(length > 0) | split("\t"));
-    { command: $cmd, host: $host, ipsecgw: $rev, strongswan: $sw,
-      runs: [rows($runs)[] | { rep: (.[0]|tonumber), pairing: .[1], cipher: .[2], parallel: (.[3]|tonumber),
-              mbps: (.[4]|tonumber), retransmits: .[5], cpu_percent: .[6], rcvbuf_errors: .[7], raw_drops: .[8],
-              transport: .[9], load1: .[10], status: .[11], negotiated: .[12], kernel_drops: .[13], gw_drops: .[14] }],
-      tunnels: [rows($tun)[] | { tunnels: (.[0]|tonumber), up: (.[1]|tonumber), seconds: (.[2]|tonumber),
-              threads: [(.[3]|tonumber), (.[4]|tonumber)], rss_kib: [(.[5]|tonumber), (.[6]|tonumber)], load1: .[7] }] }' \
-    >"${BENCH_OUT%.md}.json" || die "cannot write ${BENCH_OUT%.md}.json"
-
-# SVG chart: mean Mbit/s per pairing, one group of bars per cipher and -P, ratio to (b) on each bar
-awk -F'\t' -v algs="$BENCH_ALGS" -v pars="$BENCH_PAR" -v pairs="$BENCH_PAIRS" -v title="$CMDLINE" \
-    -v host="$CPU_MODEL, $(nproc) vCPUs, $(date -u '+%Y-%m-%d')" -f "$REPO/scripts/bench-chart.awk" "$RUNS" \
-    >"${BENCH_OUT%.md}.svg" || die "cannot write ${BENCH_OUT%.md}.svg"
-
+. "$REPO/scripts/bench-report.sh"
 echo
 cat "$BENCH_OUT"
 echo
