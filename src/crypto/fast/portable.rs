@@ -103,7 +103,8 @@ pub mod aes {
         /// CBC-decrypts `data` (a multiple of 16 bytes) in place, eight blocks per call.
         pub fn cbc_decrypt(&self, iv: &[u8; 16], data: &mut [u8]) {
             let mut prev = Block::clone_from_slice(iv);
-            let mut rest = &mut data[..data.len() / 16 * 16];
+            let whole = data.len() / 16 * 16;
+            let mut rest = &mut data[..whole];
             while !rest.is_empty() {
                 let n = (rest.len() / 16).min(LANES);
                 let (now, later) = rest.split_at_mut(16 * n);

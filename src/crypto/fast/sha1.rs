@@ -124,6 +124,8 @@ fn compress_soft(state: &mut [u32; 5], block: &[u8; 64]) {
 }
 
 /// A keyed HMAC-SHA1: the chaining values after the ipad and the opad block.
+// The CPU flags are read by the x86_64 code only.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 pub struct HmacSha1 {
     inner: [u32; 5],
     outer: [u32; 5],
