@@ -17,6 +17,7 @@ END {
     }
     bw = 30; gap = 34; left = 64; top = 56; h = 280
     width = left + ng * (nb * bw + gap) + 20; if (width < 720) width = 720
+    if (width < left + nb * 160 + 20) width = left + nb * 160 + 20  # room for the legend
     printf "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"%d\" height=\"%d\" font-family=\"sans-serif\" font-size=\"11\">\n", width, top + h + 96
     printf "<rect width=\"100%%\" height=\"100%%\" fill=\"white\"/>\n"
     printf "<text x=\"%d\" y=\"18\" font-size=\"14\" font-weight=\"bold\">iperf3 TCP LAN to LAN through the tunnel, Mbit/s (x = ratio to strongSwan, same run)</text>\n", left
