@@ -140,6 +140,6 @@ pub unsafe fn outer_block(inner: &States) -> [__m512i; 16] {
     let mut w = [_mm512_setzero_si512(); 16];
     w[..5].copy_from_slice(&inner.0);
     w[5] = _mm512_set1_epi32(0x8000_0000u32 as i32);
-    w[15] = _mm512_set1_epi32(((64 + 20) * 8) as i32);
+    w[15] = _mm512_set1_epi32((64 + 20) * 8);
     w
 }
