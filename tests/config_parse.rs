@@ -371,7 +371,9 @@ fn weak_algorithms_only_by_name_and_with_a_warning() {
     let w: Vec<String> = cfg.warnings.iter().map(|w| w.to_string()).collect();
     assert_eq!(w.len(), 2, "{w:?}");
     assert!(
-        w[0].starts_with("x.toml:6: warning: `ike_proposals` offers weak algorithms (md5, prfmd5, modp768)"),
+        w[0].starts_with(
+            "x.toml:6: warning: `ike_proposals` offers weak algorithms (md5, prfmd5, modp768)"
+        ),
         "{w:?}"
     );
     assert!(

@@ -289,9 +289,8 @@ fn wait_all_established(lab: &Lab, runs: &[&Run]) {
         missing = runs
             .iter()
             .filter(|r| {
-                let up = swan_block(&sas, &r.name()).is_some_and(|b| {
-                    b.contains("ESTABLISHED") && b.contains("INSTALLED")
-                });
+                let up = swan_block(&sas, &r.name())
+                    .is_some_and(|b| b.contains("ESTABLISHED") && b.contains("INSTALLED"));
                 let ours = conn_status(&st, &r.name()).is_some_and(|c| {
                     c["state"] == "established"
                         && c["children"].as_array().is_some_and(|a| !a.is_empty())
@@ -435,11 +434,7 @@ fn every_suite_both_roles_traffic_and_pfs_rekey() {
     let rekeyed_before = plain_log(&lab, gw).matches("rekeyed with").count();
     for r in &runs {
         if r.we_initiate {
-            let (ok, out) = lab.swanctl(
-                Side::Right,
-                &format!("--rekey --child c{}", r.name()),
-                "",
-            );
+            let (ok, out) = lab.swanctl(Side::Right, &format!("--rekey --child c{}", r.name()), "");
             assert!(ok, "{}: swanctl --rekey: {out}", r.name());
         } else {
             let o = lab.ipsecgw_cli(Side::Left, &format!("rekey {}", r.name()));

@@ -142,12 +142,7 @@ fn proposals<T, E: std::fmt::Display>(
 
 /// Weak algorithms (modp768, md5, prfmd5, ESP null) are accepted only when written by name:
 /// no default offers them, and `check` warns once per list that does.
-fn warn_weak<'a>(
-    ctx: &mut Ctx,
-    s: Section,
-    key: &str,
-    weak: impl Iterator<Item = &'a str>,
-) {
+fn warn_weak<'a>(ctx: &mut Ctx, s: Section, key: &str, weak: impl Iterator<Item = &'a str>) {
     let mut names: Vec<&str> = Vec::new();
     for w in weak {
         if !names.contains(&w) {
