@@ -1,6 +1,7 @@
 //! Every algorithm of the Azure VPN gateway's custom policy table and of strongSwan's default
 //! proposal, negotiated with a real strongSwan 5.9.8 (charon + kernel-libipsec) in both roles,
-//! with traffic through each tunnel and a CHILD SA rekey with PFS in every group.
+//! with traffic through each tunnel, a CHILD SA rekey with PFS in every group and an IKE SA
+//! rekey in every group, from either end.
 //!
 //! One namespace pair, one charon and one ipsecgw carry all of it: each suite runs twice
 //! (ipsecgw initiates, strongSwan initiates), each run on its own pair of underlay addresses
@@ -380,7 +381,7 @@ fn ping_all(lab: &Lab, runs: &[Run]) {
 }
 
 #[test]
-fn every_suite_both_roles_traffic_and_pfs_rekey() {
+fn every_suite_both_roles_traffic_and_rekeys() {
     if !netns_env_ok(&["swanctl", "/usr/lib/ipsec/charon"]) {
         return;
     }
@@ -478,6 +479,52 @@ fn every_suite_both_roles_traffic_and_pfs_rekey() {
     );
     assert!(plain_log(&lab, gw).matches("rekeyed with").count() >= rekeyed_before + runs.len());
     // The new SAs carry traffic too.
+    ping_all(&lab, &runs);
+
+    // IKE SA rekey, KE in the suite's group: strongSwan rekeys what ipsecgw initiated, ipsecgw
+    // what strongSwan initiated; the CHILD SAs move to the new IKE SA and keep carrying traffic.
+    let ike_spis = |st: &serde_json::Value, r: &Run| {
+        let ike = &conn_status(st, &r.name()).expect("status")["ike"];
+        (
+            ike["spi_i"].as_str().unwrap_or("").to_string(),
+            ike["spi_r"].as_str().unwrap_or("").to_string(),
+        )
+    };
+    let st = lab.status_json(Side::Left);
+    let old: Vec<(String, String)> = runs.iter().map(|r| ike_spis(&st, r)).collect();
+    for r in &runs {
+        if r.we_initiate {
+            let (ok, out) = lab.swanctl(Side::Right, &format!("--rekey --ike {}", r.name()), "");
+            assert!(ok, "{}: swanctl --rekey --ike: {out}", r.name());
+        } else {
+            let o = lab.ipsecgw_cli(Side::Left, &format!("rekey --ike {}", r.name()));
+            assert!(o.status.success(), "{}: ipsecgw rekey --ike", r.name());
+        }
+    }
+    let done = wait_for(Duration::from_secs(60), || {
+        let st = lab.status_json(Side::Left);
+        let sas = lab.list_sas(Side::Right);
+        pending = runs
+            .iter()
+            .zip(&old)
+            .filter(|(r, old)| {
+                let new = ike_spis(&st, r);
+                let swan = swan_block(&sas, &r.name()).unwrap_or_default();
+                !(new != **old
+                    && swan.contains(&new.0)
+                    && swan.contains(&new.1)
+                    && swan.contains("ESTABLISHED")
+                    && swan.contains(r.suite().swan_ike))
+            })
+            .map(|(r, _)| r.name())
+            .collect();
+        pending.is_empty().then_some(())
+    });
+    assert!(
+        done.is_some(),
+        "IKE rekey not seen for {pending:?}\nstrongSwan:\n{}",
+        lab.list_sas(Side::Right)
+    );
     ping_all(&lab, &runs);
     let log = lab.log_of(gw);
     assert!(!log.contains("panicked"), "ipsecgw panicked:\n{log}");
