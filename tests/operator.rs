@@ -360,10 +360,14 @@ fn failures_in_status_and_dpd_failure_counting() {
     };
     let mut l = GwConf::new(Side::Left);
     l.tunnel = Some(TUN_L);
-    lab.start_ipsecgw(Side::Left, &fast(l.render(&lab)));
+    let cfg = fast(l.render(&lab)).replace(
+        "[global]\n",
+        "[global]\nmetrics_listen = \"127.0.0.1:9814\"\n",
+    );
+    lab.start_ipsecgw(Side::Left, &cfg);
 
     // Nobody answers: IKE_SA_INIT is retransmitted, then the attempt fails.
-    cli_ok(&lab, Side::Left, "initiate gw");
+    lab.ipsecgw_cli(Side::Left, "initiate gw --timeout 0s");
     let trying = wait_for(Duration::from_secs(10), || {
         let c = conn(&lab, Side::Left);
         (c["in_flight"]["retransmits"].as_u64()? >= 1).then_some(c)
@@ -371,6 +375,19 @@ fn failures_in_status_and_dpd_failure_counting() {
     .unwrap_or_else(|| panic!("no retransmission in status: {}", conn(&lab, Side::Left)));
     assert_eq!(trying["state"], "connecting", "{trying}");
     assert_eq!(trying["in_flight"]["exchange"], "IKE_SA_INIT", "{trying}");
+    assert_eq!(trying["peer"], "192.0.2.2:500", "{trying}");
+    // The table and the metrics say the same while it is trying.
+    let table = cli_ok(&lab, Side::Left, "status");
+    assert!(
+        table.contains("gw: CONNECTING, peer 192.0.2.2:500")
+            && table.contains("IKE_SA_INIT in flight"),
+        "{table}"
+    );
+    let metrics = scrape(&lab, Side::Left, "127.0.0.1:9814");
+    assert!(
+        metrics.contains("ipsecgw_ike_retransmits{connection=\"gw\",exchange=\"IKE_SA_INIT\"}"),
+        "{metrics}"
+    );
     let failed = wait_for(Duration::from_secs(15), || {
         let c = conn(&lab, Side::Left);
         (c["state"] == "down" && c["last_error"].is_object()).then_some(c)
@@ -385,6 +402,16 @@ fn failures_in_status_and_dpd_failure_counting() {
     assert_eq!(
         failed["counters"]["dpd_failures"], 0,
         "never came up, so no DPD failure: {failed}"
+    );
+    let table = cli_ok(&lab, Side::Left, "status");
+    assert!(
+        table.contains("last error (") && table.contains("3 retransmits of IKE_SA_INIT"),
+        "{table}"
+    );
+    let metrics = scrape(&lab, Side::Left, "127.0.0.1:9814");
+    assert!(
+        metrics.contains("ipsecgw_last_error{connection=\"gw\",kind=\"peer_not_responding\"} 1"),
+        "{metrics}"
     );
 
     // The peer appears: up, and the error is gone.

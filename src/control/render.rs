@@ -51,8 +51,14 @@ fn render_connection(out: &mut String, conn: &ConnectionStatus) {
             );
             render_ike(out, ike);
         }
-        None => out.push('\n'),
+        None => match &conn.peer {
+            Some(peer) => {
+                let _ = writeln!(out, ", peer {peer}");
+            }
+            None => out.push('\n'),
+        },
     }
+    render_attempt(out, conn);
     for child in &conn.children {
         render_child(out, child);
     }
@@ -78,6 +84,31 @@ fn render_connection(out: &mut String, conn: &ConnectionStatus) {
         }
     }
     render_counters(out, &conn.counters);
+}
+
+/// A connection trying (and failing): the request in flight, the next attempt, the last error.
+fn render_attempt(out: &mut String, conn: &ConnectionStatus) {
+    if let Some(p) = &conn.in_flight {
+        let _ = writeln!(
+            out,
+            "  {} in flight, {} retransmit{} so far, next in {}",
+            p.exchange,
+            p.retransmits,
+            if p.retransmits == 1 { "" } else { "s" },
+            format_secs(p.next_retransmit_secs)
+        );
+    }
+    if let Some(secs) = conn.next_attempt_secs {
+        let _ = writeln!(out, "  next attempt in {}", format_secs(secs));
+    }
+    if let Some(e) = &conn.last_error {
+        let _ = writeln!(
+            out,
+            "  last error ({} ago): {}",
+            format_secs(e.secs_ago),
+            e.message
+        );
+    }
 }
 
 /// strongSwan marks our own SPI with `*`.

@@ -28,6 +28,10 @@ pub struct ConnectionStatus {
     pub name: String,
     #[serde(with = "conn_state_name")]
     pub state: ConnState,
+    /// The configured peer ("192.0.2.2:500"; absent for a `%any` responder), so a connection
+    /// that is still trying says whom it is trying.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
     /// The current IKE SA, if any.
     pub ike: Option<IkeSaStatus>,
     pub children: Vec<ChildSaStatus>,
@@ -72,6 +76,7 @@ impl ConnectionStatus {
         ConnectionStatus {
             name: name.into(),
             state: ConnState::Down,
+            peer: None,
             ike: None,
             children: Vec::new(),
             bgp: None,

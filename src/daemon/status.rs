@@ -58,6 +58,14 @@ pub(super) fn connection(
     }
     cs.counters = totals;
     cs.bgp = v.bgp;
+    cs.peer = cs
+        .ike
+        .as_ref()
+        .map(|i| i.remote.to_string())
+        .or_else(|| {
+            let port = v.cfg.remote_port;
+            v.cfg.remote_addrs.first().map(|a| std::net::SocketAddr::new(*a, port).to_string())
+        });
     cs
 }
 
