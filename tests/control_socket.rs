@@ -38,6 +38,7 @@ fn sample_report() -> StatusReport {
     drops.insert("replay".to_string(), 3);
     drops.insert("auth".to_string(), 1);
     StatusReport {
+        schema: control::STATUS_SCHEMA.into(),
         connections: vec![
             ConnectionStatus {
                 name: "azure".into(),
@@ -405,6 +406,7 @@ fn render_bgp_table_marks_best() {
         direction,
     };
     let report = BgpReport {
+        schema: control::BGP_SCHEMA.into(),
         routes: vec![
             row("10.2.30.0/25", false, RouteDirection::Announced),
             row("10.10.0.0/16", true, RouteDirection::Received),

@@ -109,10 +109,9 @@ pub fn render_prometheus(report: &StatusReport) -> String {
         "Retransmits so far of the IKE request in flight (0 without one).",
     );
     for c in conns {
-        let (exchange, n) = c
-            .in_flight
-            .as_ref()
-            .map_or(("none", 0), |p| (p.exchange.as_str(), u64::from(p.retransmits)));
+        let (exchange, n) = c.in_flight.as_ref().map_or(("none", 0), |p| {
+            (p.exchange.as_str(), u64::from(p.retransmits))
+        });
         f.sample(&[("connection", &c.name), ("exchange", exchange)], n);
     }
 
