@@ -180,6 +180,18 @@ fn reload_applies_route_and_bgp_policy_changes_without_touching_sas() {
         .unwrap_or_else(|| panic!("BGP not established: {}", conn(lab, Side::Left)))
     };
     bgp_up(&lab);
+    // The real documents match their versioned schemas (docs/schema/).
+    let status = lab.status_json(Side::Left);
+    assert_eq!(status["schema"], "ipsecgw/status/v1");
+    schema::assert_valid("status-v1.json", &status);
+    let bgp_doc = wait_for(Duration::from_secs(15), || {
+        let o = lab.ipsecgw_cli(Side::Left, "bgp --json");
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).ok()?;
+        (v["routes"].as_array()?.len() >= 2).then_some(v)
+    })
+    .expect("bgp --json with received and announced routes");
+    assert_eq!(bgp_doc["schema"], "ipsecgw/bgp/v1");
+    schema::assert_valid("bgp-v1.json", &bgp_doc);
 
     // Only the static routes change: applied in place, the SAs stay.
     let path = lab.side_dir(Side::Left).join("ipsecgw.toml");

@@ -135,10 +135,10 @@ pub fn markdown() -> String {
                         out,
                         "| `{}` | {} | {} | {} | {} |",
                         d.key,
-                        d.kind,
+                        d.kind.replace('|', "\\|"),
                         cell(d.default),
                         cell(d.strongswan),
-                        d.about
+                        d.about.replace('|', "\\|")
                     );
                 }
                 None => {

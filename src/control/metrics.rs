@@ -199,6 +199,28 @@ pub fn render_prometheus(report: &StatusReport) -> String {
 
     let mut f = Family::new(
         &mut out,
+        "ipsecgw_child_sa_bytes_total",
+        "counter",
+        "Payload bytes of one CHILD SA (restarts at 0 with each rekey: a new spi_in).",
+    );
+    for c in conns {
+        for child in &c.children {
+            for (direction, n) in [("in", child.bytes_in), ("out", child.bytes_out)] {
+                f.sample(
+                    &[
+                        ("connection", &c.name),
+                        ("child", &child.name),
+                        ("spi_in", &child.spi_in),
+                        ("direction", direction),
+                    ],
+                    n,
+                );
+            }
+        }
+    }
+
+    let mut f = Family::new(
+        &mut out,
         "ipsecgw_packets_total",
         "counter",
         "Packets through the tunnel, across rekeys.",
