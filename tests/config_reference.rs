@@ -2,8 +2,7 @@
 //! every key the reader accepts, document each one, and state the defaults the reader really
 //! falls back to.
 
-use ipsecgw::config::{self, format_duration, listing, reference};
-use std::collections::BTreeMap;
+use ipsecgw::config::{self, listing, reference};
 use std::path::Path;
 
 const REGENERATE: &str = "cargo run --release -- config-reference > docs/config-reference.md";
@@ -38,11 +37,7 @@ fn config_reference_is_current() {
     );
 }
 
-/// The documented defaults are the ones the reader falls back to: a config that sets only
-/// the required keys, listed with every default resolved (`list-conns`).
-#[test]
-fn documented_defaults_are_the_real_ones() {
-    let minimal = r#"
+const MINIMAL: &str = r#"
 [[connection]]
 name = "gw"
 local_id = "192.0.2.1"
@@ -52,36 +47,20 @@ psk = "0123456789abcdef0123"
 name = "net"
 [connection.tunnel]
 interface = "ipsec30"
-address = "10.255.0.1/32"
+address = "10.255.0.1/30"
 [connection.bgp]
 local_as = 65001
 peer_as = 65002
 peer_address = "10.255.0.2"
 "#;
-    let cfg = config::parse(minimal, "minimal.toml").expect("minimal config is valid");
-    let mut resolved: BTreeMap<(String, String), String> = BTreeMap::new();
-    for (section, key, value) in &listing::conn_list(&cfg).connections[0].settings {
-        let section = match section.as_str() {
-            "connection" => "[[connection]]".to_string(),
-            s if s.starts_with("connection.children.") => "[[connection.children]]".into(),
-            s => format!("[{s}]"),
-        };
-        resolved.insert((section, key.clone()), value.clone());
-    }
-    let g = config::Global::default();
-    let global = [
-        ("control_socket", format!("\"{}\"", g.control_socket.display())),
-        ("log_level", format!("\"{}\"", g.log_level.as_str())),
-        ("log_format", "\"text\"".to_string()),
-        ("retransmit_timeout", format!("\"{}\"", format_duration(g.retransmit_timeout))),
-        ("retransmit_base", g.retransmit_base.to_string()),
-        ("retransmit_tries", g.retransmit_tries.to_string()),
-        ("cookie_threshold", g.cookie_threshold.to_string()),
-    ];
-    for (key, value) in global {
-        resolved.insert(("[global]".into(), key.into()), value);
-    }
-    assert_eq!(cfg.global, g, "a config without [global] gets the defaults");
+
+/// The documented defaults are the ones the reader falls back to: setting a key explicitly
+/// to its documented default changes nothing in the resolved configuration.
+#[test]
+fn documented_defaults_are_the_real_ones() {
+    let base = config::parse(MINIMAL, "minimal.toml").expect("minimal config is valid");
+    let resolved = |cfg: &config::Config| (cfg.global.clone(), listing::conn_list(cfg));
+    let want = resolved(&base);
     let mut checked = 0;
     for d in reference::DOCS {
         let toml_like = d.default.starts_with('"')
@@ -92,15 +71,29 @@ peer_address = "10.255.0.2"
         if !toml_like {
             continue;
         }
-        let real = resolved
-            .get(&(d.section.to_string(), d.key.to_string()))
-            .unwrap_or_else(|| panic!("{} {}: no resolved value to compare", d.section, d.key));
-        assert_eq!(
-            real, d.default,
-            "{} {}: the reference says default {}, the reader uses {real}",
-            d.section, d.key, d.default
+        let line = format!("{} = {}\n", d.key, d.default);
+        let text = if d.section == "[global]" {
+            format!("[global]\n{line}{MINIMAL}")
+        } else {
+            let header = format!("{}\n", d.section);
+            assert!(MINIMAL.contains(&header), "{header}");
+            MINIMAL.replacen(&header, &format!("{header}{line}"), 1)
+        };
+        let cfg = config::parse(&text, "explicit.toml").unwrap_or_else(|e| {
+            panic!(
+                "{} {}: the documented default {} is refused: {e:?}",
+                d.section, d.key, d.default
+            )
+        });
+        assert!(
+            resolved(&cfg) == want,
+            "{} {}: the documented default {} is not what the reader uses without it",
+            d.section,
+            d.key,
+            d.default
         );
         checked += 1;
     }
     assert!(checked >= 30, "only {checked} defaults compared");
+    assert_eq!(base.global, config::Global::default());
 }

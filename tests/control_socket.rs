@@ -46,6 +46,7 @@ fn sample_report() -> StatusReport {
             ConnectionStatus {
                 name: "azure".into(),
                 state: ConnState::Established,
+                peer: Some("192.0.2.2:4500".into()),
                 ike: Some(IkeSaStatus {
                     spi_i: "3f1c2b3a4d5e6f70".into(),
                     spi_r: "9a0b1c2d3e4f5061".into(),
@@ -372,18 +373,15 @@ async fn streamed_progress_then_answer() {
                     tokio::time::sleep(Duration::from_millis(20)).await;
                 }
             }
-            let _ = call.reply.send(Response::error("gw: authentication failed"));
+            let _ = call
+                .reply
+                .send(Response::error("gw: authentication failed"));
         }
     });
     let p = path.clone();
     let (lines, resp) = tokio::task::spawn_blocking(move || {
         let mut lines = Vec::new();
-        let req = Request::waiting(
-            Command::Initiate {
-                name: "gw".into(),
-            },
-            5,
-        );
+        let req = Request::waiting(Command::Initiate { name: "gw".into() }, 5);
         let resp = control::request_streaming(&p, &req, |l| lines.push(l.to_string()));
         (lines, resp)
     })

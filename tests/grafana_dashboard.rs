@@ -26,7 +26,9 @@ fn dashboard_parses_and_queries_only_exported_metrics() {
     let mut queried = 0;
     for p in panels {
         assert!(p["title"].is_string() && p["gridPos"].is_object(), "{p}");
-        let targets = p["targets"].as_array().expect("every panel queries something");
+        let targets = p["targets"]
+            .as_array()
+            .expect("every panel queries something");
         assert!(!targets.is_empty(), "{p}");
         for t in targets {
             let expr = t["expr"].as_str().expect("expr");

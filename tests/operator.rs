@@ -49,7 +49,8 @@ fn scrape(lab: &Lab, side: Side, addr: &str) -> String {
 
 /// The metric names the Grafana dashboard's queries use.
 fn dashboard_metrics() -> Vec<String> {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/grafana/ipsecgw-dashboard.json");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy/grafana/ipsecgw-dashboard.json");
     let text = std::fs::read_to_string(&path).expect("dashboard");
     let dash: serde_json::Value = serde_json::from_str(&text).expect("dashboard is JSON");
     let re = regex::Regex::new(r"ipsecgw_[a-z_]+").unwrap();
@@ -59,7 +60,11 @@ fn dashboard_metrics() -> Vec<String> {
         .iter()
         .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
         .filter_map(|t| t["expr"].as_str().map(str::to_string))
-        .flat_map(|e| re.find_iter(&e).map(|m| m.as_str().to_string()).collect::<Vec<_>>())
+        .flat_map(|e| {
+            re.find_iter(&e)
+                .map(|m| m.as_str().to_string())
+                .collect::<Vec<_>>()
+        })
         .collect();
     names.sort();
     names.dedup();

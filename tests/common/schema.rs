@@ -70,7 +70,10 @@ fn check(root: &Value, schema: &Value, v: &Value, at: &str, errors: &mut Vec<Str
         panic!("schema at {at} is not an object");
     };
     for k in s.keys() {
-        assert!(KNOWN.contains(&k.as_str()), "schema keyword {k} not supported by this validator");
+        assert!(
+            KNOWN.contains(&k.as_str()),
+            "schema keyword {k} not supported by this validator"
+        );
     }
     if let Some(r) = s.get("$ref").and_then(Value::as_str) {
         let name = r.strip_prefix("#/$defs/").expect("only #/$defs/ refs");
@@ -109,7 +112,9 @@ fn check(root: &Value, schema: &Value, v: &Value, at: &str, errors: &mut Vec<Str
             })
             .count();
         if matching != 1 {
-            errors.push(format!("{at}: matches {matching} of the oneOf alternatives"));
+            errors.push(format!(
+                "{at}: matches {matching} of the oneOf alternatives"
+            ));
         }
     }
     if let (Some(min), Some(n)) = (s.get("minimum").and_then(Value::as_f64), v.as_f64()) {
