@@ -53,7 +53,7 @@ fn connection(r: &mut Rows, c: &Connection) {
     r.put("local_id", quoted(&c.local_id));
     r.put(
         "remote_id",
-        c.remote_id.as_ref().map_or("(any)".into(), |i| quoted(i)),
+        c.remote_id.as_ref().map_or("(any)".into(), quoted),
     );
     // Never the key itself.
     r.put("psk", "(set, not shown)".into());

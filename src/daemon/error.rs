@@ -121,6 +121,23 @@ impl DaemonError {
     }
 }
 
+impl std::error::Error for DaemonError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            DaemonError::Runtime(e)
+            | DaemonError::Netlink(e)
+            | DaemonError::Dataplane(e)
+            | DaemonError::Signal(e)
+            | DaemonError::Bind { source: e, .. }
+            | DaemonError::Socket { source: e, .. }
+            | DaemonError::ControlSocket { source: e, .. }
+            | DaemonError::Metrics { source: e, .. }
+            | DaemonError::Tunnel { source: e, .. } => Some(e),
+            DaemonError::Routing { source, .. } => Some(source),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,22 +170,5 @@ mod tests {
         }
         .to_string();
         assert!(!other.contains("CAP_"), "{other}");
-    }
-}
-
-impl std::error::Error for DaemonError {
-    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        match self {
-            DaemonError::Runtime(e)
-            | DaemonError::Netlink(e)
-            | DaemonError::Dataplane(e)
-            | DaemonError::Signal(e)
-            | DaemonError::Bind { source: e, .. }
-            | DaemonError::Socket { source: e, .. }
-            | DaemonError::ControlSocket { source: e, .. }
-            | DaemonError::Metrics { source: e, .. }
-            | DaemonError::Tunnel { source: e, .. } => Some(e),
-            DaemonError::Routing { source, .. } => Some(source),
-        }
     }
 }
