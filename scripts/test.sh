@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 
 PKGS=(strongswan-charon strongswan-swanctl libcharon-extra-plugins
       libstrongswan-extra-plugins libstrongswan-standard-plugins
-      bird2 iperf3 tcpdump iproute2 iputils-ping procps nftables)
+      bird2 iperf3 tcpdump iproute2 iputils-ping procps nftables
+      libcap2-bin util-linux bsdutils)
 
 if [ "$(id -u)" != 0 ] && [ "${IPSECGW_SKIP_NETNS:-}" != 1 ]; then
     echo "test.sh: run as root (network namespaces), or set IPSECGW_SKIP_NETNS=1" >&2

@@ -8,6 +8,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+#[path = "common/schema.rs"]
+mod schema;
+
 use ipsecgw::control::{
     self, BgpReport, BgpState, BgpSummary, ChildSaStatus, ChildState, Command, ConnCounters,
     ConnState, ConnectionStatus, EspEncap, IkeSaStatus, LastErrorReport, Request, Response, RibRow,
@@ -38,10 +41,12 @@ fn sample_report() -> StatusReport {
     drops.insert("replay".to_string(), 3);
     drops.insert("auth".to_string(), 1);
     StatusReport {
+        schema: control::STATUS_SCHEMA.into(),
         connections: vec![
             ConnectionStatus {
                 name: "azure".into(),
                 state: ConnState::Established,
+                peer: Some("192.0.2.2:4500".into()),
                 ike: Some(IkeSaStatus {
                     spi_i: "3f1c2b3a4d5e6f70".into(),
                     spi_r: "9a0b1c2d3e4f5061".into(),
@@ -353,6 +358,46 @@ async fn channel_handler_forwards_requests() {
     );
 }
 
+/// A waiting action streams progress lines before its answer; the client hands them over in
+/// order as they arrive, and a plain request to the same server gets just the answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_progress_then_answer() {
+    let dir = TempDir::new();
+    let (handler, mut calls) = control::channel_handler(4);
+    let path = start_server(&dir, handler).await;
+    tokio::spawn(async move {
+        while let Some(call) = calls.recv().await {
+            if let Some(p) = &call.progress {
+                for step in ["sending IKE_SA_INIT", "sending IKE_AUTH"] {
+                    let _ = p.send(step.to_string());
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            let _ = call
+                .reply
+                .send(Response::error("gw: authentication failed"));
+        }
+    });
+    let p = path.clone();
+    let (lines, resp) = tokio::task::spawn_blocking(move || {
+        let mut lines = Vec::new();
+        let req = Request::waiting(Command::Initiate { name: "gw".into() }, 5);
+        let resp = control::request_streaming(&p, &req, |l| lines.push(l.to_string()));
+        (lines, resp)
+    })
+    .await
+    .unwrap();
+    assert_eq!(lines, ["sending IKE_SA_INIT", "sending IKE_AUTH"]);
+    let resp = resp.unwrap();
+    assert!(!resp.ok);
+    assert_eq!(resp.error.as_deref(), Some("gw: authentication failed"));
+    // Without wait_secs there is no progress channel and no progress line.
+    let plain = client(&path, Request::new(Command::Initiate { name: "gw".into() }))
+        .await
+        .unwrap();
+    assert!(plain.progress.is_none() && !plain.ok);
+}
+
 #[test]
 fn client_says_when_daemon_is_not_running() {
     let dir = TempDir::new();
@@ -363,6 +408,48 @@ fn client_says_when_daemon_is_not_running() {
         err.to_string(),
         format!("cannot connect to {}: is ipsecgw running?", path.display())
     );
+}
+
+/// Every field the status and BGP types can produce, optional ones included, is in the
+/// versioned schemas of docs/schema (the real binary's output is checked in tests/operator*).
+#[test]
+fn status_and_bgp_documents_match_their_schemas() {
+    let mut report = sample_report();
+    let mut trying = ConnectionStatus::down("cisco");
+    trying.state = ConnState::Connecting;
+    trying.peer = Some("192.0.2.9:500".into());
+    trying.in_flight = Some(control::InFlightReport {
+        exchange: "IKE_SA_INIT".into(),
+        retransmits: 2,
+        next_retransmit_secs: 7,
+    });
+    trying.next_attempt_secs = Some(30);
+    trying.last_error = Some(control::LastErrorReport {
+        kind: "authentication_failed".into(),
+        message: "authentication failed: peer sent AUTHENTICATION_FAILED".into(),
+        secs_ago: 4,
+    });
+    report.connections.push(trying);
+    let doc = serde_json::to_value(&report).unwrap();
+    assert_eq!(doc["schema"], control::STATUS_SCHEMA);
+    schema::assert_valid("status-v1.json", &doc);
+    let mut broken = doc.clone();
+    broken["connections"][0]["state"] = "sleeping".into();
+    assert!(!schema::validate(&schema::load("status-v1.json"), &broken).is_empty());
+
+    let bgp = BgpReport::new(vec![RibRow {
+        connection: "azure".into(),
+        prefix: "10.10.0.0/16".parse().unwrap(),
+        next_hop: "10.10.30.254".parse().unwrap(),
+        as_path: vec![65515],
+        local_pref: 200,
+        med: Some(10),
+        best: true,
+        direction: RouteDirection::Received,
+    }]);
+    let doc = serde_json::to_value(&bgp).unwrap();
+    assert_eq!(doc["schema"], control::BGP_SCHEMA);
+    schema::assert_valid("bgp-v1.json", &doc);
 }
 
 #[test]
@@ -405,6 +492,7 @@ fn render_bgp_table_marks_best() {
         direction,
     };
     let report = BgpReport {
+        schema: control::BGP_SCHEMA.into(),
         routes: vec![
             row("10.2.30.0/25", false, RouteDirection::Announced),
             row("10.10.0.0/16", true, RouteDirection::Received),

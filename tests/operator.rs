@@ -47,6 +47,31 @@ fn scrape(lab: &Lab, side: Side, addr: &str) -> String {
     .expect("netns")
 }
 
+/// The metric names the Grafana dashboard's queries use.
+fn dashboard_metrics() -> Vec<String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("deploy/grafana/ipsecgw-dashboard.json");
+    let text = std::fs::read_to_string(&path).expect("dashboard");
+    let dash: serde_json::Value = serde_json::from_str(&text).expect("dashboard is JSON");
+    let re = regex::Regex::new(r"ipsecgw_[a-z_]+").unwrap();
+    let mut names: Vec<String> = dash["panels"]
+        .as_array()
+        .expect("panels")
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["expr"].as_str().map(str::to_string))
+        .flat_map(|e| {
+            re.find_iter(&e)
+                .map(|m| m.as_str().to_string())
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    names.sort();
+    names.dedup();
+    assert!(names.len() >= 10, "{names:?}");
+    names
+}
+
 #[test]
 fn control_socket_and_metrics_on_a_running_gateway() {
     if !netns_env_ok(&[]) {
@@ -166,6 +191,13 @@ fn control_socket_and_metrics_on_a_running_gateway() {
         body.contains("ipsecgw_rekeys_total{connection=\"gw\",sa=\"child\"} 1"),
         "{body}"
     );
+    // Every metric the shipped Grafana dashboard queries is one this daemon exports.
+    for name in dashboard_metrics() {
+        assert!(
+            body.contains(&format!("# TYPE {name} ")),
+            "deploy/grafana/ipsecgw-dashboard.json queries {name}, which the daemon does not export"
+        );
+    }
 
     // Errors are clear and exit 2.
     let o = lab.ipsecgw_cli(Side::Left, "initiate nosuch");
@@ -360,10 +392,14 @@ fn failures_in_status_and_dpd_failure_counting() {
     };
     let mut l = GwConf::new(Side::Left);
     l.tunnel = Some(TUN_L);
-    lab.start_ipsecgw(Side::Left, &fast(l.render(&lab)));
+    let cfg = fast(l.render(&lab)).replace(
+        "[global]\n",
+        "[global]\nmetrics_listen = \"127.0.0.1:9814\"\n",
+    );
+    lab.start_ipsecgw(Side::Left, &cfg);
 
     // Nobody answers: IKE_SA_INIT is retransmitted, then the attempt fails.
-    cli_ok(&lab, Side::Left, "initiate gw");
+    lab.ipsecgw_cli(Side::Left, "initiate gw --timeout 0s");
     let trying = wait_for(Duration::from_secs(10), || {
         let c = conn(&lab, Side::Left);
         (c["in_flight"]["retransmits"].as_u64()? >= 1).then_some(c)
@@ -371,6 +407,30 @@ fn failures_in_status_and_dpd_failure_counting() {
     .unwrap_or_else(|| panic!("no retransmission in status: {}", conn(&lab, Side::Left)));
     assert_eq!(trying["state"], "connecting", "{trying}");
     assert_eq!(trying["in_flight"]["exchange"], "IKE_SA_INIT", "{trying}");
+    assert_eq!(trying["peer"], "192.0.2.2:500", "{trying}");
+    schema::assert_valid("status-v1.json", &lab.status_json(Side::Left));
+    // The table and the metrics say the same while it is trying.
+    let table = cli_ok(&lab, Side::Left, "status");
+    assert!(
+        table.contains("gw: CONNECTING, peer 192.0.2.2:500")
+            && table.contains("IKE_SA_INIT in flight"),
+        "{table}"
+    );
+    // The metrics are a snapshot taken every second.
+    let metric = |want: &str| {
+        wait_for(Duration::from_secs(3), || {
+            scrape(&lab, Side::Left, "127.0.0.1:9814")
+                .contains(want)
+                .then_some(())
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "{want} not in\n{}",
+                scrape(&lab, Side::Left, "127.0.0.1:9814")
+            )
+        })
+    };
+    metric("ipsecgw_ike_retransmits{connection=\"gw\",exchange=\"IKE_SA_INIT\"}");
     let failed = wait_for(Duration::from_secs(15), || {
         let c = conn(&lab, Side::Left);
         (c["state"] == "down" && c["last_error"].is_object()).then_some(c)
@@ -386,6 +446,13 @@ fn failures_in_status_and_dpd_failure_counting() {
         failed["counters"]["dpd_failures"], 0,
         "never came up, so no DPD failure: {failed}"
     );
+    schema::assert_valid("status-v1.json", &lab.status_json(Side::Left));
+    let table = cli_ok(&lab, Side::Left, "status");
+    assert!(
+        table.contains("last error (") && table.contains("3 retransmits of IKE_SA_INIT"),
+        "{table}"
+    );
+    metric("ipsecgw_last_error{connection=\"gw\",kind=\"peer_not_responding\"} 1");
 
     // The peer appears: up, and the error is gone.
     let mut r = GwConf::new(Side::Right);

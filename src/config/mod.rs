@@ -21,7 +21,9 @@
 
 mod build;
 pub mod duration;
+pub mod listing;
 mod reader;
+pub mod reference;
 mod tree;
 mod values;
 
@@ -115,6 +117,7 @@ impl Config {
 pub struct Global {
     pub control_socket: PathBuf,
     pub log_level: LogLevel,
+    pub log_format: LogFormat,
     /// Prometheus endpoint; metrics are off when None.
     pub metrics_listen: Option<SocketAddr>,
     /// First IKE retransmission timeout (strongSwan `retransmit_timeout`, default 4s).
@@ -132,6 +135,7 @@ impl Default for Global {
         Global {
             control_socket: PathBuf::from(DEFAULT_CONTROL_SOCKET),
             log_level: LogLevel::Info,
+            log_format: LogFormat::Text,
             metrics_listen: None,
             retransmit_timeout: Duration::from_secs(4),
             retransmit_base: 1.8,
@@ -161,6 +165,15 @@ impl LogLevel {
             LogLevel::Trace => "trace",
         }
     }
+}
+
+/// How log lines are written to stderr (`log_format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human text (coloured only on a terminal; journal-style under systemd).
+    Text,
+    /// One JSON object per line.
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

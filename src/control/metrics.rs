@@ -104,6 +104,55 @@ pub fn render_prometheus(report: &StatusReport) -> String {
 
     let mut f = Family::new(
         &mut out,
+        "ipsecgw_ike_retransmits",
+        "gauge",
+        "Retransmits so far of the IKE request in flight (0 without one).",
+    );
+    for c in conns {
+        let (exchange, n) = c.in_flight.as_ref().map_or(("none", 0), |p| {
+            (p.exchange.as_str(), u64::from(p.retransmits))
+        });
+        f.sample(&[("connection", &c.name), ("exchange", exchange)], n);
+    }
+
+    let mut f = Family::new(
+        &mut out,
+        "ipsecgw_next_attempt_seconds",
+        "gauge",
+        "Seconds until the connection is initiated again (absent when none is scheduled).",
+    );
+    for c in conns {
+        if let Some(secs) = c.next_attempt_secs {
+            f.sample(&[("connection", &c.name)], secs);
+        }
+    }
+
+    let mut f = Family::new(
+        &mut out,
+        "ipsecgw_last_error",
+        "gauge",
+        "1, labelled with the kind of the connection's last failure (absent once established).",
+    );
+    for c in conns {
+        if let Some(e) = &c.last_error {
+            f.sample(&[("connection", &c.name), ("kind", &e.kind)], 1);
+        }
+    }
+
+    let mut f = Family::new(
+        &mut out,
+        "ipsecgw_last_error_age_seconds",
+        "gauge",
+        "Seconds since the connection's last failure.",
+    );
+    for c in conns {
+        if let Some(e) = &c.last_error {
+            f.sample(&[("connection", &c.name)], e.secs_ago);
+        }
+    }
+
+    let mut f = Family::new(
+        &mut out,
         "ipsecgw_nat_detected",
         "gauge",
         "1 if NAT was detected and ESP runs in UDP 4500.",
@@ -146,6 +195,28 @@ pub fn render_prometheus(report: &StatusReport) -> String {
             &[("connection", &c.name), ("direction", "out")],
             c.counters.bytes_out,
         );
+    }
+
+    let mut f = Family::new(
+        &mut out,
+        "ipsecgw_child_sa_bytes_total",
+        "counter",
+        "Payload bytes of one CHILD SA (restarts at 0 with each rekey: a new spi_in).",
+    );
+    for c in conns {
+        for child in &c.children {
+            for (direction, n) in [("in", child.bytes_in), ("out", child.bytes_out)] {
+                f.sample(
+                    &[
+                        ("connection", &c.name),
+                        ("child", &child.name),
+                        ("spi_in", &child.spi_in),
+                        ("direction", direction),
+                    ],
+                    n,
+                );
+            }
+        }
     }
 
     let mut f = Family::new(

@@ -1,6 +1,9 @@
 //! The control-socket protocol: one newline-terminated JSON request per connection, one
 //! newline-terminated JSON response back, then the server closes.
 //!
+//! Actions sent with `wait_secs` (and `log`) stream progress before the answer: zero or more
+//! `{"version":1,"ok":true,"progress":"..."}` lines, then the final response line.
+//!
 //! ```text
 //! -> {"version":1,"command":"status"}
 //! <- {"version":1,"ok":true,"result":{"connections":[...]}}
@@ -40,6 +43,17 @@ pub enum Command {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         name: Option<String>,
     },
+    /// Re-read the config file. Result: `ReloadReport`; an error lists the config problems.
+    Reload,
+    /// The running configuration with every default resolved. Result: `ConnList`.
+    #[serde(rename = "list-conns")]
+    ListConns,
+    /// Stream log lines (as progress lines) at `level` or more severe, until the client
+    /// goes away. No final result.
+    Log {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        level: Option<String>,
+    },
 }
 
 /// A request: the version plus the command fields, flat in one JSON object.
@@ -48,6 +62,10 @@ pub struct Request {
     pub version: u32,
     #[serde(flatten)]
     pub command: Command,
+    /// initiate/terminate/rekey: wait this long for the outcome, streaming progress;
+    /// absent: answer as soon as the action is started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_secs: Option<u64>,
 }
 
 impl Request {
@@ -55,7 +73,21 @@ impl Request {
         Request {
             version: PROTOCOL_VERSION,
             command,
+            wait_secs: None,
         }
+    }
+
+    /// An action that waits up to `secs` for its outcome and streams what happens.
+    pub fn waiting(command: Command, secs: u64) -> Request {
+        Request {
+            wait_secs: Some(secs),
+            ..Request::new(command)
+        }
+    }
+
+    /// The answer streams progress lines before the final one.
+    pub fn streams(&self) -> bool {
+        self.wait_secs.is_some() || matches!(self.command, Command::Log { .. })
     }
 
     /// Parses one request line. The version is checked before the command so that a newer
@@ -74,11 +106,18 @@ impl Request {
         if version != u64::from(PROTOCOL_VERSION) {
             return Err(RequestError::UnsupportedVersion(version));
         }
+        let wait_secs = match fields.remove("wait_secs") {
+            None | Some(serde_json::Value::Null) => None,
+            Some(v) => Some(v.as_u64().ok_or_else(|| {
+                RequestError::BadCommand("\"wait_secs\" must be a whole number".into())
+            })?),
+        };
         let command: Command = serde_json::from_value(serde_json::Value::Object(fields))
             .map_err(|e| RequestError::BadCommand(e.to_string()))?;
         Ok(Request {
             version: PROTOCOL_VERSION,
             command,
+            wait_secs,
         })
     }
 
@@ -97,6 +136,9 @@ pub struct Response {
     pub result: Option<serde_json::Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A line of a streamed answer; more lines follow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub progress: Option<String>,
 }
 
 impl Response {
@@ -108,6 +150,7 @@ impl Response {
                 ok: true,
                 result: Some(value),
                 error: None,
+                progress: None,
             },
             Err(e) => Response::error(format!("cannot encode result: {e}")),
         }
@@ -119,6 +162,18 @@ impl Response {
             ok: false,
             result: None,
             error: Some(message.into()),
+            progress: None,
+        }
+    }
+
+    /// One line of a streamed answer (not the final response).
+    pub fn progress(line: impl Into<String>) -> Response {
+        Response {
+            version: PROTOCOL_VERSION,
+            ok: true,
+            result: None,
+            error: None,
+            progress: Some(line.into()),
         }
     }
 
@@ -147,6 +202,36 @@ pub struct ActionResult {
     pub message: String,
 }
 
+/// Result of `reload`: what the new config changed in the running gateway.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadReport {
+    /// Connections whose SAs were untouched.
+    pub unchanged: Vec<String>,
+    /// Changed in place without touching SAs (routes, BGP policy), with what changed.
+    pub updated: Vec<String>,
+    /// Torn down and started again (their SAs were deleted).
+    pub restarted: Vec<String>,
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    /// Global settings that only take effect after a restart of the daemon.
+    #[serde(default)]
+    pub need_restart: Vec<String>,
+}
+
+/// Result of `list-conns`: each connection's settings, every default resolved, as
+/// `[section] key = value` rows in config-file order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnList {
+    pub connections: Vec<ConnSettings>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConnSettings {
+    pub name: String,
+    /// (section, key, value as TOML), e.g. ("connection.children.net", "rekey_time", "\"1h\"").
+    pub settings: Vec<(String, String, String)>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -169,6 +254,9 @@ mod tests {
             Command::Bgp {
                 name: Some("azure".into()),
             },
+            Command::Reload,
+            Command::ListConns,
+            Command::Log { level: None },
         ] {
             let req = Request::new(cmd);
             assert_eq!(Request::from_json(&req.to_json()), Ok(req));
@@ -177,6 +265,35 @@ mod tests {
             Request::new(Command::Status).to_json(),
             r#"{"version":1,"command":"status"}"#
         );
+    }
+
+    #[test]
+    fn waiting_requests_and_progress_lines() {
+        let req = Request::waiting(
+            Command::Initiate {
+                name: "azure".into(),
+            },
+            30,
+        );
+        assert_eq!(
+            req.to_json(),
+            r#"{"version":1,"command":"initiate","name":"azure","wait_secs":30}"#
+        );
+        assert_eq!(Request::from_json(&req.to_json()), Ok(req.clone()));
+        assert!(req.streams());
+        assert!(!Request::new(Command::Status).streams());
+        assert!(
+            Request::from_json(r#"{"version":1,"command":"status","wait_secs":"x"}"#)
+                .unwrap_err()
+                .to_string()
+                .contains("wait_secs")
+        );
+        assert_eq!(
+            Response::progress("sending IKE_SA_INIT").to_json(),
+            r#"{"version":1,"ok":true,"progress":"sending IKE_SA_INIT"}"#
+        );
+        let r = Request::from_json(r#"{"version":1,"command":"list-conns"}"#).unwrap();
+        assert_eq!(r.command, Command::ListConns);
     }
 
     #[test]

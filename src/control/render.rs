@@ -4,7 +4,7 @@
 use std::fmt::Write;
 
 use super::error::ResponseError;
-use super::protocol::{ActionResult, Command, Request, Response};
+use super::protocol::{ActionResult, Command, ConnList, ReloadReport, Request, Response};
 use super::status::{
     BgpReport, ChildSaStatus, ConnCounters, ConnectionStatus, EspEncap, IkeSaStatus,
     RouteDirection, StatusReport,
@@ -51,8 +51,14 @@ fn render_connection(out: &mut String, conn: &ConnectionStatus) {
             );
             render_ike(out, ike);
         }
-        None => out.push('\n'),
+        None => match &conn.peer {
+            Some(peer) => {
+                let _ = writeln!(out, ", peer {peer}");
+            }
+            None => out.push('\n'),
+        },
     }
+    render_attempt(out, conn);
     for child in &conn.children {
         render_child(out, child);
     }
@@ -78,6 +84,31 @@ fn render_connection(out: &mut String, conn: &ConnectionStatus) {
         }
     }
     render_counters(out, &conn.counters);
+}
+
+/// A connection trying (and failing): the request in flight, the next attempt, the last error.
+fn render_attempt(out: &mut String, conn: &ConnectionStatus) {
+    if let Some(p) = &conn.in_flight {
+        let _ = writeln!(
+            out,
+            "  {} in flight, {} retransmit{} so far, next in {}",
+            p.exchange,
+            p.retransmits,
+            if p.retransmits == 1 { "" } else { "s" },
+            format_secs(p.next_retransmit_secs)
+        );
+    }
+    if let Some(secs) = conn.next_attempt_secs {
+        let _ = writeln!(out, "  next attempt in {}", format_secs(secs));
+    }
+    if let Some(e) = &conn.last_error {
+        let _ = writeln!(
+            out,
+            "  last error ({} ago): {}",
+            format_secs(e.secs_ago),
+            e.message
+        );
+    }
 }
 
 /// strongSwan marks our own SPI with `*`.
@@ -286,11 +317,60 @@ pub fn print_response(req: &Request, resp: &Response, json: bool) -> Result<Stri
         Command::Bgp { .. } => Ok(render_bgp_table(
             &serde_json::from_value::<BgpReport>(result).map_err(decode_err)?,
         )),
+        Command::Reload => Ok(render_reload(
+            &serde_json::from_value::<ReloadReport>(result).map_err(decode_err)?,
+        )),
+        Command::ListConns => Ok(render_conn_list(
+            &serde_json::from_value::<ConnList>(result).map_err(decode_err)?,
+        )),
+        Command::Log { .. } => Ok(String::new()),
         Command::Initiate { .. } | Command::Terminate { .. } | Command::Rekey { .. } => {
             let action: ActionResult = serde_json::from_value(result).map_err(decode_err)?;
             Ok(format!("{}\n", action.message))
         }
     }
+}
+
+/// What a reload did, one line per kind of change.
+pub fn render_reload(r: &ReloadReport) -> String {
+    let mut out = String::new();
+    let mut line = |what: &str, names: &[String]| {
+        if !names.is_empty() {
+            let _ = writeln!(out, "{what}: {}", names.join(", "));
+        }
+    };
+    line("unchanged", &r.unchanged);
+    line("updated in place (SAs kept)", &r.updated);
+    line("restarted", &r.restarted);
+    line("added", &r.added);
+    line("removed", &r.removed);
+    line("changed, take effect after a restart", &r.need_restart);
+    if out.is_empty() {
+        out.push_str("no connections configured\n");
+    }
+    out
+}
+
+/// `list-conns`: each connection's resolved settings, grouped by section.
+pub fn render_conn_list(list: &ConnList) -> String {
+    let mut out = String::new();
+    if list.connections.is_empty() {
+        out.push_str("no connections configured\n");
+    }
+    for (i, c) in list.connections.iter().enumerate() {
+        if i > 0 {
+            out.push('\n');
+        }
+        let mut section = "";
+        for (sec, key, value) in &c.settings {
+            if sec != section {
+                let _ = writeln!(out, "[{sec}]");
+                section = sec;
+            }
+            let _ = writeln!(out, "  {key} = {value}");
+        }
+    }
+    out
 }
 
 /// "3h53m", "42s", "2d4h".

@@ -25,9 +25,20 @@ const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
 
 pub type HandlerFuture<'a> = Pin<Box<dyn Future<Output = Response> + Send + 'a>>;
 
+/// Lines of a streamed answer, written to the client as they come (before the final
+/// response). Sending fails once the client has gone away.
+pub type Progress = mpsc::UnboundedSender<String>;
+
 /// Answers control requests. Errors are answered with `Response::error`, never by panicking.
 pub trait ControlHandler: Send + Sync + 'static {
     fn handle(&self, request: Request) -> HandlerFuture<'_>;
+
+    /// A request whose answer streams (`Request::streams`): progress lines go to `progress`.
+    /// Handlers that have nothing to stream just answer.
+    fn handle_streaming(&self, request: Request, progress: Progress) -> HandlerFuture<'_> {
+        drop(progress);
+        self.handle(request)
+    }
 }
 
 /// Any `Fn(Request) -> impl Future<Output = Response>` is a handler (handy in tests).
@@ -45,6 +56,8 @@ where
 pub struct ControlCall {
     pub request: Request,
     pub reply: oneshot::Sender<Response>,
+    /// For streamed answers: where progress lines go (None for plain requests).
+    pub progress: Option<Progress>,
 }
 
 /// A handler that forwards each request over a channel to whoever owns the state.
@@ -57,17 +70,30 @@ struct ChannelHandler {
     tx: mpsc::Sender<ControlCall>,
 }
 
+impl ChannelHandler {
+    async fn call(&self, request: Request, progress: Option<Progress>) -> Response {
+        let (reply, answer) = oneshot::channel();
+        let call = ControlCall {
+            request,
+            reply,
+            progress,
+        };
+        if self.tx.send(call).await.is_err() {
+            return Response::error("ipsecgw is shutting down");
+        }
+        answer
+            .await
+            .unwrap_or_else(|_| Response::error("request dropped by ipsecgw"))
+    }
+}
+
 impl ControlHandler for ChannelHandler {
     fn handle(&self, request: Request) -> HandlerFuture<'_> {
-        Box::pin(async move {
-            let (reply, answer) = oneshot::channel();
-            if self.tx.send(ControlCall { request, reply }).await.is_err() {
-                return Response::error("ipsecgw is shutting down");
-            }
-            answer
-                .await
-                .unwrap_or_else(|_| Response::error("request dropped by ipsecgw"))
-        })
+        Box::pin(self.call(request, None))
+    }
+
+    fn handle_streaming(&self, request: Request, progress: Progress) -> HandlerFuture<'_> {
+        Box::pin(self.call(request, Some(progress)))
     }
 }
 
@@ -157,6 +183,37 @@ fn peer_allowed(stream: &UnixStream) -> bool {
     }
 }
 
+/// Writes one response line, bounded by WRITE_TIMEOUT.
+async fn write_line(stream: &mut UnixStream, response: &Response) -> io::Result<()> {
+    let mut out = response.to_json();
+    out.push('\n');
+    tokio::time::timeout(WRITE_TIMEOUT, stream.write_all(out.as_bytes()))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "client did not read the response"))?
+}
+
+/// Runs a streaming handler, writing its progress lines as they come; a client that goes
+/// away ends it (the handler sees its progress sender fail).
+async fn stream_answer(
+    stream: &mut UnixStream,
+    handler: &dyn ControlHandler,
+    request: Request,
+) -> io::Result<Response> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let answer = handler.handle_streaming(request, tx);
+    tokio::pin!(answer);
+    let response = loop {
+        tokio::select! {
+            response = &mut answer => break response,
+            Some(line) = rx.recv() => write_line(stream, &Response::progress(line)).await?,
+        }
+    };
+    while let Ok(line) = rx.try_recv() {
+        write_line(stream, &Response::progress(line)).await?;
+    }
+    Ok(response)
+}
+
 async fn handle_client(mut stream: UnixStream, handler: Arc<dyn ControlHandler>) -> io::Result<()> {
     let response = if !peer_allowed(&stream) {
         Response::error("permission denied")
@@ -170,6 +227,9 @@ async fn handle_client(mut stream: UnixStream, handler: Arc<dyn ControlHandler>)
             }
             Ok(Err(e)) => Response::error(e.to_string()),
             Ok(Ok(text)) => match Request::from_json(&text) {
+                Ok(request) if request.streams() => {
+                    stream_answer(&mut stream, handler.as_ref(), request).await?
+                }
                 Ok(request) => handler.handle(request).await,
                 Err(e) => Response::error(e.to_string()),
             },

@@ -13,9 +13,26 @@ use crate::prefix::IpPrefix;
 pub use crate::bgp::BgpState;
 pub use crate::ike::{ChildState, ConnState};
 
+/// The `schema` of `status --json` (docs/schema/status-v1.json). Bumped when a field is
+/// removed or changes meaning; new optional fields keep the version.
+pub const STATUS_SCHEMA: &str = "ipsecgw/status/v1";
+/// The `schema` of `bgp --json` (docs/schema/bgp-v1.json).
+pub const BGP_SCHEMA: &str = "ipsecgw/bgp/v1";
+
+fn status_schema() -> String {
+    STATUS_SCHEMA.into()
+}
+
+fn bgp_schema() -> String {
+    BGP_SCHEMA.into()
+}
+
 /// The whole status document: every configured connection, up or down.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct StatusReport {
+    /// Which document this is, with its version (`STATUS_SCHEMA`).
+    #[serde(default = "status_schema")]
+    pub schema: String,
     pub connections: Vec<ConnectionStatus>,
     /// Packets dropped before they could be tied to a connection (malformed IKE, unknown
     /// SPIs, failed integrity on IKE messages, ...), by reason. Each bad input is counted.
@@ -28,6 +45,10 @@ pub struct ConnectionStatus {
     pub name: String,
     #[serde(with = "conn_state_name")]
     pub state: ConnState,
+    /// The configured peer ("192.0.2.2:500"; absent for a `%any` responder), so a connection
+    /// that is still trying says whom it is trying.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peer: Option<String>,
     /// The current IKE SA, if any.
     pub ike: Option<IkeSaStatus>,
     pub children: Vec<ChildSaStatus>,
@@ -72,6 +93,7 @@ impl ConnectionStatus {
         ConnectionStatus {
             name: name.into(),
             state: ConnState::Down,
+            peer: None,
             ike: None,
             children: Vec::new(),
             bgp: None,
@@ -257,10 +279,38 @@ pub struct ConnCounters {
     pub dpd_failures: u64,
 }
 
+impl Default for StatusReport {
+    fn default() -> StatusReport {
+        StatusReport {
+            schema: status_schema(),
+            connections: vec![],
+            drops: BTreeMap::new(),
+        }
+    }
+}
+
 /// Result of the `bgp` command.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BgpReport {
+    /// Which document this is, with its version (`BGP_SCHEMA`).
+    #[serde(default = "bgp_schema")]
+    pub schema: String,
     pub routes: Vec<RibRow>,
+}
+
+impl BgpReport {
+    pub fn new(routes: Vec<RibRow>) -> BgpReport {
+        BgpReport {
+            schema: bgp_schema(),
+            routes,
+        }
+    }
+}
+
+impl Default for BgpReport {
+    fn default() -> BgpReport {
+        BgpReport::new(vec![])
+    }
 }
 
 /// One route of the RIB: received from the peer (Adj-RIB-In after policy) or announced.

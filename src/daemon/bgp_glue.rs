@@ -124,6 +124,11 @@ impl BgpHandle {
         let _ = self.cmd.try_send(BgpCommand::Start);
     }
 
+    /// Replaces the announced networks in the running session (reload, no reset).
+    pub fn set_networks(&self, networks: Vec<crate::prefix::IpPrefix>) {
+        let _ = self.cmd.try_send(BgpCommand::SetNetworks(networks));
+    }
+
     pub async fn shutdown(mut self, netlink: &Netlink) {
         let _ = self
             .cmd

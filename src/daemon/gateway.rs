@@ -4,11 +4,13 @@
 use super::bgp_glue::{self, BgpHandle};
 use super::error::DaemonError;
 use super::keylog::KeyLog;
+use super::notify::Notifier;
 use super::sockets::{self, IkeSockets};
 use super::status::{self, ConnView};
+use super::waiters::{Goal, Waiters};
 use crate::config::{self, Config, Connection};
 use crate::control::{
-    self, ActionResult, BgpReport, Command, ConnCounters, ControlCall, Request, Response,
+    self, ActionResult, BgpReport, Command, ConnCounters, ControlCall, Progress, Request, Response,
     StatusReport,
 };
 use crate::dataplane::{Dataplane, DataplaneConfig, IkeDatagram};
@@ -67,15 +69,15 @@ pub fn ike_config(c: &Connection, g: &config::Global) -> IkeConfig {
 }
 
 /// What we keep per configured connection besides the engine's SAs.
-struct ConnEntry {
-    cfg: Connection,
+pub(super) struct ConnEntry {
+    pub cfg: Connection,
     /// Installed CHILD SAs by inbound SPI.
-    children: HashMap<u32, String>,
+    pub children: HashMap<u32, String>,
     /// Counters of SAs already removed, so connection totals survive rekeys.
     retired: ConnCounters,
     /// Static routes of `[connection.tunnel]`, present while a CHILD SA is up.
-    routes: RouteSet,
-    bgp: Option<BgpHandle>,
+    pub routes: RouteSet,
+    pub bgp: Option<BgpHandle>,
 }
 
 impl ConnEntry {
@@ -90,17 +92,21 @@ impl ConnEntry {
     }
 }
 
-struct Gateway {
-    cfg: Config,
-    engine: Engine,
+pub(super) struct Gateway {
+    pub cfg: Config,
+    pub engine: Engine,
     sockets: IkeSockets,
     dataplane: Dataplane,
-    netlink: Netlink,
-    conns: BTreeMap<String, ConnEntry>,
-    bgp_tx: mpsc::Sender<(String, crate::bgp::BgpEvent)>,
+    pub netlink: Netlink,
+    pub conns: BTreeMap<String, ConnEntry>,
+    pub bgp_tx: mpsc::Sender<(String, crate::bgp::BgpEvent)>,
     keylog: Option<KeyLog>,
     /// Latest status, for the metrics endpoint (which must not wait on this task).
     snapshot: Arc<Mutex<StatusReport>>,
+    /// initiate/terminate/rekey clients waiting for the outcome.
+    waiters: Waiters,
+    /// systemd: READY=1, the watchdog heartbeat, RELOADING=1.
+    pub notify: Notifier,
 }
 
 /// Runs the gateway for `cfg` until SIGTERM/SIGINT.
@@ -184,6 +190,8 @@ pub async fn run_config(cfg: Config) -> Result<(), DaemonError> {
         bgp_tx,
         keylog,
         snapshot,
+        waiters: Waiters::default(),
+        notify: Notifier::from_env(),
     };
     // Before anything is installed: a failure here then leaves nothing behind, and a
     // SIGTERM during setup is handled by the loop below (with teardown) instead of killing us.
@@ -202,8 +210,20 @@ pub async fn run_config(cfg: Config) -> Result<(), DaemonError> {
         gw.conns.len(),
         gw.cfg.global.control_socket.display()
     );
+    // Sockets bound, TUN devices up and addressed: what is ordered after us may start.
+    gw.notify
+        .ready(&format!("{} connection(s)", gw.conns.len()));
+    if let Some(every) = gw.notify.watchdog_interval() {
+        info!("systemd watchdog: heartbeat every {}ms", every.as_millis());
+    }
 
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    // The tick is the main loop's heartbeat: a loop that stops turning stops feeding the
+    // systemd watchdog.
+    let beat = gw
+        .notify
+        .watchdog_interval()
+        .map_or(Duration::from_secs(1), |w| w.min(Duration::from_secs(1)));
+    let mut tick = tokio::time::interval(beat);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
 
     loop {
@@ -223,9 +243,10 @@ pub async fn run_config(cfg: Config) -> Result<(), DaemonError> {
             _ = tick.tick() => gw.tick(),
             _ = sigterm.recv() => { info!("SIGTERM: deleting SAs and removing routes"); break; }
             _ = sigint.recv() => { info!("SIGINT: deleting SAs and removing routes"); break; }
-            _ = sighup.recv() => gw.reload().await,
+            _ = sighup.recv() => { let _ = gw.reload().await; }
         }
     }
+    gw.notify.stopping();
 
     // Delete every SA at the peer, give the responses a moment, then undo what we installed.
     gw.engine.terminate_all(Instant::now());
@@ -245,7 +266,7 @@ pub async fn run_config(cfg: Config) -> Result<(), DaemonError> {
 
 impl Gateway {
     /// Sends what the engine wants sent and acts on its events.
-    async fn drain(&mut self) {
+    pub(super) async fn drain(&mut self) {
         loop {
             let mut progressed = false;
             while let Some(t) = self.engine.poll_transmit() {
@@ -260,10 +281,18 @@ impl Gateway {
                 break;
             }
         }
+        if !self.waiters.is_empty() {
+            let now = Instant::now();
+            let status = self.engine.status(now);
+            self.waiters.check(now, &status);
+        }
     }
 
     /// The engine logs every SA event at info; here we only act on them.
     async fn on_event(&mut self, ev: Event) {
+        if !self.waiters.is_empty() {
+            self.tell_waiters(&ev);
+        }
         match ev {
             Event::IkeUp { conn, rekeyed, .. } => {
                 if rekeyed {
@@ -294,6 +323,80 @@ impl Gateway {
                 }
             }
         }
+    }
+
+    /// What happened, in a line, for the clients waiting on the connection.
+    fn tell_waiters(&mut self, ev: &Event) {
+        let (conn, line) = match ev {
+            Event::IkeUp {
+                conn,
+                spi_i,
+                spi_r,
+                local,
+                remote,
+                encr,
+                integ,
+                prf,
+                dh,
+                rekeyed,
+                ..
+            } => {
+                let algs = [
+                    Some(encr.name()),
+                    integ.map(|i| i.name()),
+                    Some(prf.name()),
+                    Some(dh.name()),
+                ];
+                let algs: Vec<&str> = algs.into_iter().flatten().collect();
+                let what = if *rekeyed { "rekeyed" } else { "established" };
+                (
+                    conn,
+                    format!(
+                        "IKE SA {what}: {local} <-> {remote}, SPIs {spi_i:016x}_i {spi_r:016x}_r, {}",
+                        algs.join("/")
+                    ),
+                )
+            }
+            Event::IkeDown {
+                conn,
+                spi_i,
+                reason,
+                ..
+            } => {
+                if let Some(f) = reason.failure() {
+                    let f = f.clone();
+                    self.waiters
+                        .say(conn, &format!("IKE SA {spi_i:016x}_i failed: {f}"));
+                    self.waiters.failed(conn, &f);
+                    return;
+                }
+                (conn, format!("IKE SA {spi_i:016x}_i deleted: {reason}"))
+            }
+            Event::ChildUp(sa) => (
+                &sa.conn,
+                format!(
+                    "CHILD SA {} installed: SPIs {:08x}_i {:08x}_o, {} === {}",
+                    sa.child,
+                    sa.spi_in,
+                    sa.spi_out,
+                    join(&sa.local_ts),
+                    join(&sa.remote_ts)
+                ),
+            ),
+            Event::ChildDown {
+                conn,
+                child,
+                spi_in,
+                reason,
+                ..
+            } => (
+                conn,
+                format!("CHILD SA {child} {spi_in:08x}_i deleted: {reason}"),
+            ),
+            Event::PeerMoved { conn, remote, .. } => (conn, format!("peer moved to {remote}")),
+            Event::KeyLog { .. } => return,
+        };
+        self.waiters.say(conn, &line);
     }
 
     async fn child_up(&mut self, sa: ike::ChildSa) {
@@ -382,6 +485,7 @@ impl Gateway {
     }
 
     fn tick(&mut self) {
+        self.notify.watchdog();
         let now = Instant::now();
         for k in self.dataplane.counters() {
             self.engine.child_activity(k.spi_in, k.last_inbound);
@@ -395,7 +499,7 @@ impl Gateway {
         }
     }
 
-    async fn setup_conn(&mut self, c: Connection) -> Result<(), DaemonError> {
+    pub(super) async fn setup_conn(&mut self, c: Connection) -> Result<(), DaemonError> {
         let name = c.name.clone();
         let mut st = ConnEntry::new(c.clone());
         if let Some(t) = &c.tunnel {
@@ -436,7 +540,7 @@ impl Gateway {
         Ok(())
     }
 
-    async fn teardown_conn(&mut self, name: &str) {
+    pub(super) async fn teardown_conn(&mut self, name: &str) {
         let Some(mut c) = self.conns.remove(name) else {
             return;
         };
@@ -475,71 +579,91 @@ impl Gateway {
         }
     }
 
-    /// SIGHUP: connections whose settings changed restart, unchanged ones keep their SAs.
-    async fn reload(&mut self) {
-        let new = match config::load(&self.cfg.path) {
-            Ok(c) => c,
-            Err(errs) => {
-                for e in &errs {
-                    error!("reload: {e}");
-                }
-                warn!(
-                    "reload: {} problem(s) in {}, keeping the running config",
-                    errs.len(),
-                    self.cfg.path.display()
-                );
-                return;
-            }
-        };
-        if new.global.control_socket != self.cfg.global.control_socket
-            || new.global.metrics_listen != self.cfg.global.metrics_listen
-        {
-            warn!("reload: control_socket and metrics_listen changes need a restart");
-        }
-        let now = Instant::now();
-        let changed: Vec<String> = self
-            .conns
-            .iter()
-            .filter(|(n, st)| new.connection(n) != Some(&st.cfg))
-            .map(|(n, _)| n.clone())
-            .collect();
-        // The engine deletes SAs of removed/changed connections; let it say so first.
-        self.engine.reload(
-            now,
-            new.connections
-                .iter()
-                .map(|c| ike_config(c, &new.global))
-                .collect(),
-        );
-        self.drain().await;
-        for n in &changed {
-            self.teardown_conn(n).await;
-        }
-        self.cfg = new;
-        let removed = changed
-            .iter()
-            .filter(|n| self.cfg.connection(n).is_none())
-            .count();
-        let unchanged = self.conns.len();
-        let mut started = 0;
-        for c in self.cfg.connections.clone() {
-            if !self.conns.contains_key(&c.name) {
-                match self.setup_conn(c).await {
-                    Ok(()) => started += 1,
-                    Err(e) => error!("reload: {e}"),
-                }
-            }
-        }
-        info!(
-            "reload: {unchanged} connection(s) unchanged, {started} (re)started, {removed} removed"
-        );
-    }
-
     async fn control(&mut self, call: ControlCall) {
         let now = Instant::now();
-        let resp = self.answer(call.request, now);
+        let ControlCall {
+            request,
+            reply,
+            progress,
+        } = call;
+        match (&request.command, progress) {
+            (Command::Log { level }, Some(progress)) => {
+                follow_log(level.as_deref(), progress, reply);
+                return;
+            }
+            (Command::Reload, _) => {
+                let resp = match self.reload().await {
+                    Ok(report) => Response::ok(&report),
+                    Err(problems) => Response::error(format!(
+                        "new config refused, the running one is kept:\n{}",
+                        problems.join("\n")
+                    )),
+                };
+                let _ = reply.send(resp);
+                return;
+            }
+            (
+                Command::Initiate { name }
+                | Command::Terminate { name }
+                | Command::Rekey { name, .. },
+                Some(progress),
+            ) if request.wait_secs.is_some_and(|s| s > 0) => {
+                let name = name.clone();
+                let wait = Duration::from_secs(request.wait_secs.unwrap_or(0));
+                match self.start_action(&request.command, now) {
+                    Ok(goal) => {
+                        let peer = self.conns.get(&name).and_then(|c| {
+                            c.cfg
+                                .remote_addrs
+                                .first()
+                                .map(|a| SocketAddr::new(*a, c.cfg.remote_port).to_string())
+                        });
+                        self.waiters
+                            .add(&name, peer, goal, now, wait, progress, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Response::error(e.to_string()));
+                    }
+                }
+                self.drain().await;
+                return;
+            }
+            _ => {}
+        }
+        let resp = self.answer(request, now);
         self.drain().await;
-        let _ = call.reply.send(resp);
+        let _ = reply.send(resp);
+    }
+
+    /// Starts initiate/terminate/rekey and says what its completion will look like.
+    fn start_action(&mut self, cmd: &Command, now: Instant) -> Result<Goal, ike::IkeError> {
+        let before = self.engine.status(now);
+        let of = |name: &str| before.iter().find(|s| s.name == name);
+        match cmd {
+            Command::Initiate { name } => {
+                self.engine.initiate(now, name)?;
+                let children = self.conns.get(name).map_or(1, |c| c.cfg.children.len());
+                Ok(Goal::Up { children })
+            }
+            Command::Terminate { name } => {
+                self.engine.terminate(now, name)?;
+                Ok(Goal::Down)
+            }
+            Command::Rekey { name, ike } => {
+                let st = of(name);
+                self.engine.rekey(now, name, *ike)?;
+                Ok(if *ike {
+                    Goal::IkeRekeyed {
+                        old_spi_i: st.and_then(|s| s.ike.as_ref()).map_or(0, |i| i.spi_i),
+                    }
+                } else {
+                    Goal::ChildRekeyed {
+                        old: st.map_or(vec![], |s| s.children.iter().map(|c| c.spi_in).collect()),
+                    }
+                })
+            }
+            _ => Err(ike::IkeError::UnknownConnection(String::new())),
+        }
     }
 
     fn answer(&mut self, req: Request, now: Instant) -> Response {
@@ -549,6 +673,10 @@ impl Gateway {
         };
         match req.command {
             Command::Status => Response::ok(&self.status(now)),
+            Command::ListConns => Response::ok(&crate::config::listing::conn_list(&self.cfg)),
+            Command::Reload | Command::Log { .. } => {
+                Response::error("this request needs a streaming client")
+            }
             Command::Initiate { name } => act(
                 self.engine.initiate(now, &name),
                 format!("initiating {name}"),
@@ -577,7 +705,7 @@ impl Gateway {
                     .filter_map(|(n, c)| c.bgp.as_ref().map(|b| b.rib_rows(n)))
                     .flatten()
                     .collect();
-                Response::ok(&BgpReport { routes })
+                Response::ok(&BgpReport::new(routes))
             }
         }
     }
@@ -601,8 +729,67 @@ impl Gateway {
             })
             .collect();
         StatusReport {
+            schema: control::STATUS_SCHEMA.into(),
             connections,
             drops: status::global_drops(&self.engine.stats(), &self.dataplane.global_drops()),
         }
     }
+}
+
+fn join(ts: &[ike::TrafficSelector]) -> String {
+    ts.iter()
+        .map(|t| t.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// `ipsecgw log`: forwards log lines at `level` or more severe until the client goes away.
+fn follow_log(
+    level: Option<&str>,
+    progress: Progress,
+    reply: tokio::sync::oneshot::Sender<Response>,
+) {
+    let min = match level.map(super::logging::parse_level) {
+        None => tracing::Level::TRACE,
+        Some(Some(l)) => l,
+        Some(None) => {
+            let _ = reply.send(Response::error(format!(
+                "unknown log level \"{}\" (error, warn, info, debug, trace)",
+                level.unwrap_or_default()
+            )));
+            return;
+        }
+    };
+    let mut rx = super::logging::subscribe();
+    let _ = progress.send(format!(
+        "following the log of ipsecgw {} (pid {})",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id()
+    ));
+    tokio::spawn(async move {
+        // The reply is never sent: the stream ends when the client or the daemon goes.
+        let _reply = reply;
+        loop {
+            match rx.recv().await {
+                Ok((l, line)) if l <= min => {
+                    if progress.send(line).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    if progress
+                        .send(format!("({n} log lines skipped: client too slow)"))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+            if progress.is_closed() {
+                return;
+            }
+        }
+    });
 }

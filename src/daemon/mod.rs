@@ -10,25 +10,21 @@ pub mod bgp_task;
 mod error;
 mod gateway;
 mod keylog;
+pub mod logging;
+mod notify;
+mod reload;
 mod sockets;
 mod status;
+mod waiters;
 
 pub use error::DaemonError;
 pub use gateway::run_config as run_async;
 
 use crate::config::Config;
 
-/// Sets up `tracing` on stderr. `RUST_LOG` overrides the configured level.
-pub fn init_logging(level: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new(format!(
-            "ipsecgw={level},warn,netlink_packet_route=error"
-        ))
-    });
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+/// Sets up `tracing` on stderr (see `logging`). `RUST_LOG` overrides the configured level.
+pub fn init_logging(level: &str, format: crate::config::LogFormat) {
+    logging::init(level, format);
 }
 
 /// Runs the gateway until SIGTERM/SIGINT. Errors are runtime failures (exit code 2).

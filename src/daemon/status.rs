@@ -58,6 +58,13 @@ pub(super) fn connection(
     }
     cs.counters = totals;
     cs.bgp = v.bgp;
+    cs.peer = cs.ike.as_ref().map(|i| i.remote.to_string()).or_else(|| {
+        let port = v.cfg.remote_port;
+        v.cfg
+            .remote_addrs
+            .first()
+            .map(|a| std::net::SocketAddr::new(*a, port).to_string())
+    });
     cs
 }
 
@@ -134,6 +141,7 @@ mod tests {
         let report = control::StatusReport {
             connections: vec![],
             drops,
+            ..Default::default()
         };
         let json = serde_json::to_value(&report).unwrap();
         assert_eq!(json["drops"]["tun_write_errors"], 2);

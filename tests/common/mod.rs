@@ -7,6 +7,8 @@
 //! opt-out, IPSECGW_SKIP_NETNS=1.
 #![allow(dead_code)]
 
+pub mod schema;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};

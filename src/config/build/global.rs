@@ -2,11 +2,12 @@
 
 use crate::config::reader::{Ctx, Section};
 use crate::config::values::{absolute_path, socket_addr};
-use crate::config::{Global, LogLevel};
+use crate::config::{Global, LogFormat, LogLevel};
 
 pub(super) const KEYS: &[&str] = &[
     "control_socket",
     "log_level",
+    "log_format",
     "metrics_listen",
     "retransmit_timeout",
     "retransmit_base",
@@ -29,6 +30,13 @@ pub(super) fn build(ctx: &mut Ctx, s: Section) -> Option<Global> {
         .parsed(ctx, "control_socket", absolute_path)
         .unwrap_or(d.control_socket);
     let log_level = s.keyword(ctx, "log_level", &levels).unwrap_or(d.log_level);
+    let log_format = s
+        .keyword(
+            ctx,
+            "log_format",
+            &[("text", LogFormat::Text), ("json", LogFormat::Json)],
+        )
+        .unwrap_or(d.log_format);
     let metrics_listen = s.parsed(ctx, "metrics_listen", socket_addr);
     let retransmit_timeout = s
         .duration(ctx, "retransmit_timeout")
@@ -51,6 +59,7 @@ pub(super) fn build(ctx: &mut Ctx, s: Section) -> Option<Global> {
     (ctx.errors.len() == before).then_some(Global {
         control_socket,
         log_level,
+        log_format,
         metrics_listen,
         retransmit_timeout,
         retransmit_base,

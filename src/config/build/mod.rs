@@ -21,7 +21,7 @@ use super::{Config, ConfigError, ConfigWarning, Global};
 const TOP_KEYS: &[&str] = &["global", "connection"];
 
 /// Every section with its keys, to say where a misplaced key belongs.
-const SECTIONS: &SectionKeys = &[
+pub(super) const SECTIONS: &SectionKeys = &[
     ("[global]", global::KEYS),
     ("[[connection]]", connection::KEYS),
     ("[[connection.children]]", child::KEYS),
