@@ -5,13 +5,34 @@ use crate::wire::{Overflow, Reader, Writer};
 use super::payload::parse_body;
 use super::*;
 
-/// Where the SK payload sits in a received message.
+/// Where the SK (or SKF) payload sits in a received message.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SkLocation {
-    /// Next Payload field of the SK payload: the type of the first encrypted payload.
+    /// Next Payload field of the SK payload: the type of the first encrypted payload (0 in
+    /// every fragment but the first).
     pub inner_next: u8,
     /// Offset of the SK generic payload header within the message.
     pub offset: usize,
+    /// Set for an Encrypted Fragment payload (SKF, RFC 7383 2.5).
+    pub fragment: Option<Fragment>,
+}
+
+/// Fragment Number and Total Fragments of an SKF payload (1 <= number <= total).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Fragment {
+    pub number: u16,
+    pub total: u16,
+}
+
+/// Bytes between an SKF payload's generic header and its IV.
+pub const SKF_NUMBERS_LEN: usize = 4;
+
+impl SkLocation {
+    /// Where the IV starts: after the generic header, and for SKF after the two numbers.
+    /// Everything before it is the associated data the ICV covers (RFC 7383 2.5).
+    pub fn body_at(&self) -> usize {
+        self.offset + 4 + if self.fragment.is_some() { SKF_NUMBERS_LEN } else { 0 }
+    }
 }
 
 /// A parsed message: header, the plaintext payloads, and the SK payload location if present.
@@ -44,18 +65,24 @@ pub fn parse_chain(
             return Err(ParseError::BadLength("payload header"));
         }
         let body = r.take(len - 4, "payload")?;
-        if this == PT_SK {
+        if this == PT_SK || this == PT_SKF {
             if !allow_sk {
                 return Err(ParseError::Invalid("nested SK payload"));
             }
             if r.remaining() != 0 {
                 return Err(ParseError::Invalid("SK payload is not the last payload"));
             }
+            let fragment = if this == PT_SKF {
+                Some(fragment_numbers(body)?)
+            } else {
+                None
+            };
             return Ok((
                 payloads,
                 Some(SkLocation {
                     inner_next: next,
                     offset: base + at,
+                    fragment,
                 }),
             ));
         }
@@ -65,6 +92,17 @@ pub fn parse_chain(
         return Err(ParseError::BadLength("payload chain (trailing bytes)"));
     }
     Ok((payloads, None))
+}
+
+/// The numbers at the start of an SKF body; 0, or a number above the total, is invalid.
+fn fragment_numbers(body: &[u8]) -> Result<Fragment> {
+    let mut r = Reader::new(body);
+    let number = r.u16("Encrypted Fragment payload")?;
+    let total = r.u16("Encrypted Fragment payload")?;
+    if number == 0 || number > total {
+        return Err(ParseError::Invalid("Encrypted Fragment payload numbers"));
+    }
+    Ok(Fragment { number, total })
 }
 
 impl Message {

@@ -15,8 +15,8 @@ use std::fmt;
 use crate::wire::{Overflow, Truncated};
 
 pub use chain::{
-    encode_chain, encode_plain, parse_chain, try_encode_chain, try_encode_plain, Message,
-    SkLocation,
+    encode_chain, encode_plain, parse_chain, try_encode_chain, try_encode_plain, Fragment,
+    Message, SkLocation, SKF_NUMBERS_LEN,
 };
 pub use header::Header;
 pub use payload::{find_notify, first_error_notify, Notify, Payload};
@@ -58,6 +58,8 @@ pub const PT_TSR: u8 = 45;
 pub const PT_SK: u8 = 46;
 pub const PT_CP: u8 = 47;
 pub const PT_EAP: u8 = 48;
+/// Encrypted Fragment payload (RFC 7383 2.5).
+pub const PT_SKF: u8 = 53;
 
 // Protocol ids (proposals, notify, delete).
 pub const PROTO_IKE: u8 = 1;
@@ -107,6 +109,8 @@ pub mod notify {
     pub const REKEY_SA: u16 = 16393;
     pub const ESP_TFC_PADDING_NOT_SUPPORTED: u16 = 16394;
     pub const NON_FIRST_FRAGMENTS_ALSO: u16 = 16395;
+    /// RFC 7383 2.3: IKE fragmentation supported (IKE_SA_INIT, both roles).
+    pub const IKEV2_FRAGMENTATION_SUPPORTED: u16 = 16430;
 }
 
 /// Readable name of a notify type, for logs.
@@ -136,6 +140,7 @@ pub fn notify_name(t: u16) -> String {
         COOKIE => "COOKIE",
         USE_TRANSPORT_MODE => "USE_TRANSPORT_MODE",
         REKEY_SA => "REKEY_SA",
+        IKEV2_FRAGMENTATION_SUPPORTED => "IKEV2_FRAGMENTATION_SUPPORTED",
         _ => return format!("NOTIFY({t})"),
     };
     name.to_string()

@@ -256,7 +256,8 @@ fn sk_location_found() {
         msg.sk,
         Some(SkLocation {
             inner_next: PT_IDI,
-            offset: HEADER_LEN
+            offset: HEADER_LEN,
+            fragment: None,
         })
     );
     assert!(!chain.is_empty());
@@ -335,4 +336,39 @@ proptest::proptest! {
         bytes.truncate(cut % (n + 1));
         let _ = Message::parse(&bytes);
     }
+}
+
+#[test]
+fn skf_numbers_are_located_and_checked() {
+    let mut h = sample_header();
+    h.exchange = EXCH_IKE_AUTH;
+    h.next_payload = PT_SKF;
+    let skf = |number: u16, total: u16| {
+        let mut out = Vec::new();
+        let mut h = h.clone();
+        h.length = (HEADER_LEN + 8 + 20) as u32;
+        h.write(&mut out);
+        out.extend_from_slice(&[PT_IDI, 0, 0, 28]);
+        out.extend_from_slice(&number.to_be_bytes());
+        out.extend_from_slice(&total.to_be_bytes());
+        out.extend_from_slice(&[0u8; 20]);
+        out
+    };
+    let msg = Message::parse(&skf(2, 3)).unwrap();
+    let loc = msg.sk.unwrap();
+    assert_eq!(loc.fragment, Some(Fragment { number: 2, total: 3 }));
+    assert_eq!(loc.body_at(), HEADER_LEN + 8);
+    for (n, t) in [(0, 3), (4, 3), (0, 0), (1, 0)] {
+        assert_eq!(
+            Message::parse(&skf(n, t)),
+            Err(ParseError::Invalid("Encrypted Fragment payload numbers")),
+            "{n}/{t}"
+        );
+    }
+    // An SKF body too short for its numbers.
+    let mut short = Vec::new();
+    h.length = (HEADER_LEN + 4 + 2) as u32;
+    h.write(&mut short);
+    short.extend_from_slice(&[0, 0, 0, 6, 0, 1]);
+    assert!(Message::parse(&short).is_err());
 }

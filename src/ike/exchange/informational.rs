@@ -84,8 +84,9 @@ pub(crate) fn on_response(sa: &mut IkeSa, ctx: &mut Ctx, pending: Pending) -> Sa
         Pending::Dpd => SaFate::Keep,
         Pending::DeleteChildren(spis) => {
             for spi in spis {
-                let reason = match sa.child_by_in(spi).map(|c| c.state) {
-                    Some(ChildState::Rekeyed) => ChildDownReason::Rekeyed,
+                let reason = match sa.child_by_in(spi).map(|c| (c.state, c.usage.expired)) {
+                    Some((ChildState::Rekeyed, _)) => ChildDownReason::Rekeyed,
+                    Some((_, true)) => ChildDownReason::LifetimeExpired,
                     _ => ChildDownReason::Deleted,
                 };
                 ctx.remove_child(sa, spi, reason);
