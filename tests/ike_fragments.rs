@@ -4,8 +4,8 @@
 
 use ipsecgw::crypto::proposal::{parse_esp, parse_ike};
 use ipsecgw::ike::{
-    ChildConfig, ConnState, DpdAction, Engine, Event, FragmentConfig, FragmentationMode,
-    IkeConfig, RetransmitConfig, StartAction, Transmit,
+    ChildConfig, ConnState, DpdAction, Engine, Event, FragmentConfig, FragmentationMode, IkeConfig,
+    RetransmitConfig, StartAction, Transmit,
 };
 use ipsecgw::prefix::IpPrefix;
 use rand::rngs::StdRng;
@@ -228,10 +228,7 @@ impl Sim {
 
 #[test]
 fn big_ike_auth_goes_in_fragments_both_ways() {
-    let mut sim = Sim::new(
-        big_pair(FragmentationMode::Yes, FragmentationMode::Yes),
-        1,
-    );
+    let mut sim = Sim::new(big_pair(FragmentationMode::Yes, FragmentationMode::Yes), 1);
     sim.establish();
     sim.assert_up_once();
     let req = sim.fragments(Side::A, EXCH_IKE_AUTH, false);
@@ -256,7 +253,10 @@ fn big_ike_auth_goes_in_fragments_both_ways() {
     assert_eq!(ike.fragments.sent, req.len() as u64);
     assert_eq!(ike.fragments.received, resp.len() as u64);
     // IKE_SA_INIT is never fragmented.
-    assert!(sim.sent.iter().all(|(_, d)| d.exchange() != 34 || d.fragment().is_none()));
+    assert!(sim
+        .sent
+        .iter()
+        .all(|(_, d)| d.exchange() != 34 || d.fragment().is_none()));
 }
 
 #[test]
@@ -270,7 +270,14 @@ fn small_messages_and_unwilling_peers_are_not_fragmented() {
     sim.establish();
     sim.assert_up_once();
     assert!(sim.sent.iter().all(|(_, d)| d.fragment().is_none()));
-    assert!(sim.a.status(sim.now)[0].ike.clone().unwrap().fragments.negotiated);
+    assert!(
+        sim.a.status(sim.now)[0]
+            .ike
+            .clone()
+            .unwrap()
+            .fragments
+            .negotiated
+    );
 
     // B does not announce support: A sends its big IKE_AUTH whole (the network here
     // carries it), and B answers whole.
@@ -278,7 +285,14 @@ fn small_messages_and_unwilling_peers_are_not_fragmented() {
     sim.establish();
     sim.assert_up_once();
     assert!(sim.sent.iter().all(|(_, d)| d.fragment().is_none()));
-    assert!(!sim.a.status(sim.now)[0].ike.clone().unwrap().fragments.negotiated);
+    assert!(
+        !sim.a.status(sim.now)[0]
+            .ike
+            .clone()
+            .unwrap()
+            .fragments
+            .negotiated
+    );
 
     // A accepts but does not send fragments; B fragments its response.
     let mut sim = Sim::new(
@@ -293,10 +307,7 @@ fn small_messages_and_unwilling_peers_are_not_fragmented() {
 
 #[test]
 fn lost_request_fragment_makes_the_initiator_resend_every_fragment() {
-    let mut sim = Sim::new(
-        big_pair(FragmentationMode::Yes, FragmentationMode::Yes),
-        5,
-    );
+    let mut sim = Sim::new(big_pair(FragmentationMode::Yes, FragmentationMode::Yes), 5);
     let mut lost = false;
     sim.net = Box::new(move |batch| {
         batch.retain(|d| {
@@ -311,7 +322,9 @@ fn lost_request_fragment_makes_the_initiator_resend_every_fragment() {
     let total = usize::from(req[0].1.fragment().unwrap().1);
     // Sent twice, whole: at 0 s and at the 4 s retransmission.
     assert_eq!(req.len(), 2 * total);
-    assert!(req[total..].iter().all(|(t, _)| *t == Duration::from_secs(4)));
+    assert!(req[total..]
+        .iter()
+        .all(|(t, _)| *t == Duration::from_secs(4)));
     assert_eq!(sim.a.stats().retransmits, 1);
     // B kept fragment 1 and 3.. from the first transmission: their copies are duplicates.
     assert_eq!(sim.b.stats().fragments_dropped, (total - 1) as u64);
@@ -319,10 +332,7 @@ fn lost_request_fragment_makes_the_initiator_resend_every_fragment() {
 
 #[test]
 fn lost_response_fragment_is_answered_with_the_cached_fragments() {
-    let mut sim = Sim::new(
-        big_pair(FragmentationMode::Yes, FragmentationMode::Yes),
-        6,
-    );
+    let mut sim = Sim::new(big_pair(FragmentationMode::Yes, FragmentationMode::Yes), 6);
     let mut lost = false;
     sim.net = Box::new(move |batch| {
         batch.retain(|d| {
@@ -339,7 +349,12 @@ fn lost_response_fragment_is_answered_with_the_cached_fragments() {
     // and byte for byte the fragments it sent the first time.
     assert_eq!(resp.len(), 2 * total);
     for i in 0..total {
-        assert_eq!(resp[i].1.t.data, resp[total + i].1.t.data, "fragment {}", i + 1);
+        assert_eq!(
+            resp[i].1.t.data,
+            resp[total + i].1.t.data,
+            "fragment {}",
+            i + 1
+        );
     }
     let sb = sim.b.stats();
     assert_eq!(sb.responses_resent, 1);
@@ -348,10 +363,7 @@ fn lost_response_fragment_is_answered_with_the_cached_fragments() {
 
 #[test]
 fn reordered_and_duplicated_fragments_are_reassembled_once() {
-    let mut sim = Sim::new(
-        big_pair(FragmentationMode::Yes, FragmentationMode::Yes),
-        7,
-    );
+    let mut sim = Sim::new(big_pair(FragmentationMode::Yes, FragmentationMode::Yes), 7);
     sim.net = Box::new(|batch| {
         batch.reverse();
         let copies: Vec<Dgram> = batch
@@ -381,10 +393,7 @@ fn reordered_and_duplicated_fragments_are_reassembled_once() {
 
 #[test]
 fn forged_fragments_are_dropped_before_reassembly() {
-    let mut sim = Sim::new(
-        big_pair(FragmentationMode::Yes, FragmentationMode::Yes),
-        8,
-    );
+    let mut sim = Sim::new(big_pair(FragmentationMode::Yes, FragmentationMode::Yes), 8);
     let mut forged = 0;
     sim.net = Box::new(move |batch| {
         // Ahead of each genuine fragment 2 goes a forgery with the same numbers: if it were
@@ -412,10 +421,7 @@ fn forged_fragments_are_dropped_before_reassembly() {
 
 #[test]
 fn fragments_of_other_message_ids_are_not_kept() {
-    let mut sim = Sim::new(
-        big_pair(FragmentationMode::Yes, FragmentationMode::Yes),
-        9,
-    );
+    let mut sim = Sim::new(big_pair(FragmentationMode::Yes, FragmentationMode::Yes), 9);
     sim.net = Box::new(|batch| {
         // A copy of each request fragment with message ID 7 (beyond the window) goes first.
         let mut out = Vec::new();

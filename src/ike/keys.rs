@@ -375,11 +375,7 @@ impl SkCrypto {
 
     /// Verifies and decrypts the SK or SKF payload of a received message, returning the
     /// plaintext without its padding (a fragment's piece of the payload chain).
-    pub fn open_bytes(
-        &self,
-        data: &[u8],
-        sk: &SkLocation,
-    ) -> Result<Zeroizing<Vec<u8>>, SkError> {
+    pub fn open_bytes(&self, data: &[u8], sk: &SkLocation) -> Result<Zeroizing<Vec<u8>>, SkError> {
         let body_at = sk.body_at();
         let body = data
             .get(body_at..)

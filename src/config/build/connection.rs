@@ -235,7 +235,12 @@ fn fragmentation(ctx: &mut Ctx, s: Section) -> FragmentConfig {
         .keyword(
             ctx,
             "fragmentation",
-            &[("yes", Yes), ("accept", Accept), ("force", Force), ("no", No)],
+            &[
+                ("yes", Yes),
+                ("accept", Accept),
+                ("force", Force),
+                ("no", No),
+            ],
         )
         .unwrap_or(d.mode);
     // 576: the datagram every IPv4 host must take (RFC 791); RFC 7383 2.5.1 suggests it.

@@ -31,7 +31,13 @@ impl SkLocation {
     /// Where the IV starts: after the generic header, and for SKF after the two numbers.
     /// Everything before it is the associated data the ICV covers (RFC 7383 2.5).
     pub fn body_at(&self) -> usize {
-        self.offset + 4 + if self.fragment.is_some() { SKF_NUMBERS_LEN } else { 0 }
+        self.offset
+            + 4
+            + if self.fragment.is_some() {
+                SKF_NUMBERS_LEN
+            } else {
+                0
+            }
     }
 }
 

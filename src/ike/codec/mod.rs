@@ -15,8 +15,8 @@ use std::fmt;
 use crate::wire::{Overflow, Truncated};
 
 pub use chain::{
-    encode_chain, encode_plain, parse_chain, try_encode_chain, try_encode_plain, Fragment,
-    Message, SkLocation, SKF_NUMBERS_LEN,
+    encode_chain, encode_plain, parse_chain, try_encode_chain, try_encode_plain, Fragment, Message,
+    SkLocation, SKF_NUMBERS_LEN,
 };
 pub use header::Header;
 pub use payload::{find_notify, first_error_notify, Notify, Payload};

@@ -356,7 +356,13 @@ fn skf_numbers_are_located_and_checked() {
     };
     let msg = Message::parse(&skf(2, 3)).unwrap();
     let loc = msg.sk.unwrap();
-    assert_eq!(loc.fragment, Some(Fragment { number: 2, total: 3 }));
+    assert_eq!(
+        loc.fragment,
+        Some(Fragment {
+            number: 2,
+            total: 3
+        })
+    );
     assert_eq!(loc.body_at(), HEADER_LEN + 8);
     for (n, t) in [(0, 3), (4, 3), (0, 0), (1, 0)] {
         assert_eq!(

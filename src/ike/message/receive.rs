@@ -85,7 +85,10 @@ fn verify(sa: &mut IkeSa, ctx: &mut Ctx, data: &[u8], msg: &Message) -> Opened {
     sa.frags.received += 1;
     let h = &msg.header;
     let fragment = (f, loc.inner_next);
-    match sa.frags.add(h.is_response(), h.msg_id, fragment, piece, ctx.now) {
+    match sa
+        .frags
+        .add(h.is_response(), h.msg_id, fragment, piece, ctx.now)
+    {
         Ok(Collected::Waiting) => Opened::Fragment,
         Ok(Collected::Complete(first, chain)) => {
             debug!(conn = %sa.cfg.name, msg_id = h.msg_id, "reassembled IKE message from {} fragments", f.total);

@@ -47,7 +47,14 @@ fn protect(sa: &mut IkeSa, ctx: &mut Ctx, header: Header, payloads: &[Payload]) 
         return vec![whole];
     }
     let max = fragment::max_message(cfg.size, sa.local, sa.remote);
-    match fragment::split(sk, &header, (first, &chain), whole.len(), max, &mut *ctx.rng) {
+    match fragment::split(
+        sk,
+        &header,
+        (first, &chain),
+        whole.len(),
+        max,
+        &mut *ctx.rng,
+    ) {
         Some(frags) => {
             debug!(conn = %sa.cfg.name, msg_id = header.msg_id, "IKE message of {} bytes split into {} fragments", whole.len(), frags.len());
             frags
