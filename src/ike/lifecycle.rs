@@ -172,11 +172,13 @@ pub(crate) fn on_usage(
     let over = |used: u64, limit: u64| limit != 0 && used >= limit;
     let u = &mut c.usage;
     let live = matches!(c.state, ChildState::Installed | ChildState::Rekeying);
-    if live && !u.expired && (over(bytes, u.life_bytes) || over(packets, u.life_packets)) {
-        u.expired = true;
+    if live && (over(bytes, u.life_bytes) || over(packets, u.life_packets)) {
+        // Out of service now (the data plane drops it with the ChildDown); the peer hears
+        // of it as soon as the window is free.
         info!(conn, "CHILD_SA {}{{{:08x}_i}} reached its hard lifetime ({bytes} bytes, {packets} packets), deleting it", c.name, spi_in);
         ctx.out.stats.child_expired += 1;
-        sa.tasks.push_front(Task::DeleteChild(spi_in));
+        ctx.remove_child(sa, spi_in, ChildDownReason::LifetimeExpired);
+        sa.tasks.push_front(Task::DeleteExpired(spi_in));
         return SaFate::Keep;
     }
     let soft = over(bytes, u.rekey_bytes) || over(packets, u.rekey_packets);

@@ -92,8 +92,6 @@ pub(crate) struct UsageLimits {
     pub life_packets: u64,
     /// A soft limit queued a rekey already.
     pub rekey_started: bool,
-    /// A hard limit was reached: the Delete is under way.
-    pub expired: bool,
 }
 
 /// Work queued until the message window is free.
@@ -104,6 +102,8 @@ pub(crate) enum Task {
     RekeyChild(u32, Option<u16>),
     RekeyIke(Option<u16>),
     DeleteChild(u32),
+    /// Tell the peer about a CHILD SA we removed already (its hard lifetime ran out).
+    DeleteExpired(u32),
     Dpd,
 }
 

@@ -61,6 +61,11 @@ pub(crate) fn start_delete_child(sa: &mut IkeSa, ctx: &mut Ctx, spi: u32) {
     if c.state != ChildState::Rekeyed {
         c.state = ChildState::Deleting;
     }
+    send_delete_child(sa, ctx, spi);
+}
+
+/// The Delete exchange for CHILD SA `spi` (whether or not we still hold it).
+pub(crate) fn send_delete_child(sa: &mut IkeSa, ctx: &mut Ctx, spi: u32) {
     let p = Payload::Delete {
         protocol: PROTO_ESP,
         spi_size: 4,
@@ -84,9 +89,8 @@ pub(crate) fn on_response(sa: &mut IkeSa, ctx: &mut Ctx, pending: Pending) -> Sa
         Pending::Dpd => SaFate::Keep,
         Pending::DeleteChildren(spis) => {
             for spi in spis {
-                let reason = match sa.child_by_in(spi).map(|c| (c.state, c.usage.expired)) {
-                    Some((ChildState::Rekeyed, _)) => ChildDownReason::Rekeyed,
-                    Some((_, true)) => ChildDownReason::LifetimeExpired,
+                let reason = match sa.child_by_in(spi).map(|c| c.state) {
+                    Some(ChildState::Rekeyed) => ChildDownReason::Rekeyed,
                     _ => ChildDownReason::Deleted,
                 };
                 ctx.remove_child(sa, spi, reason);
