@@ -310,6 +310,9 @@ fn rekey_bytes_rekeys_under_traffic_with_strongswan() {
         let l = l.trim_start();
         l.starts_with("net: #") && l.contains("INSTALLED") && !l.starts_with("net: #1,")
     });
-    assert!(installed_later, "strongSwan shows no rekeyed CHILD SA:\n{sas}");
+    assert!(
+        installed_later,
+        "strongSwan shows no rekeyed CHILD SA:\n{sas}"
+    );
     ping_both_ways(&lab);
 }
