@@ -725,6 +725,14 @@ fn fragmentation_and_volume_lifetimes() {
         "name = \"c\"\nrekey_bytes = \"100M\"\nlife_bytes = \"102400000K\"\nrekey_packets = 1000000\nrand_time = \"5m\"\n",
     );
     let c = config::parse(&text, "t.toml").unwrap();
+    // `check` says fragment_size does nothing when we never send fragments.
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.to_string().contains("`fragment_size` has no effect")),
+        "{:?}",
+        c.warnings
+    );
     let conn = &c.connections[0];
     assert_eq!(conn.fragmentation.mode, FragmentationMode::Accept);
     assert_eq!(conn.fragmentation.size, 576);

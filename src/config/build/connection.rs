@@ -247,5 +247,12 @@ fn fragmentation(ctx: &mut Ctx, s: Section) -> FragmentConfig {
         .unwrap_or(d.mode);
     // 576: the datagram every IPv4 host must take (RFC 791); RFC 7383 2.5.1 suggests it.
     let size = s.number(ctx, "fragment_size", 576..=65535, d.size);
-    FragmentConfig { mode, size }
+    let cfg = FragmentConfig { mode, size };
+    if s.get("fragment_size").is_some() && !cfg.send() {
+        ctx.warn(
+            &s.span_of("fragment_size"),
+            "`fragment_size` has no effect: with `fragmentation` \"accept\" or \"no\" we never send fragments",
+        );
+    }
+    cfg
 }
