@@ -709,3 +709,50 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn fragmentation_and_volume_lifetimes() {
+    use ipsecgw::ike::FragmentationMode;
+    // Defaults: fragmentation yes, 1280 bytes, no volume limits.
+    let c = config::parse(&minimal(""), "t.toml").unwrap();
+    let conn = &c.connections[0];
+    assert_eq!(conn.fragmentation.mode, FragmentationMode::Yes);
+    assert_eq!(conn.fragmentation.size, 1280);
+    assert_eq!(conn.children[0].limits, Default::default());
+
+    let text = minimal("fragmentation = \"accept\"\nfragment_size = 576").replace(
+        "name = \"c\"\n",
+        "name = \"c\"\nrekey_bytes = \"100M\"\nlife_bytes = \"102400000K\"\nrekey_packets = 1000000\nrand_time = \"5m\"\n",
+    );
+    let c = config::parse(&text, "t.toml").unwrap();
+    // `check` says fragment_size does nothing when we never send fragments.
+    assert!(
+        c.warnings
+            .iter()
+            .any(|w| w.to_string().contains("`fragment_size` has no effect")),
+        "{:?}",
+        c.warnings
+    );
+    let conn = &c.connections[0];
+    assert_eq!(conn.fragmentation.mode, FragmentationMode::Accept);
+    assert_eq!(conn.fragmentation.size, 576);
+    let l = conn.children[0].limits;
+    assert_eq!(l.rekey_bytes, 100 << 20);
+    // Azure's 102,400,000 KB.
+    assert_eq!(l.life_bytes, 104_857_600_000);
+    assert_eq!(l.rekey_packets, 1_000_000);
+    // strongSwan's default hard limit: 10% above the soft one.
+    assert_eq!(l.life_packets, 1_100_000);
+    assert_eq!(l.rand_time, Some(std::time::Duration::from_secs(300)));
+
+    let bad = minimal("fragmentation = \"maybe\"\nfragment_size = 100").replace(
+        "name = \"c\"\n",
+        "name = \"c\"\nrekey_bytes = \"1T\"\nrekey_packets = 10\nlife_packets = 5\nrand_time = \"2h\"\n",
+    );
+    let errs = errors(&bad);
+    assert_error(&errs, 6, "fragmentation");
+    assert_error(&errs, 7, "fragment_size");
+    assert_error(&errs, 10, "\"1T\" is not a count");
+    assert_error(&errs, 12, "must be above `rekey_packets`");
+    assert_error(&errs, 13, "`rand_time`");
+}

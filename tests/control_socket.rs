@@ -62,6 +62,7 @@ fn sample_report() -> StatusReport {
                     initiator: true,
                     local_id: Some("66.198.12.106".into()),
                     remote_id: Some("52.168.162.84".into()),
+                    fragmentation: Default::default(),
                 }),
                 children: vec![ChildSaStatus {
                     name: "vti".into(),

@@ -38,6 +38,7 @@ fn cfg(name: &str, local: &str, remote: Option<&str>, ike: &[&str], esp: &[&str]
             base: 1.8,
             tries: 5,
         },
+        fragmentation: Default::default(),
         children: vec![ChildConfig {
             name: "vti".into(),
             local_ts: vec!["0.0.0.0/0".parse().unwrap()],
@@ -45,6 +46,7 @@ fn cfg(name: &str, local: &str, remote: Option<&str>, ike: &[&str], esp: &[&str]
             proposals: esp.iter().map(|p| parse_esp(p).unwrap()).collect(),
             rekey_time: Duration::ZERO,
             replay_window: 64,
+            limits: Default::default(),
         }],
     }
 }

@@ -39,6 +39,7 @@ fn cfg(local: &str, remote: &str, ike: &[&str], esp: &[&str]) -> IkeConfig {
             base: 1.8,
             tries: 3,
         },
+        fragmentation: Default::default(),
         children: vec![ChildConfig {
             name: "net".into(),
             local_ts: vec!["0.0.0.0/0".parse().unwrap()],
@@ -46,6 +47,7 @@ fn cfg(local: &str, remote: &str, ike: &[&str], esp: &[&str]) -> IkeConfig {
             proposals: esp.iter().map(|p| parse_esp(p).unwrap()).collect(),
             rekey_time: Duration::ZERO,
             replay_window: 64,
+            limits: Default::default(),
         }],
     }
 }

@@ -466,3 +466,100 @@ fn modern_proposals_with_strongswan() {
         initiate_check_delete(&mut lab, ike, esp, ike_expect, esp_expect);
     }
 }
+
+/// `n` /24 selectors 10.1.<i>.0/24: 60 of them make IKE_AUTH about 1.3 KB each way.
+fn many_ts(n: u8) -> Vec<String> {
+    (0..n).map(|i| format!("10.1.{i}.0/24")).collect()
+}
+
+/// IKE fragmentation (RFC 7383) with strongSwan set to 576-byte fragments and ipsecgw too:
+/// IKE_AUTH goes in fragments both ways, in the role `gw_initiates` says. strongSwan must
+/// show the SA and have logged the fragments it sent and reassembled; ipsecgw must count
+/// fragments sent and received on the SA. (Our side has 60 selectors; strongSwan's side one
+/// /16 around its LAN address, as kernel-libipsec wants a local address in its selectors.)
+fn fragmented_ike_auth(tag: &str, gw_initiates: bool) {
+    let (gw_side, swan_side) = if gw_initiates {
+        (Side::Left, Side::Right)
+    } else {
+        (Side::Right, Side::Left)
+    };
+    let mut lab = Lab::new(tag);
+    lab.charon_extra = "fragment_size = 576".into();
+    let gw_ts = many_ts(60);
+    let swan_net = if gw_initiates {
+        "10.2.0.0/16"
+    } else {
+        "10.1.0.0/16"
+    };
+    let gw_ts: Vec<String> = if gw_initiates {
+        gw_ts
+    } else {
+        gw_ts
+            .iter()
+            .map(|t| t.replacen("10.1.", "10.2.", 1))
+            .collect()
+    };
+    let swan_remote = gw_ts.join(",");
+    let swan = SwanConn {
+        local_ts: swan_net,
+        remote_ts: &swan_remote,
+        ..SwanConn::new(swan_side)
+    };
+    let gw_local = gw_ts.join("\", \"");
+    let mut gw = GwConf::new(gw_side);
+    gw.local_ts = &gw_local;
+    gw.remote_ts = swan_net;
+    gw.conn_extra = "fragmentation = \"yes\"\nfragment_size = 576";
+    if gw_initiates {
+        gw.start_action = "start";
+    }
+    let cfg = gw.render(&lab);
+    lab.start_charon(swan_side, &swan.render());
+    let pid = lab.start_ipsecgw(gw_side, &cfg);
+    if !gw_initiates {
+        let (ok, out) = lab.swanctl(swan_side, "--initiate --child net --timeout 20", "");
+        assert!(ok, "strongSwan could not initiate:\n{out}");
+    }
+    let e = wait_established(&lab, gw_side, swan_side);
+    let log = charon_log(&lab, swan_side);
+    // charon's own account: it split its IKE_AUTH message into EF (SKF) payloads and put ours
+    // back together.
+    assert!(
+        log.contains("splitting IKE message") && log.contains("EF(1/"),
+        "strongSwan sent no encrypted fragment:\n{log}"
+    );
+    assert!(
+        log.contains("reassembled fragmented IKE message"),
+        "strongSwan reassembled nothing from us:\n{log}"
+    );
+    let frag = &e.json["connections"][0]["ike"]["fragmentation"];
+    assert_eq!(frag["negotiated"], true, "{frag}");
+    for k in ["fragments_sent", "fragments_received"] {
+        assert!(frag[k].as_u64().unwrap_or(0) >= 2, "{k}: {frag}");
+    }
+    // The selectors went through whole: strongSwan installed all 60 of ours.
+    for ts in [&gw_ts[0], &gw_ts[59]] {
+        assert!(e.swan.contains(ts), "{ts} missing:\n{}", e.swan);
+    }
+    let gw_log = lab.log_of(pid);
+    assert!(
+        gw_log.contains("split into") && gw_log.contains("reassembled IKE message"),
+        "ipsecgw log:\n{gw_log}"
+    );
+}
+
+#[test]
+fn ike_fragmentation_ipsecgw_initiates_to_strongswan() {
+    if !netns_env_ok(&["swanctl", "/usr/lib/ipsec/charon"]) {
+        return;
+    }
+    fragmented_ike_auth("frag-i", true);
+}
+
+#[test]
+fn ike_fragmentation_strongswan_initiates_to_ipsecgw() {
+    if !netns_env_ok(&["swanctl", "/usr/lib/ipsec/charon"]) {
+        return;
+    }
+    fragmented_ike_auth("frag-r", false);
+}

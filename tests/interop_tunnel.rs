@@ -265,3 +265,54 @@ fn ipsecgw_pair_gcm_3des_and_esn() {
         eprintln!("ipsecgw <-> ipsecgw {esp} ({enc}): {mbps:.0} Mbit/s");
     }
 }
+
+/// rekey_bytes: a small soft volume limit makes ipsecgw rekey the CHILD SA with strongSwan
+/// while iperf3 runs; traffic keeps flowing across the rekeys, strongSwan shows a later
+/// CHILD SA than the first, and ipsecgw logged the volume as the reason.
+#[test]
+fn rekey_bytes_rekeys_under_traffic_with_strongswan() {
+    if !netns_env_ok(&["swanctl", "/usr/lib/ipsec/charon", "iperf3"]) {
+        return;
+    }
+    let mut lab = Lab::new("tun-bytes");
+    start_swan(&mut lab, Side::Right, "aes256-sha1", "none");
+    let t = tunnel_section(Side::Left);
+    let cfg = gw_conf(Side::Left, "aes256-sha1", "start", "auto", &t)
+        .render(&lab)
+        .replacen(
+            "esp_proposals = [\"aes256-sha1\"]",
+            // No hard limit: at iperf speed one 1 s tick sees several MB go by.
+            "esp_proposals = [\"aes256-sha1\"]\nrekey_bytes = \"2M\"\nlife_bytes = 0",
+            1,
+        );
+    let pid = lab.start_ipsecgw(Side::Left, &cfg);
+    ping_both_ways(&lab);
+    let first = child_counters(&lab, Side::Left)["spi_in"].clone();
+    let mbps = iperf(&mut lab, 4);
+    eprintln!("rekey_bytes = 2M: {mbps:.0} Mbit/s across the rekeys");
+    let rekeyed = wait_for(Duration::from_secs(10), || {
+        let now = child_counters(&lab, Side::Left)["spi_in"].clone();
+        (now != first && now.is_string()).then_some(now)
+    });
+    assert!(
+        rekeyed.is_some(),
+        "CHILD SA {first} was never replaced:\n{}",
+        lab.log_of(pid)
+    );
+    assert!(
+        lab.log_of(pid).contains("reached its rekey volume"),
+        "{}",
+        lab.log_of(pid)
+    );
+    // strongSwan numbers its CHILD SAs: the installed one is a rekeyed one, net: #2 or later.
+    let sas = lab.list_sas(Side::Right);
+    let installed_later = sas.lines().any(|l| {
+        let l = l.trim_start();
+        l.starts_with("net: #") && l.contains("INSTALLED") && !l.starts_with("net: #1,")
+    });
+    assert!(
+        installed_later,
+        "strongSwan shows no rekeyed CHILD SA:\n{sas}"
+    );
+    ping_both_ways(&lab);
+}

@@ -237,6 +237,8 @@ pub struct Connection {
     /// IKE port (500 unless testing); NAT-T floats to 4500 as usual.
     pub local_port: u16,
     pub remote_port: u16,
+    /// IKE fragmentation (RFC 7383): `fragmentation` and `fragment_size`.
+    pub fragmentation: crate::ike::FragmentConfig,
     /// At least one.
     pub children: Vec<Child>,
     pub tunnel: Option<Tunnel>,
@@ -261,6 +263,8 @@ pub struct Child {
     pub rekey_time: Duration,
     /// Anti-replay window in packets; 0 = off.
     pub replay_window: u32,
+    /// rekey_bytes, life_bytes, rekey_packets, life_packets, rand_time.
+    pub limits: crate::ike::ChildLimits,
 }
 
 /// `[connection.tunnel]`: the TUN device carrying this connection's traffic.

@@ -10,6 +10,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use super::tree::{Entry, Kind, LineIndex, Node};
+use super::values::parse_volume;
 use super::{parse_duration, ConfigError};
 
 pub(super) type Span = Option<Range<usize>>;
@@ -242,6 +243,16 @@ impl<'n> Section<'n> {
         self.int(ctx, key, range)
             .and_then(|v| T::try_from(v).ok())
             .unwrap_or(default)
+    }
+
+    /// A byte or packet count as swanctl writes it: an integer, or a string with an optional
+    /// binary suffix ("100M", "1G", "102400000K"); 0 when absent.
+    pub fn volume(&self, ctx: &mut Ctx, key: &str) -> u64 {
+        match self.get(key).map(|n| &n.kind) {
+            Some(Kind::Int(_)) => self.int(ctx, key, 0..=i64::MAX).map_or(0, |v| v as u64),
+            Some(_) => self.parsed(ctx, key, parse_volume).unwrap_or(0),
+            None => 0,
+        }
     }
 
     pub fn float(&self, ctx: &mut Ctx, key: &str) -> Option<f64> {

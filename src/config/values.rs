@@ -29,6 +29,8 @@ pub enum ValueError {
     NotASocketAddr(String),
     /// `0x…` that is not an even number of hex digits (the key itself is never shown).
     PskHex,
+    /// Not a count like "5000", "100M" or "1G", or one beyond 2^64.
+    Volume(String),
 }
 
 impl fmt::Display for ValueError {
@@ -57,6 +59,10 @@ impl fmt::Display for ValueError {
             ValueError::PskHex => {
                 f.write_str("pre-shared key starts with 0x but is not an even number of hex digits")
             }
+            ValueError::Volume(t) => write!(
+                f,
+                "\"{t}\" is not a count like 5000, \"100M\" or \"1G\" (suffixes K, M, G: 1024-based)"
+            ),
         }
     }
 }
@@ -119,4 +125,43 @@ pub(super) fn absolute_path(text: &str) -> Result<PathBuf, ValueError> {
 pub(super) fn socket_addr(text: &str) -> Result<SocketAddr, ValueError> {
     text.parse()
         .map_err(|_| ValueError::NotASocketAddr(text.to_string()))
+}
+
+/// swanctl's byte/packet counts: digits and an optional K, M or G (times 1024, 1024^2,
+/// 1024^3), e.g. Azure's 102400000 KB as "102400000K".
+pub(super) fn parse_volume(text: &str) -> Result<u64, ValueError> {
+    let bad = || ValueError::Volume(text.to_string());
+    let t = text.trim();
+    let (digits, factor) = match t.char_indices().last() {
+        Some((i, 'k' | 'K')) => (&t[..i], 1u64 << 10),
+        Some((i, 'm' | 'M')) => (&t[..i], 1 << 20),
+        Some((i, 'g' | 'G')) => (&t[..i], 1 << 30),
+        _ => (t, 1),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(factor))
+        .ok_or_else(bad)
+}
+
+#[cfg(test)]
+mod volume_tests {
+    use super::parse_volume;
+
+    #[test]
+    fn swanctl_suffixes_and_azure_lifetime() {
+        assert_eq!(parse_volume("5000"), Ok(5000));
+        assert_eq!(parse_volume("100M"), Ok(100 << 20));
+        assert_eq!(parse_volume("1G"), Ok(1 << 30));
+        assert_eq!(parse_volume("4k"), Ok(4096));
+        // Azure: CHILD SA lifetime 102,400,000 KB.
+        assert_eq!(parse_volume("102400000K"), Ok(104_857_600_000));
+        for bad in ["", "M", "1.5G", "-1", "1T", "18446744073709551615K", "1 G"] {
+            assert!(parse_volume(bad).is_err(), "{bad:?}");
+        }
+    }
 }

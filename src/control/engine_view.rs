@@ -3,7 +3,8 @@
 //! Traffic counters, identities and BGP are filled in by the daemon.
 
 use super::status::{
-    ChildSaStatus, ConnectionStatus, EspEncap, IkeSaStatus, InFlightReport, LastErrorReport,
+    ChildSaStatus, ConnectionStatus, EspEncap, FragmentationReport, IkeSaStatus, InFlightReport,
+    LastErrorReport,
 };
 use crate::ike::{self, Failure};
 
@@ -28,6 +29,11 @@ pub fn ike_sa(
         initiator: i.initiator,
         local_id,
         remote_id,
+        fragmentation: FragmentationReport {
+            negotiated: i.fragments.negotiated,
+            fragments_sent: i.fragments.sent,
+            fragments_received: i.fragments.received,
+        },
     }
 }
 
@@ -121,6 +127,7 @@ mod tests {
                 established_secs: 0,
                 rekey_in_secs: None,
                 initiator: true,
+                fragments: Default::default(),
             }),
             children: vec![],
             in_flight: Some(InFlightStatus {

@@ -168,6 +168,17 @@ pub struct IkeSaStatus {
     pub local_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub remote_id: Option<String>,
+    /// IKE fragmentation (RFC 7383) on this SA.
+    #[serde(default)]
+    pub fragmentation: FragmentationReport,
+}
+
+/// IKE fragmentation on one IKE SA: negotiated or not, fragments sent and received.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FragmentationReport {
+    pub negotiated: bool,
+    pub fragments_sent: u64,
+    pub fragments_received: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -53,6 +53,7 @@ pub fn ike_config(c: &Connection, g: &config::Global) -> IkeConfig {
             base: g.retransmit_base,
             tries: g.retransmit_tries,
         },
+        fragmentation: c.fragmentation,
         children: c
             .children
             .iter()
@@ -63,6 +64,7 @@ pub fn ike_config(c: &Connection, g: &config::Global) -> IkeConfig {
                 proposals: ch.esp_proposals.clone(),
                 rekey_time: ch.rekey_time,
                 replay_window: ch.replay_window,
+                limits: ch.limits,
             })
             .collect(),
     }
@@ -489,6 +491,8 @@ impl Gateway {
         let now = Instant::now();
         for k in self.dataplane.counters() {
             self.engine.child_activity(k.spi_in, k.last_inbound);
+            let (bytes, packets) = (k.bytes_in.max(k.bytes_out), k.packets_in.max(k.packets_out));
+            self.engine.child_usage(now, k.spi_in, bytes, packets);
             if k.needs_rekey {
                 self.engine.request_child_rekey(now, k.spi_in);
             }

@@ -87,6 +87,7 @@ fn config(name: &str, local: Ipv4Addr, remote: Option<Ipv4Addr>, psk: &[u8]) -> 
         dpd_delay: Duration::from_secs(30),
         dpd_action: DpdAction::Restart,
         retransmit: RetransmitConfig::default(),
+        fragmentation: Default::default(),
         children: vec![ChildConfig {
             name: "net".into(),
             local_ts: prefix.into_iter().collect(),
@@ -94,6 +95,7 @@ fn config(name: &str, local: Ipv4Addr, remote: Option<Ipv4Addr>, psk: &[u8]) -> 
             proposals: UT_ESP.iter().filter_map(|p| parse_esp(p).ok()).collect(),
             rekey_time: Duration::from_secs(1800),
             replay_window: 64,
+            limits: Default::default(),
         }],
     }
 }

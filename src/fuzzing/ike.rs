@@ -101,6 +101,7 @@ pub fn ike_sk(data: &[u8]) {
         let given = SkLocation {
             inner_next: input.u8(),
             offset: usize::from(input.u16()),
+            fragment: None,
         };
         let msg = input.rest();
         if let Ok(Message { sk: Some(sk), .. }) = Message::parse(msg) {

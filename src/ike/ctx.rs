@@ -123,6 +123,33 @@ impl Ctx<'_> {
         Some(later(self.now, d.saturating_sub(Duration::from_millis(j))))
     }
 
+    /// `now + d`, jittered down by up to `rand` (None: 10% of `d`), never below zero;
+    /// None when `d` is zero (feature off). strongSwan's rand_time.
+    pub fn jittered_by(&mut self, d: Duration, rand: Option<Duration>) -> Option<Instant> {
+        let Some(rand) = rand else {
+            return self.jittered(d);
+        };
+        if d.is_zero() {
+            return None;
+        }
+        let d = d.min(MAX_DELAY);
+        let max_ms = rand.min(d).as_millis() as u64;
+        let j = self.rng.next_u64() % (max_ms.saturating_add(1)).max(1);
+        Some(later(self.now, d.saturating_sub(Duration::from_millis(j))))
+    }
+
+    /// The point at which a soft limit `soft` (bytes or packets) starts a rekey: jittered
+    /// down by up to `hard - soft` (strongSwan's rand_bytes/rand_packets default), 10% of
+    /// `soft` without a hard limit, and never below half of `soft`. 0 = off.
+    pub fn jittered_limit(&mut self, soft: u64, hard: u64) -> u64 {
+        if soft == 0 {
+            return 0;
+        }
+        let range = if hard > soft { hard - soft } else { soft / 10 };
+        let range = range.min(soft / 2);
+        soft - self.rng.next_u64() % range.saturating_add(1)
+    }
+
     /// Asks for connection `conn` to be initiated at `at` (if it can be: it needs a remote
     /// address).
     pub fn restart(&mut self, conn: &str, at: Instant) {

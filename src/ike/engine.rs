@@ -353,6 +353,24 @@ impl Engine {
         }
     }
 
+    /// What the data plane counted on CHILD SA `spi_in` (bytes and packets of its busier
+    /// direction), checked against the child's volume and packet limits.
+    pub fn child_usage(&mut self, now: Instant, spi_in: u32, bytes: u64, packets: u64) {
+        let Some(key) = self.reg.sa_of_child(spi_in) else {
+            return;
+        };
+        let limited = self
+            .sas
+            .get(&key)
+            .and_then(|s| s.child_by_in(spi_in))
+            .is_some_and(|c| c.usage != Default::default());
+        if limited {
+            self.with_sa(now, key, |sa, ctx| {
+                lifecycle::on_usage(sa, ctx, spi_in, (bytes, packets))
+            });
+        }
+    }
+
     pub fn reload(&mut self, now: Instant, configs: Vec<IkeConfig>) {
         let old = std::mem::replace(&mut self.configs, configs);
         for oc in &old {
@@ -534,7 +552,9 @@ impl Engine {
                     let resp = resp.to_vec();
                     self.out.stats.responses_resent += 1;
                     let (_, _, mut ctx) = self.split(now);
-                    ctx.transmit(local, remote, resp);
+                    for d in resp {
+                        ctx.transmit(local, remote, d);
+                    }
                 }
                 return;
             }

@@ -26,6 +26,7 @@ fn config() -> IkeConfig {
         dpd_delay: Duration::ZERO,
         dpd_action: DpdAction::Clear,
         retransmit: RetransmitConfig::default(),
+        fragmentation: Default::default(),
         children: vec![ChildConfig {
             name: "net".into(),
             local_ts: vec!["0.0.0.0/0".parse().unwrap()],
@@ -33,6 +34,7 @@ fn config() -> IkeConfig {
             proposals: vec![parse_esp("aes256-sha1").unwrap()],
             rekey_time: Duration::ZERO,
             replay_window: 64,
+            limits: Default::default(),
         }],
     }
 }

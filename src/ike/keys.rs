@@ -1,7 +1,10 @@
 //! IKEv2 key material (RFC 7296 2.13-2.18), PSK authentication (2.15), NAT detection hashes
 //! (2.23) and the SK payload protection (3.14, RFC 5282 for AES-GCM).
 
-use super::codec::{self, Header, ParseError, Payload, SkLocation, HEADER_LEN, PT_SK};
+use super::codec::{
+    self, Fragment, Header, ParseError, Payload, SkLocation, HEADER_LEN, PT_SK, PT_SKF,
+    SKF_NUMBERS_LEN,
+};
 use crate::crypto::{self, Aead, CbcCipher, CryptoError, DhGroup, EncrAlg, IntegAlg, Mac, PrfAlg};
 use sha1::{Digest, Sha1};
 use std::net::{IpAddr, SocketAddr};
@@ -295,11 +298,26 @@ impl SkCrypto {
     /// Builds a complete protected message: header | SK { payloads }.
     pub fn seal(
         &self,
-        mut header: Header,
+        header: Header,
         payloads: &[Payload],
         rng: &mut dyn rand::RngCore,
     ) -> Vec<u8> {
         let (first, chain) = codec::encode_chain(payloads);
+        self.seal_bytes(header, first, None, chain, rng)
+    }
+
+    /// Builds a protected message around `chain` (encoded payloads, or a piece of them):
+    /// header | SK { chain }, or header | SKF { number, total, chain } for a fragment,
+    /// whose numbers the ICV covers too (RFC 7383 2.5).
+    pub fn seal_bytes(
+        &self,
+        mut header: Header,
+        first: u8,
+        fragment: Option<Fragment>,
+        chain: Vec<u8>,
+        rng: &mut dyn rand::RngCore,
+    ) -> Vec<u8> {
+        let numbers = fragment.map_or(0, |_| SKF_NUMBERS_LEN);
         let block = self.encr.block_len().max(1);
         let pad = (block - (chain.len() + 1) % block) % block;
         let mut plain = Zeroizing::new(chain);
@@ -308,14 +326,18 @@ impl SkCrypto {
         let iv_len = self.encr.iv_len();
         let mut iv = vec![0u8; iv_len];
         rng.fill_bytes(&mut iv);
-        let sk_len = 4 + iv_len + plain.len() + self.icv_len;
-        header.next_payload = PT_SK;
+        let sk_len = 4 + numbers + iv_len + plain.len() + self.icv_len;
+        header.next_payload = if fragment.is_some() { PT_SKF } else { PT_SK };
         header.length = (HEADER_LEN + sk_len) as u32;
         let mut out = Vec::with_capacity(header.length as usize);
         header.write(&mut out);
         out.push(first);
         out.push(0);
         out.extend_from_slice(&(sk_len as u16).to_be_bytes());
+        if let Some(f) = fragment {
+            out.extend_from_slice(&f.number.to_be_bytes());
+            out.extend_from_slice(&f.total.to_be_bytes());
+        }
         match &self.out.cipher {
             Cipher::Cbc(c, mac) => {
                 out.extend_from_slice(&iv);
@@ -345,7 +367,16 @@ impl SkCrypto {
 
     /// Verifies and decrypts the SK payload of a received message, returning the inner payloads.
     pub fn open(&self, data: &[u8], sk: &SkLocation) -> Result<Vec<Payload>, SkError> {
-        let body_at = sk.offset + 4;
+        let inner = self.open_bytes(data, sk)?;
+        codec::parse_chain(sk.inner_next, &inner, 0, false)
+            .map(|(p, _)| p)
+            .map_err(SkError::Parse)
+    }
+
+    /// Verifies and decrypts the SK or SKF payload of a received message, returning the
+    /// plaintext without its padding (a fragment's piece of the payload chain).
+    pub fn open_bytes(&self, data: &[u8], sk: &SkLocation) -> Result<Zeroizing<Vec<u8>>, SkError> {
+        let body_at = sk.body_at();
         let body = data
             .get(body_at..)
             .ok_or(SkError::Malformed("SK payload truncated"))?;
@@ -388,10 +419,18 @@ impl SkCrypto {
         if pad + 1 > plain.len() {
             return Err(SkError::Malformed("padding longer than plaintext"));
         }
-        let inner = &plain[..plain.len() - pad - 1];
-        codec::parse_chain(sk.inner_next, inner, 0, false)
-            .map(|(p, _)| p)
-            .map_err(SkError::Parse)
+        let keep = plain.len() - pad - 1;
+        plain.truncate(keep);
+        Ok(plain)
+    }
+
+    /// The most chain bytes one fragment carries when the whole SKF message may be `max`
+    /// bytes long (0 when not even one byte fits).
+    pub fn fragment_capacity(&self, max: usize) -> usize {
+        let block = self.encr.block_len().max(1);
+        let fixed = HEADER_LEN + 4 + SKF_NUMBERS_LEN + self.encr.iv_len() + self.icv_len;
+        // Plaintext is padded to the block size and ends with the pad length byte.
+        (max.saturating_sub(fixed) / block * block).saturating_sub(1)
     }
 }
 

@@ -9,7 +9,7 @@ use super::reason::{ChildDownReason, DownReason, ExchangeKind, Failure};
 use super::sa::{queue_rekey, ChildState, IkeSa, IkeState, Task};
 use super::{DpdAction, StartAction};
 use std::time::{Duration, Instant};
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 /// Pause before re-initiating after authentication/proposal failures (start_action=start).
 const RETRY_AFTER_FAILURE: Duration = Duration::from_secs(30);
@@ -82,6 +82,7 @@ pub(crate) fn deadline(sa: &IkeSa) -> Option<Instant> {
     };
     add(sa.expire_at);
     add(sa.in_flight.as_ref().map(|p| p.next_at));
+    add(sa.frags.deadline());
     if sa.state == IkeState::Established {
         add(sa.rekey_at);
         for c in &sa.children {
@@ -120,6 +121,7 @@ pub(crate) fn on_timers(sa: &mut IkeSa, ctx: &mut Ctx) -> SaFate {
             _ => sa.expire_at = None,
         }
     }
+    ctx.out.stats.fragments_dropped += sa.frags.expire(now);
     match message::retransmit(sa, ctx) {
         Retransmit::Exhausted(request) => return peer_dead(sa, ctx, *request),
         Retransmit::Idle | Retransmit::Sent => {}
@@ -148,6 +150,42 @@ pub(crate) fn on_timers(sa: &mut IkeSa, ctx: &mut Ctx) -> SaFate {
     }
     if dpd_at(sa).is_some_and(|t| t <= now) {
         sa.tasks.push_back(Task::Dpd);
+    }
+    SaFate::Keep
+}
+
+/// The data plane's count of what CHILD SA `spi_in` carried (the busier direction):
+/// past its soft limit it is rekeyed (once), past its hard limit deleted.
+pub(crate) fn on_usage(
+    sa: &mut IkeSa,
+    ctx: &mut Ctx,
+    spi_in: u32,
+    (bytes, packets): (u64, u64),
+) -> SaFate {
+    if sa.state != IkeState::Established {
+        return SaFate::Keep;
+    }
+    let conn = sa.cfg.name.clone();
+    let Some(c) = sa.child_by_in_mut(spi_in) else {
+        return SaFate::Keep;
+    };
+    let over = |used: u64, limit: u64| limit != 0 && used >= limit;
+    let u = &mut c.usage;
+    let live = matches!(c.state, ChildState::Installed | ChildState::Rekeying);
+    if live && (over(bytes, u.life_bytes) || over(packets, u.life_packets)) {
+        // Out of service now (the data plane drops it with the ChildDown); the peer hears
+        // of it as soon as the window is free.
+        info!(conn, "CHILD_SA {}{{{:08x}_i}} reached its hard lifetime ({bytes} bytes, {packets} packets), deleting it", c.name, spi_in);
+        ctx.out.stats.child_expired += 1;
+        ctx.remove_child(sa, spi_in, ChildDownReason::LifetimeExpired);
+        sa.tasks.push_front(Task::DeleteExpired(spi_in));
+        return SaFate::Keep;
+    }
+    let soft = over(bytes, u.rekey_bytes) || over(packets, u.rekey_packets);
+    if c.state == ChildState::Installed && !u.rekey_started && soft {
+        u.rekey_started = true;
+        info!(conn, "CHILD_SA {}{{{:08x}_i}} reached its rekey volume ({bytes} bytes, {packets} packets), rekeying", c.name, spi_in);
+        queue_rekey(&mut sa.tasks, Task::RekeyChild(spi_in, None));
     }
     SaFate::Keep
 }

@@ -49,8 +49,8 @@ pub use reason::{
 };
 pub use select::EspAlgs;
 pub use status::{
-    ChildState, ChildStatus, ConnState, ConnStatus, EngineStats, IkeSaStatus, InFlightStatus,
-    LastError,
+    ChildState, ChildStatus, ConnState, ConnStatus, EngineStats, FragmentStatus, IkeSaStatus,
+    InFlightStatus, LastError,
 };
 
 use crate::crypto::proposal::{EspProposal, IkeProposal};
@@ -99,6 +99,69 @@ impl Default for RetransmitConfig {
     }
 }
 
+/// Whether to use IKE fragmentation (RFC 7383), strongSwan's `fragmentation` values.
+/// Fragments the peer sends are reassembled whatever this says.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FragmentationMode {
+    /// Announce support; fragment our messages above `fragment_size` if the peer does too.
+    Yes,
+    /// Announce support, never fragment our own messages.
+    Accept,
+    /// IKEv2 has nothing to force before IKE_SA_INIT: the same as `Yes` (as in strongSwan).
+    Force,
+    /// Do not announce support (and so never fragment).
+    No,
+}
+
+/// IKE fragmentation settings of a connection.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FragmentConfig {
+    pub mode: FragmentationMode,
+    /// Largest IP datagram one fragment may make, IP and UDP headers included (strongSwan's
+    /// charon.fragment_size).
+    pub size: u16,
+}
+
+/// strongSwan's charon.fragment_size default.
+pub const DEFAULT_FRAGMENT_SIZE: u16 = 1280;
+
+impl Default for FragmentConfig {
+    fn default() -> Self {
+        FragmentConfig {
+            mode: FragmentationMode::Yes,
+            size: DEFAULT_FRAGMENT_SIZE,
+        }
+    }
+}
+
+impl FragmentConfig {
+    /// We announce IKEV2_FRAGMENTATION_SUPPORTED.
+    pub fn announce(&self) -> bool {
+        self.mode != FragmentationMode::No
+    }
+
+    /// We split our own messages (once the peer announced support).
+    pub fn send(&self) -> bool {
+        matches!(self.mode, FragmentationMode::Yes | FragmentationMode::Force)
+    }
+}
+
+/// Volume and packet lifetimes of a CHILD SA and the jitter of its rekeys, with
+/// strongSwan's names and meaning; a limit of 0 is off. Counted per direction: the busier
+/// one decides. The soft limits (`rekey_*`) start a rekey, jittered down by up to
+/// `life_* - rekey_*` so that two ends do not rekey in step; the hard ones (`life_*`)
+/// delete the SA if it is still in use.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ChildLimits {
+    pub rekey_bytes: u64,
+    pub life_bytes: u64,
+    pub rekey_packets: u64,
+    pub life_packets: u64,
+    /// Most that is taken off `rekey_time` at random; None = 10% of it (strongSwan's
+    /// default: life_time - rekey_time with life_time 110% of rekey_time).
+    pub rand_time: Option<Duration>,
+}
+
 /// One configured CHILD SA.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ChildConfig {
@@ -106,9 +169,10 @@ pub struct ChildConfig {
     pub local_ts: Vec<IpPrefix>,
     pub remote_ts: Vec<IpPrefix>,
     pub proposals: Vec<EspProposal>,
-    /// CHILD SA rekey interval (jittered down by up to 10%); ZERO = never.
+    /// CHILD SA rekey interval (jittered down by `limits.rand_time`); ZERO = never.
     pub rekey_time: Duration,
     pub replay_window: u32,
+    pub limits: ChildLimits,
 }
 
 /// One configured connection (IKE SA + its children).
@@ -136,6 +200,7 @@ pub struct IkeConfig {
     pub dpd_delay: Duration,
     pub dpd_action: DpdAction,
     pub retransmit: RetransmitConfig,
+    pub fragmentation: FragmentConfig,
     pub children: Vec<ChildConfig>,
 }
 
@@ -157,6 +222,7 @@ impl fmt::Debug for IkeConfig {
             .field("dpd_delay", &self.dpd_delay)
             .field("dpd_action", &self.dpd_action)
             .field("retransmit", &self.retransmit)
+            .field("fragmentation", &self.fragmentation)
             .field("children", &self.children)
             .finish()
     }

@@ -290,6 +290,8 @@ pub enum ChildDownReason {
     DeletedByPeer,
     /// The peer answered our rekey with CHILD_SA_NOT_FOUND.
     NotFoundAtPeer,
+    /// It reached its hard volume or packet limit (life_bytes / life_packets).
+    LifetimeExpired,
     /// Its IKE SA went down.
     Ike(DownReason),
 }
@@ -303,6 +305,9 @@ impl fmt::Display for ChildDownReason {
             ChildDownReason::DeletedByPeer => f.write_str("deleted by peer"),
             ChildDownReason::NotFoundAtPeer => {
                 f.write_str("peer does not know it (CHILD_SA_NOT_FOUND)")
+            }
+            ChildDownReason::LifetimeExpired => {
+                f.write_str("hard lifetime (life_bytes/life_packets) reached")
             }
             ChildDownReason::Ike(r) => r.fmt(f),
         }

@@ -1,7 +1,7 @@
 //! IKE SA and CHILD SA state held by the engine.
 
 use super::keys::{self, IkeAlgs, IkeKeys, IkeSaKeys, SkCrypto};
-use super::message::{InFlight, ResponseCache};
+use super::message::{Fragments, InFlight, ResponseCache};
 use super::select::EspAlgs;
 use super::{IkeConfig, TrafficSelector};
 use std::collections::VecDeque;
@@ -78,6 +78,20 @@ pub(crate) struct Child {
     pub peer_rekeyed: Option<(Vec<u8>, Vec<u8>, u32)>,
     /// Deadline to delete an SA replaced by the peer's rekey if the peer never deletes it.
     pub expire_at: Option<Instant>,
+    /// Volume and packet limits: the jittered soft ones, the hard ones (0 = off).
+    pub usage: UsageLimits,
+}
+
+/// A CHILD SA's volume and packet limits as they apply to it, and what they set off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct UsageLimits {
+    /// Rekey at this many bytes / packets (jittered down from rekey_bytes/rekey_packets).
+    pub rekey_bytes: u64,
+    pub rekey_packets: u64,
+    pub life_bytes: u64,
+    pub life_packets: u64,
+    /// A soft limit queued a rekey already.
+    pub rekey_started: bool,
 }
 
 /// Work queued until the message window is free.
@@ -88,6 +102,8 @@ pub(crate) enum Task {
     RekeyChild(u32, Option<u16>),
     RekeyIke(Option<u16>),
     DeleteChild(u32),
+    /// Tell the peer about a CHILD SA we removed already (its hard lifetime ran out).
+    DeleteExpired(u32),
     Dpd,
 }
 
@@ -134,6 +150,8 @@ pub(crate) struct IkeSa {
     pub responses: ResponseCache,
     /// Our request waiting for its response (the window is one message).
     pub in_flight: Option<InFlight>,
+    /// IKE fragmentation: negotiated or not, fragments being reassembled, counters.
+    pub frags: Fragments,
     pub tasks: VecDeque<Task>,
     pub children: Vec<Child>,
     pub established_at: Option<Instant>,
@@ -178,6 +196,7 @@ impl IkeSa {
             peer_msg_id: 0,
             responses: ResponseCache::default(),
             in_flight: None,
+            frags: Fragments::default(),
             tasks: VecDeque::new(),
             children: Vec::new(),
             established_at: None,

@@ -89,6 +89,18 @@ pub struct IkeSaStatus {
     pub rekey_in_secs: Option<u64>,
     /// We are the original initiator of this IKE SA.
     pub initiator: bool,
+    pub fragments: FragmentStatus,
+}
+
+/// IKE fragmentation (RFC 7383) on one IKE SA.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FragmentStatus {
+    /// Both ends announced support in IKE_SA_INIT.
+    pub negotiated: bool,
+    /// Fragments sent, retransmissions included.
+    pub sent: u64,
+    /// Fragments received that passed their integrity check.
+    pub received: u64,
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -152,8 +164,19 @@ pub struct EngineStats {
     pub ike_rekeyed: u64,
     pub child_established: u64,
     pub child_rekeyed: u64,
+    /// CHILD SAs deleted at their hard volume or packet limit.
+    pub child_expired: u64,
     pub dpd_sent: u64,
     pub peers_dead: u64,
+    /// IKE fragments (RFC 7383) sent, retransmissions included.
+    pub fragments_sent: u64,
+    /// Fragments that passed their integrity check and were kept for reassembly.
+    pub fragments_received: u64,
+    /// Verified fragments not kept: duplicates, stale transmissions, over the count or
+    /// memory bound, or timed out before the message was whole.
+    pub fragments_dropped: u64,
+    /// Messages put together from fragments.
+    pub fragments_reassembled: u64,
 }
 
 /// Where a connection stands beyond its SAs: the next attempt and the last failure.
@@ -211,6 +234,11 @@ pub(crate) fn conn_status(
         established_secs: sa.established_at.map_or(0, |t| secs(t, now)),
         rekey_in_secs: sa.rekey_at.map(|t| secs(now, t)),
         initiator: sa.initiator,
+        fragments: FragmentStatus {
+            negotiated: sa.frags.negotiated,
+            sent: sa.frags.sent,
+            received: sa.frags.received,
+        },
     });
     let children = sa
         .children

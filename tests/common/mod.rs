@@ -139,6 +139,9 @@ pub struct Lab {
     right: String,
     procs: Vec<Proc>,
     extra_logs: Vec<PathBuf>,
+    /// Extra lines for the `charon { }` section of the strongswan.conf of charons started
+    /// from now on (e.g. "fragment_size = 576").
+    pub charon_extra: String,
 }
 
 static SEQ: AtomicU32 = AtomicU32::new(0);
@@ -156,6 +159,7 @@ impl Lab {
             right: format!("igr{id}"),
             procs: vec![],
             extra_logs: vec![],
+            charon_extra: String::new(),
         };
         must(&format!("ip netns add {}", lab.left));
         must(&format!("ip netns add {}", lab.right));
@@ -283,7 +287,12 @@ impl Lab {
         let log = d.join("charon.log");
         // A socket file left by an earlier charon of this side would look like a live one.
         let _ = fs::remove_file(&vici);
-        fs::write(&conf, strongswan_conf(&vici, &log)).expect("write strongswan.conf");
+        let settings = strongswan_conf(&vici, &log).replacen(
+            "charon {\n",
+            &format!("charon {{\n    {}\n", self.charon_extra),
+            1,
+        );
+        fs::write(&conf, settings).expect("write strongswan.conf");
         fs::write(d.join("swanctl.conf"), swanctl_conf).expect("write swanctl.conf");
         let pid = self.spawn(
             side,
@@ -628,6 +637,8 @@ pub struct GwConf<'a> {
     pub local_ts: &'a str,
     pub remote_ts: &'a str,
     pub extra: &'a str,
+    /// Extra keys of the `[[connection]]` table.
+    pub conn_extra: &'a str,
 }
 
 impl<'a> GwConf<'a> {
@@ -643,6 +654,7 @@ impl<'a> GwConf<'a> {
             local_ts: "0.0.0.0/0",
             remote_ts: "0.0.0.0/0",
             extra: "",
+            conn_extra: "",
         }
     }
 
@@ -668,6 +680,7 @@ ike_proposals = ["{ike}"]
 start_action = "{start}"
 encap = "{encap}"
 dpd_delay = "10s"
+{conn_extra}
 
 [[connection.children]]
 name = "net"
@@ -686,6 +699,7 @@ esp_proposals = ["{esp}"]
             lts = self.local_ts,
             rts = self.remote_ts,
             extra = self.extra,
+            conn_extra = self.conn_extra,
         )
     }
 }

@@ -7,6 +7,7 @@ use crate::config::reader::{Ctx, Section};
 use crate::config::values::{prefix, valid_name};
 use crate::config::Child;
 use crate::crypto::proposal::parse_esp;
+use crate::ike::ChildLimits;
 use crate::prefix::IpPrefix;
 
 pub(super) const KEYS: &[&str] = &[
@@ -16,6 +17,19 @@ pub(super) const KEYS: &[&str] = &[
     "esp_proposals",
     "rekey_time",
     "replay_window",
+    // Soft volume limit: rekey after this many bytes in either direction (integer, or swanctl
+    // style "100M", "1G", "102400000K" with 1024-based suffixes); default 0 = off.
+    "rekey_bytes",
+    // Hard volume limit: delete the SA after this many bytes; default 110% of rekey_bytes
+    // (strongSwan's), 0 = off. The rekey point is jittered down by life_bytes - rekey_bytes.
+    "life_bytes",
+    // Soft packet limit (as rekey_bytes, in packets); default 0 = off.
+    "rekey_packets",
+    // Hard packet limit (as life_bytes, in packets); default 110% of rekey_packets.
+    "life_packets",
+    // Most taken off rekey_time at random so both ends do not rekey in step; default 10% of
+    // rekey_time (strongSwan's life_time - rekey_time); must be below rekey_time.
+    "rand_time",
 ];
 
 const DEFAULT_ESP_PROPOSALS: &[&str] = &["aes256-sha1"];
@@ -49,6 +63,7 @@ pub(super) fn build(ctx: &mut Ctx, s: Section) -> Option<Child> {
             format!("`replay_window` = {replay_window}: use 0 (off) or 32..=4096"),
         );
     }
+    let limits = limits(ctx, s, rekey_time);
     (ctx.errors.len() == before).then_some(Child {
         name,
         local_ts,
@@ -56,5 +71,46 @@ pub(super) fn build(ctx: &mut Ctx, s: Section) -> Option<Child> {
         esp_proposals,
         rekey_time,
         replay_window,
+        limits,
     })
+}
+
+/// The soft and hard limit of one kind: the hard one defaults to 10% above the soft one
+/// (strongSwan's default) and must lie above it.
+fn soft_hard(ctx: &mut Ctx, s: Section, soft_key: &str, hard_key: &str) -> (u64, u64) {
+    let soft = s.volume(ctx, soft_key);
+    let hard = match s.volume(ctx, hard_key) {
+        0 if s.get(hard_key).is_none() => soft.saturating_add(soft / 10),
+        h => h,
+    };
+    if soft != 0 && hard != 0 && hard <= soft {
+        ctx.err(
+            &s.span_of(hard_key),
+            format!("`{hard_key}` ({hard}) must be above `{soft_key}` ({soft}), or 0 (off)"),
+        );
+    }
+    (soft, hard)
+}
+
+fn limits(ctx: &mut Ctx, s: Section, rekey_time: Duration) -> ChildLimits {
+    let (rekey_bytes, life_bytes) = soft_hard(ctx, s, "rekey_bytes", "life_bytes");
+    let (rekey_packets, life_packets) = soft_hard(ctx, s, "rekey_packets", "life_packets");
+    let rand_time = s.duration(ctx, "rand_time");
+    if let Some(r) = rand_time.filter(|r| !rekey_time.is_zero() && *r >= rekey_time) {
+        ctx.err(
+            &s.span_of("rand_time"),
+            format!(
+                "`rand_time` ({}s) must be below `rekey_time` ({}s)",
+                r.as_secs(),
+                rekey_time.as_secs()
+            ),
+        );
+    }
+    ChildLimits {
+        rekey_bytes,
+        life_bytes,
+        rekey_packets,
+        life_packets,
+        rand_time,
+    }
 }

@@ -8,7 +8,7 @@ use crate::config::reader::{Ctx, Section, Span};
 use crate::config::values::{ip_or_any, valid_name};
 use crate::config::{Child, Connection, DpdAction, Encap, StartAction};
 use crate::crypto::proposal::parse_ike;
-use crate::ike::Identity;
+use crate::ike::{FragmentConfig, FragmentationMode, Identity};
 
 pub(super) const KEYS: &[&str] = &[
     "name",
@@ -27,6 +27,13 @@ pub(super) const KEYS: &[&str] = &[
     "dpd_action",
     "local_port",
     "remote_port",
+    // yes|accept|force|no (strongSwan's connections.<conn>.fragmentation), default yes:
+    // announce RFC 7383 support and fragment our IKE_AUTH and later messages when the peer
+    // supports it too; accept: announce but never fragment ours; no: do not announce.
+    "fragmentation",
+    // Largest IP datagram of one IKE fragment, IP/UDP headers included, 576..=65535, default
+    // 1280 (strongSwan's charon.fragment_size, here per connection).
+    "fragment_size",
     "children",
     "tunnel",
     "bgp",
@@ -151,6 +158,7 @@ pub(super) fn build(ctx: &mut Ctx, s: Section) -> Option<Connection> {
         .unwrap_or(DpdAction::Restart);
     let local_port = s.number(ctx, "local_port", 1..=65535, 500);
     let remote_port = s.number(ctx, "remote_port", 1..=65535, 500);
+    let fragmentation = fragmentation(ctx, s);
 
     let child_sections = s.tables(ctx, "children", "[[connection.children]]");
     if child_sections.is_empty() && s.get("children").is_none() {
@@ -214,8 +222,37 @@ pub(super) fn build(ctx: &mut Ctx, s: Section) -> Option<Connection> {
         dpd_action,
         local_port,
         remote_port,
+        fragmentation,
         children,
         tunnel,
         bgp,
     })
+}
+
+/// `fragmentation` and `fragment_size`.
+fn fragmentation(ctx: &mut Ctx, s: Section) -> FragmentConfig {
+    use FragmentationMode::*;
+    let d = FragmentConfig::default();
+    let mode = s
+        .keyword(
+            ctx,
+            "fragmentation",
+            &[
+                ("yes", Yes),
+                ("accept", Accept),
+                ("force", Force),
+                ("no", No),
+            ],
+        )
+        .unwrap_or(d.mode);
+    // 576: the datagram every IPv4 host must take (RFC 791); RFC 7383 2.5.1 suggests it.
+    let size = s.number(ctx, "fragment_size", 576..=65535, d.size);
+    let cfg = FragmentConfig { mode, size };
+    if s.get("fragment_size").is_some() && !cfg.send() {
+        ctx.warn(
+            &s.span_of("fragment_size"),
+            "`fragment_size` has no effect: with `fragmentation` \"accept\" or \"no\" we never send fragments",
+        );
+    }
+    cfg
 }

@@ -10,7 +10,7 @@ use crate::ike::event::{ChildSa, Event};
 use crate::ike::keys;
 use crate::ike::reason::ProposalMismatch;
 use crate::ike::reason::{ExchangeKind, Failure, NegotiationError, ProposalKind};
-use crate::ike::sa::{Child, ChildState, IkeSa, Task};
+use crate::ike::sa::{Child, ChildState, IkeSa, Task, UsageLimits};
 use crate::ike::select::{self, EspAlgs};
 use crate::ike::{ChildConfig, TrafficSelector};
 use tracing::{info, warn};
@@ -341,7 +341,15 @@ pub(crate) fn install(sa: &mut IkeSa, ctx: &mut Ctx, new: NewChild, keying: &Key
     } else {
         (ck.encr_r2i, ck.integ_r2i, ck.encr_i2r, ck.integ_i2r)
     };
-    let rekey_at = ctx.jittered(ccfg.rekey_time);
+    let rekey_at = ctx.jittered_by(ccfg.rekey_time, ccfg.limits.rand_time);
+    let l = ccfg.limits;
+    let usage = UsageLimits {
+        rekey_bytes: ctx.jittered_limit(l.rekey_bytes, l.life_bytes),
+        rekey_packets: ctx.jittered_limit(l.rekey_packets, l.life_packets),
+        life_bytes: l.life_bytes,
+        life_packets: l.life_packets,
+        ..UsageLimits::default()
+    };
     info!(
         conn = %sa.cfg.name,
         "CHILD_SA {}{{{:08x}_i {:08x}_o}} {} with {}, {} === {}{}",
@@ -395,5 +403,6 @@ pub(crate) fn install(sa: &mut IkeSa, ctx: &mut Ctx, new: NewChild, keying: &Key
         last_activity: None,
         peer_rekeyed: None,
         expire_at: None,
+        usage,
     });
 }

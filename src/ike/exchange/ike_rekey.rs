@@ -258,6 +258,8 @@ fn successor(
         )
     };
     new.set_keys(algs, keyed);
+    // Negotiated in IKE_SA_INIT, it holds for the SAs that rekey this one (RFC 7383 2.3).
+    new.frags.negotiated = old.frags.negotiated;
     new
 }
 

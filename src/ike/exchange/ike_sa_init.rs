@@ -92,6 +92,11 @@ fn nat_between(
     }
 }
 
+/// The peer announced IKE fragmentation (RFC 7383 2.3).
+fn fragmentation_offered(payloads: &[Payload]) -> bool {
+    codec::find_notify(payloads, n::IKEV2_FRAGMENTATION_SUPPORTED).is_some()
+}
+
 fn conn_matches_addrs(c: &IkeConfig, local: IpAddr, remote: IpAddr) -> bool {
     (c.local_addrs.is_empty() || c.local_addrs.contains(&local))
         && (c.remote_addrs.is_empty() || c.remote_addrs.contains(&remote))
@@ -178,6 +183,9 @@ fn send(sa: &mut IkeSa, ctx: &mut Ctx, pending: Pending) {
         n::NAT_DETECTION_DESTINATION_IP,
         keys::nat_hash(sa.spi_i, 0, sa.remote),
     ));
+    if sa.cfg.fragmentation.announce() {
+        payloads.push(Payload::notify(n::IKEV2_FRAGMENTATION_SUPPORTED, vec![]));
+    }
     sa.next_msg_id = 0;
     sa.spi_r = 0;
     sa.init_req = message::send_request(
@@ -327,6 +335,7 @@ pub(crate) fn on_response(sa: &mut IkeSa, ctx: &mut Ctx, data: &[u8], msg: &Mess
         sa.udp_encap = true;
     }
     sa.set_keys(algs, keyed);
+    sa.frags.negotiated = sa.cfg.fragmentation.announce() && fragmentation_offered(p);
     sa.init_resp = data.to_vec();
     sa.in_flight = None;
     sa.state = IkeState::AuthSent;
@@ -420,7 +429,8 @@ pub(crate) fn respond(
     let spi_r = ctx.new_ike_spi();
     let nonce_r = ctx.nonce();
     let nat_detected = nat_between(&msg.payloads, (h.spi_i, 0), remote, local);
-    let payloads = vec![
+    let fragmentation = cfg.fragmentation.announce() && fragmentation_offered(&msg.payloads);
+    let mut payloads = vec![
         Payload::Sa(vec![select::ike_reply(num, &algs, &[])]),
         Payload::Ke {
             group: algs.dh.transform_id(),
@@ -436,6 +446,9 @@ pub(crate) fn respond(
             keys::nat_hash(h.spi_i, spi_r, remote),
         ),
     ];
+    if fragmentation {
+        payloads.push(Payload::notify(n::IKEV2_FRAGMENTATION_SUPPORTED, vec![]));
+    }
     let rh = Header {
         spi_i: h.spi_i,
         spi_r,
@@ -482,7 +495,8 @@ pub(crate) fn respond(
         )
     };
     sa.set_keys(algs, keyed);
-    sa.responses.store(0, EXCH_IKE_SA_INIT, resp.clone());
+    sa.frags.negotiated = fragmentation;
+    sa.responses.store(0, EXCH_IKE_SA_INIT, vec![resp.clone()]);
     ctx.transmit(local, remote, resp);
     ctx.keylog(&sa);
     Some(sa)

@@ -61,6 +61,11 @@ pub(crate) fn start_delete_child(sa: &mut IkeSa, ctx: &mut Ctx, spi: u32) {
     if c.state != ChildState::Rekeyed {
         c.state = ChildState::Deleting;
     }
+    send_delete_child(sa, ctx, spi);
+}
+
+/// The Delete exchange for CHILD SA `spi` (whether or not we still hold it).
+pub(crate) fn send_delete_child(sa: &mut IkeSa, ctx: &mut Ctx, spi: u32) {
     let p = Payload::Delete {
         protocol: PROTO_ESP,
         spi_size: 4,

@@ -128,6 +128,7 @@ pub(crate) fn run_tasks(sa: &mut IkeSa, ctx: &mut Ctx) {
         match task {
             Task::Dpd => informational::start_dpd(sa, ctx),
             Task::DeleteChild(spi) => informational::start_delete_child(sa, ctx, spi),
+            Task::DeleteExpired(spi) => informational::send_delete_child(sa, ctx, spi),
             Task::CreateChild(name) => create_child::start(sa, ctx, name, None, None),
             Task::RekeyChild(spi, group) => create_child::start_rekey(sa, ctx, spi, group),
             Task::RekeyIke(group) => ike_rekey::start(sa, ctx, group),

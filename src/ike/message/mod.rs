@@ -5,15 +5,17 @@
 //! response to our request (`receive`). Nothing unverified gets past `receive`: it never
 //! answers, never refreshes liveness and never moves the SA.
 //!
-//! IKE fragmentation (RFC 7383) belongs here: split after `send::protect`, reassemble before
-//! `receive::verify`, and keep the fragments of the request in flight and of the cached
-//! response for retransmission.
+//! IKE fragmentation (RFC 7383) lives here (`fragment`): `send::protect` splits, `receive`
+//! verifies each fragment and reassembles, and the request in flight and the cached
+//! response keep all their fragments for retransmission.
 
 mod cache;
+pub(crate) mod fragment;
 mod receive;
 mod send;
 
 pub(crate) use cache::ResponseCache;
+pub(crate) use fragment::Fragments;
 pub(crate) use receive::{receive, retransmitted_init, Inbound, Req};
 pub(crate) use send::{reply_plain, respond, respond_notify, retransmit, send_request, Retransmit};
 
@@ -21,11 +23,11 @@ use super::exchange::Pending;
 use super::reason::ExchangeKind;
 use std::time::Instant;
 
-/// Our request waiting for its response: the bytes as sent, the retransmission state, and
-/// the state of the exchange that sent it.
+/// Our request waiting for its response: the datagrams as sent (one, or its fragments), the
+/// retransmission state, and the state of the exchange that sent it.
 pub(crate) struct InFlight {
     pub msg_id: u32,
-    pub data: Vec<u8>,
+    pub datagrams: Vec<Vec<u8>>,
     pub retransmits: u32,
     pub next_at: Instant,
     pub exchange: Pending,

@@ -1,8 +1,9 @@
 //! Inbound: verify, decrypt, match the message ID, answer retransmissions from the cache.
 
+use super::fragment::Collected;
 use super::send::respond_notify;
 use super::InFlight;
-use crate::ike::codec::{notify as n, Message, ParseError, Payload, EXCH_IKE_SA_INIT};
+use crate::ike::codec::{self, notify as n, Message, ParseError, Payload, EXCH_IKE_SA_INIT};
 use crate::ike::ctx::Ctx;
 use crate::ike::event::Event;
 use crate::ike::exchange::{Pending, SaFate};
@@ -49,31 +50,68 @@ pub(crate) fn receive(
     }
 }
 
-/// Opens the SK payload; Err = dropped (and counted), nothing else may happen.
-fn verify(
-    sa: &IkeSa,
-    ctx: &mut Ctx,
-    data: &[u8],
-    msg: &Message,
-) -> Result<Result<Vec<Payload>, ParseError>, ()> {
+/// What verifying a message gave.
+enum Opened {
+    /// The whole message, authentic (or put together from authentic fragments): its
+    /// payloads, or why they do not parse.
+    Whole(Result<Vec<Payload>, ParseError>),
+    /// An authentic fragment, kept until the rest arrive (or refused, and counted).
+    Fragment,
+    /// Not authentic or malformed: dropped and counted.
+    Dropped,
+}
+
+/// Opens the SK payload, or the SKF payload and adds it to its message. Nothing but an
+/// authentic whole message may move anything beyond the reassembly.
+fn verify(sa: &mut IkeSa, ctx: &mut Ctx, data: &[u8], msg: &Message) -> Opened {
     let (Some(sk), Some(loc)) = (&sa.sk, &msg.sk) else {
         ctx.out.stats.malformed_dropped += 1;
-        return Err(());
+        return Opened::Dropped;
     };
-    match sk.open(data, loc) {
-        Ok(p) => Ok(Ok(p)),
-        // Authentic, but the decrypted payloads do not parse.
-        Err(SkError::Parse(e)) => Ok(Err(e)),
-        Err(SkError::Integrity) => {
-            ctx.out.stats.decrypt_failed += 1;
-            Err(())
+    let Some(f) = loc.fragment else {
+        return match sk.open(data, loc) {
+            Ok(p) => Opened::Whole(Ok(p)),
+            // Authentic, but the decrypted payloads do not parse.
+            Err(SkError::Parse(e)) => Opened::Whole(Err(e)),
+            Err(e) => dropped(sa, ctx, e),
+        };
+    };
+    // RFC 7383 2.6: each fragment is checked on its own, before it is kept.
+    let piece = match sk.open_bytes(data, loc) {
+        Ok(p) => p,
+        Err(e) => return dropped(sa, ctx, e),
+    };
+    ctx.out.stats.fragments_received += 1;
+    sa.frags.received += 1;
+    let h = &msg.header;
+    let fragment = (f, loc.inner_next);
+    match sa
+        .frags
+        .add(h.is_response(), h.msg_id, fragment, piece, ctx.now)
+    {
+        Ok(Collected::Waiting) => Opened::Fragment,
+        Ok(Collected::Complete(first, chain)) => {
+            debug!(conn = %sa.cfg.name, msg_id = h.msg_id, "reassembled IKE message from {} fragments", f.total);
+            ctx.out.stats.fragments_reassembled += 1;
+            Opened::Whole(codec::parse_chain(first, &chain, 0, false).map(|(p, _)| p))
         }
-        Err(e @ SkError::Malformed(_)) => {
-            debug!(conn = %sa.cfg.name, "dropping message: {e}");
-            ctx.out.stats.malformed_dropped += 1;
-            Err(())
+        Err(why) => {
+            debug!(conn = %sa.cfg.name, msg_id = h.msg_id, "dropping fragment {}/{}: {why:?}", f.number, f.total);
+            ctx.out.stats.fragments_dropped += 1;
+            Opened::Fragment
         }
     }
+}
+
+fn dropped(sa: &IkeSa, ctx: &mut Ctx, e: SkError) -> Opened {
+    match e {
+        SkError::Integrity => ctx.out.stats.decrypt_failed += 1,
+        e => {
+            debug!(conn = %sa.cfg.name, "dropping message: {e}");
+            ctx.out.stats.malformed_dropped += 1;
+        }
+    }
+    Opened::Dropped
 }
 
 fn response(sa: &mut IkeSa, ctx: &mut Ctx, data: &[u8], msg: &Message) -> Inbound {
@@ -93,18 +131,53 @@ fn response(sa: &mut IkeSa, ctx: &mut Ctx, data: &[u8], msg: &Message) -> Inboun
         return Inbound::InitResponse;
     }
     let payloads = match verify(sa, ctx, data, msg) {
-        Ok(Ok(p)) => p,
-        Ok(Err(e)) => {
+        Opened::Whole(Ok(p)) => p,
+        Opened::Whole(Err(e)) => {
             debug!(conn = %sa.cfg.name, "dropping response: {e}");
             ctx.out.stats.malformed_dropped += 1;
             return Inbound::Handled(SaFate::Keep);
         }
-        Err(()) => return Inbound::Handled(SaFate::Keep),
+        Opened::Fragment | Opened::Dropped => return Inbound::Handled(SaFate::Keep),
     };
     sa.last_inbound = ctx.now;
     match sa.in_flight.take() {
         Some(p) => Inbound::Response(p, payloads),
         None => Inbound::Handled(SaFate::Keep),
+    }
+}
+
+/// The peer did not get our response: re-send it (every fragment), do not process again.
+fn resend_cached(sa: &mut IkeSa, ctx: &mut Ctx, req: &Req) -> bool {
+    let Some(cached) = sa.responses.answer_to(req.msg_id, req.exchange) else {
+        return false;
+    };
+    debug!(conn = %sa.cfg.name, msg_id = req.msg_id, "retransmitted request, re-sending cached response");
+    let datagrams = cached.to_vec();
+    ctx.out.stats.responses_resent += 1;
+    if datagrams.len() > 1 {
+        sa.frags.sent += datagrams.len() as u64;
+        ctx.out.stats.fragments_sent += datagrams.len() as u64;
+    }
+    for d in datagrams {
+        ctx.transmit(req.local, req.remote, d);
+    }
+    sa.last_inbound = ctx.now;
+    true
+}
+
+/// A fragment of the request we answered already (RFC 7383 2.6.1): once it proves
+/// authentic, fragment 1 makes us re-send the response; any other is ignored.
+fn old_fragment(sa: &mut IkeSa, ctx: &mut Ctx, req: &Req, data: &[u8], msg: &Message) {
+    let (Some(sk), Some(loc)) = (&sa.sk, &msg.sk) else {
+        return;
+    };
+    if let Err(e) = sk.open_bytes(data, loc) {
+        dropped(sa, ctx, e);
+        return;
+    }
+    let first = loc.fragment.is_some_and(|f| f.number == 1);
+    if !(first && resend_cached(sa, ctx, req)) {
+        ctx.out.stats.fragments_dropped += 1;
     }
 }
 
@@ -122,21 +195,26 @@ fn request(
         local,
         remote,
     };
-    let Ok(opened) = verify(sa, ctx, data, msg) else {
-        return Inbound::Handled(SaFate::Keep);
+    let retransmitted = h.msg_id.wrapping_add(1) == sa.peer_msg_id;
+    if msg.sk.as_ref().is_some_and(|l| l.fragment.is_some()) {
+        if retransmitted {
+            old_fragment(sa, ctx, &req, data, msg);
+            return Inbound::Handled(SaFate::Keep);
+        }
+        if h.msg_id != sa.peer_msg_id {
+            // Not kept, not even checked: no state for message IDs outside the window.
+            ctx.out.stats.bad_msgid_dropped += 1;
+            return Inbound::Handled(SaFate::Keep);
+        }
+    }
+    let opened = match verify(sa, ctx, data, msg) {
+        Opened::Whole(r) => r,
+        Opened::Fragment | Opened::Dropped => return Inbound::Handled(SaFate::Keep),
     };
     // From here on the message is authentic.
-    if h.msg_id.wrapping_add(1) == sa.peer_msg_id {
-        match (sa.responses.answer_to(h.msg_id, h.exchange), &opened) {
-            (Some(cached), Ok(_)) => {
-                // The peer did not get our response: re-send it, do not process again.
-                debug!(conn = %sa.cfg.name, msg_id = h.msg_id, "retransmitted request, re-sending cached response");
-                ctx.out.stats.responses_resent += 1;
-                let d = cached.to_vec();
-                ctx.transmit(local, remote, d);
-                sa.last_inbound = ctx.now;
-            }
-            _ => ctx.out.stats.bad_msgid_dropped += 1,
+    if retransmitted {
+        if !(opened.is_ok() && resend_cached(sa, ctx, &req)) {
+            ctx.out.stats.bad_msgid_dropped += 1;
         }
         return Inbound::Handled(SaFate::Keep);
     }
@@ -200,7 +278,7 @@ fn follow_peer(sa: &mut IkeSa, ctx: &mut Ctx, local: SocketAddr, remote: SocketA
 
 /// The cached IKE_SA_INIT response of a half-open SA, if `data` is a byte-identical copy
 /// of the request it answers (anything else is not a retransmission).
-pub(crate) fn retransmitted_init<'a>(sa: &'a IkeSa, data: &[u8]) -> Option<&'a [u8]> {
+pub(crate) fn retransmitted_init<'a>(sa: &'a IkeSa, data: &[u8]) -> Option<&'a [Vec<u8>]> {
     if sa.state != IkeState::InitReplied || sa.init_req != data {
         return None;
     }

@@ -1,15 +1,17 @@
 //! Outbound: encode, protect, send; the request in flight and its retransmissions.
 
 use super::receive::Req;
-use super::InFlight;
+use super::{fragment, InFlight};
 use crate::ike::codec::{self, Header, Payload};
 use crate::ike::codec::{FLAG_INITIATOR, FLAG_RESPONSE, IKE_VERSION};
 use crate::ike::ctx::{later, Ctx, MAX_DELAY};
 use crate::ike::exchange::Pending;
 use crate::ike::sa::IkeSa;
 use crate::ike::RetransmitConfig;
+use std::net::SocketAddr;
 use std::time::Duration;
 use tracing::debug;
+use zeroize::Zeroizing;
 
 fn header(sa: &IkeSa, exchange: u8, msg_id: u32, response: bool) -> Header {
     let mut flags = 0;
@@ -31,16 +33,54 @@ fn header(sa: &IkeSa, exchange: u8, msg_id: u32, response: bool) -> Header {
     }
 }
 
-/// The whole message: in an SK payload once the SA has keys, in the clear before.
-fn protect(sa: &IkeSa, ctx: &mut Ctx, header: Header, payloads: &[Payload]) -> Vec<u8> {
-    match &sa.sk {
-        Some(sk) => sk.seal(header, payloads, &mut *ctx.rng),
-        None => codec::encode_plain(header, payloads),
+/// The whole message: in an SK payload once the SA has keys, in the clear before; in SKF
+/// fragments (RFC 7383) when it is too big for the fragment size and the peer takes them.
+fn protect(sa: &mut IkeSa, ctx: &mut Ctx, header: Header, payloads: &[Payload]) -> Vec<Vec<u8>> {
+    let Some(sk) = &sa.sk else {
+        return vec![codec::encode_plain(header, payloads)];
+    };
+    let (first, chain) = codec::encode_chain(payloads);
+    let chain = Zeroizing::new(chain);
+    let whole = sk.seal_bytes(header.clone(), first, None, chain.to_vec(), &mut *ctx.rng);
+    let cfg = sa.cfg.fragmentation;
+    if !fragment::may_send(&cfg, sa.frags.negotiated) {
+        return vec![whole];
+    }
+    let max = fragment::max_message(cfg.size, sa.local, sa.remote);
+    match fragment::split(
+        sk,
+        &header,
+        (first, &chain),
+        whole.len(),
+        max,
+        &mut *ctx.rng,
+    ) {
+        Some(frags) => {
+            debug!(conn = %sa.cfg.name, msg_id = header.msg_id, "IKE message of {} bytes split into {} fragments", whole.len(), frags.len());
+            frags
+        }
+        None => vec![whole],
+    }
+}
+
+/// Sends every datagram of a message, counting fragments.
+fn transmit_all(
+    sa: &mut IkeSa,
+    ctx: &mut Ctx,
+    (local, remote): (SocketAddr, SocketAddr),
+    datagrams: &[Vec<u8>],
+) {
+    if datagrams.len() > 1 {
+        sa.frags.sent += datagrams.len() as u64;
+        ctx.out.stats.fragments_sent += datagrams.len() as u64;
+    }
+    for d in datagrams {
+        ctx.transmit(local, remote, d.clone());
     }
 }
 
 /// Sends a request with the next message ID; it stays in flight (and is retransmitted)
-/// until its response arrives. Returns the bytes sent.
+/// until its response arrives. Returns the bytes sent (the first fragment if fragmented).
 pub(crate) fn send_request(
     sa: &mut IkeSa,
     ctx: &mut Ctx,
@@ -51,27 +91,28 @@ pub(crate) fn send_request(
     let msg_id = sa.next_msg_id;
     sa.next_msg_id = sa.next_msg_id.wrapping_add(1);
     let h = header(sa, exchange, msg_id, false);
-    let data = protect(sa, ctx, h, payloads);
+    let datagrams = protect(sa, ctx, h, payloads);
     debug!(conn = %sa.cfg.name, spi = format_args!("{:016x}", sa.our_spi()), msg_id, "sending {} request to {}", pending.kind(), sa.remote);
-    ctx.transmit(sa.local, sa.remote, data.clone());
+    transmit_all(sa, ctx, (sa.local, sa.remote), &datagrams);
+    let first = datagrams.first().cloned().unwrap_or_default();
     sa.in_flight = Some(InFlight {
         msg_id,
-        data: data.clone(),
+        datagrams,
         retransmits: 0,
         next_at: later(ctx.now, sa.cfg.retransmit.timeout),
         exchange: pending,
     });
-    data
+    first
 }
 
 /// Answers `req` (to where it came from, RFC 7296 2.11) and caches the answer for the
 /// request's retransmissions.
 pub(crate) fn respond(sa: &mut IkeSa, ctx: &mut Ctx, req: &Req, payloads: &[Payload]) {
     let h = header(sa, req.exchange, req.msg_id, true);
-    let data = protect(sa, ctx, h, payloads);
+    let datagrams = protect(sa, ctx, h, payloads);
     debug!(conn = %sa.cfg.name, msg_id = req.msg_id, exchange = req.exchange, "sending response to {}", req.remote);
-    ctx.transmit(req.local, req.remote, data.clone());
-    sa.responses.store(req.msg_id, req.exchange, data);
+    transmit_all(sa, ctx, (req.local, req.remote), &datagrams);
+    sa.responses.store(req.msg_id, req.exchange, datagrams);
 }
 
 /// A response carrying one notify (an error, or TEMPORARY_FAILURE).
@@ -83,7 +124,7 @@ pub(crate) fn respond_notify(sa: &mut IkeSa, ctx: &mut Ctx, req: &Req, ntype: u1
 /// kept): the stateless answers to an IKE_SA_INIT request.
 pub(crate) fn reply_plain(
     ctx: &mut Ctx,
-    (local, remote): (std::net::SocketAddr, std::net::SocketAddr),
+    (local, remote): (SocketAddr, SocketAddr),
     req: &Header,
     ntype: u16,
     data: Vec<u8>,
@@ -142,9 +183,10 @@ pub(crate) fn retransmit(sa: &mut IkeSa, ctx: &mut Ctx) -> Retransmit {
     p.retransmits += 1;
     p.next_at = later(ctx.now, backoff(&rt, p.retransmits));
     debug!(conn = %sa.cfg.name, "retransmit {} of {} request {}", p.retransmits, p.kind(), p.msg_id);
-    let data = p.data.clone();
+    // Every fragment again (RFC 7383 2.6.1).
+    let datagrams = p.datagrams.clone();
     ctx.out.stats.retransmits += 1;
-    ctx.transmit(sa.local, sa.remote, data);
+    transmit_all(sa, ctx, (sa.local, sa.remote), &datagrams);
     Retransmit::Sent
 }
 
