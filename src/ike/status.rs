@@ -146,6 +146,9 @@ pub struct EngineStats {
     pub auth_failures: u64,
     pub no_proposal: u64,
     pub ts_unacceptable: u64,
+    /// CHILD SAs whose narrowed selectors exceeded the per-child bound (responder: narrowed
+    /// further; initiator: the answer refused).
+    pub ts_over_limit: u64,
     pub invalid_ke_sent: u64,
     pub cookies_sent: u64,
     pub ike_established: u64,
