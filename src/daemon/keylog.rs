@@ -63,10 +63,33 @@ impl KeyLog {
             .create(true)
             .append(true)
             .mode(0o600)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | libc::O_CLOEXEC)
             .open(&self.path)
-            .and_then(|mut f| f.write_all(line.as_bytes()));
+            .and_then(|mut f| {
+                private_file(&f)?;
+                f.write_all(line.as_bytes())
+            });
         if let Err(e) = res {
             tracing::warn!("cannot write key log {}: {e}", self.path.display());
         }
     }
+}
+
+/// The key log must be a regular file only its owner can read: `mode(0o600)` applies only
+/// when the file is created, and an existing file keeps whatever mode it has.
+fn private_file(f: &std::fs::File) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = f.metadata()?;
+    let mode = meta.permissions().mode() & 0o777;
+    if !meta.is_file() {
+        return Err(std::io::Error::other(
+            "not a regular file; not writing keys",
+        ));
+    }
+    if mode & 0o077 != 0 {
+        return Err(std::io::Error::other(format!(
+            "mode {mode:04o} lets group/others read it; not writing keys (chmod 600 it)"
+        )));
+    }
+    Ok(())
 }

@@ -19,7 +19,7 @@ use tracing::{info, warn};
 /// configured ones can yield up to N*M (a TS payload can only say 255), and the data plane
 /// checks every packet against the list: a responder narrows further, to the first
 /// `MAX_TS_PER_CHILD` (RFC 7296 2.9 lets it), and an initiator refuses an answer with more.
-pub(crate) const MAX_TS_PER_CHILD: usize = 64;
+pub const MAX_TS_PER_CHILD: usize = 64;
 
 /// A CHILD SA we offered, remembered until the answer.
 pub(crate) struct Offer {
