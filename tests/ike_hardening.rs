@@ -230,3 +230,89 @@ fn wide_narrowing_stays_within_the_bound_and_both_ends_agree() {
     assert_eq!(d.a.stats().malformed_dropped, 0);
     assert_eq!(d.b.stats().malformed_dropped, 0);
 }
+
+/// One IKE_SA_INIT request of a real initiator, to replay with other SPIs and sources.
+fn init_request() -> Vec<u8> {
+    let a = cfg("c", A_IP, Some(B_IP), b"psk-0123456789", &[WEAK]);
+    let now = Instant::now();
+    let mut e = Engine::new(vec![a], Box::new(StdRng::seed_from_u64(40)), now);
+    e.initiate(now, "c").unwrap();
+    e.poll_transmit().expect("IKE_SA_INIT").data
+}
+
+/// Sends `n` IKE_SA_INITs (fresh SPIs) from `ip` to B; returns how many B answered.
+fn flood(b: &mut Engine, now: Instant, req: &[u8], ip: &str, n: u64, spi_base: u64) -> usize {
+    let local: std::net::SocketAddr = format!("{B_IP}:500").parse().unwrap();
+    let mut answered = 0;
+    for i in 0..n {
+        let mut d = req.to_vec();
+        d[..8].copy_from_slice(&(spi_base + i).to_be_bytes());
+        let from = format!("{ip}:{}", 1024 + i % 60000).parse().unwrap();
+        b.handle_datagram(now, local, from, &d);
+        answered += std::iter::from_fn(|| b.poll_transmit()).count();
+    }
+    answered
+}
+
+fn responder() -> Engine {
+    let b = cfg("c", B_IP, None, b"psk-0123456789", &[WEAK]);
+    let mut e = Engine::new(vec![b], Box::new(StdRng::seed_from_u64(41)), Instant::now());
+    // Real addresses pass cookies: the caps must hold without them.
+    e.set_cookie_threshold(usize::MAX);
+    e
+}
+
+/// Finding 4: one address cannot hold more than its share of half-open SAs, and the drops
+/// are counted; other addresses are not affected.
+#[test]
+fn half_open_sas_are_capped_per_address() {
+    let mut b = responder();
+    b.set_half_open_limits(ipsecgw::ike::HalfOpenLimits {
+        total: 1000,
+        per_address: 100,
+    });
+    let now = Instant::now();
+    let req = init_request();
+    assert_eq!(flood(&mut b, now, &req, "198.51.100.1", 150, 1 << 32), 100);
+    assert_eq!(b.half_open(), 100);
+    assert_eq!(b.stats().half_open_dropped, 50);
+    assert_eq!(flood(&mut b, now, &req, "198.51.100.2", 10, 2 << 32), 10);
+    assert_eq!(b.half_open(), 110);
+}
+
+/// Finding 4: the global cap holds against many addresses; once the half-open SAs expire a
+/// legitimate initiator establishes again.
+#[test]
+fn half_open_sas_are_capped_in_all_and_expire() {
+    let mut b = responder();
+    b.set_half_open_limits(ipsecgw::ike::HalfOpenLimits {
+        total: 300,
+        per_address: 100,
+    });
+    let t0 = Instant::now();
+    let req = init_request();
+    let mut answered = 0;
+    for k in 1..=5u64 {
+        let ip = format!("198.51.100.{k}");
+        answered += flood(&mut b, t0, &req, &ip, 100, k << 32);
+    }
+    assert_eq!(answered, 300);
+    assert_eq!(b.half_open(), 300);
+    assert_eq!(b.stats().half_open_dropped, 200);
+    // A legitimate peer arriving now is dropped too (the cap is what bounds the state)...
+    let a = cfg("c", A_IP, Some(B_IP), b"psk-0123456789", &[WEAK]);
+    let mut d = Duo::new(vec![a.clone()], vec![], 42);
+    d.b = b;
+    d.now = t0;
+    d.connect("c");
+    assert_eq!(ike_up(&d.ev_b), None);
+    // ...until the flood's half-open SAs expire (30 s), all in one timer run.
+    let later = t0 + Duration::from_secs(31);
+    d.b.handle_timeout(later);
+    assert_eq!(d.b.half_open(), 0);
+    let mut fresh = Duo::new(vec![a], vec![], 43);
+    fresh.b = d.b;
+    fresh.now = later;
+    fresh.connect("c");
+    assert!(ike_up(&fresh.ev_b).is_some(), "legit peer after expiry");
+}

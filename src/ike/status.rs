@@ -151,6 +151,8 @@ pub struct EngineStats {
     pub ts_over_limit: u64,
     pub invalid_ke_sent: u64,
     pub cookies_sent: u64,
+    /// IKE_SA_INITs dropped because the half-open caps (in all, per address) were reached.
+    pub half_open_dropped: u64,
     pub ike_established: u64,
     pub ike_rekeyed: u64,
     pub child_established: u64,
