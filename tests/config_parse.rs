@@ -353,6 +353,39 @@ fn unknown_algorithm_is_named() {
 }
 
 #[test]
+fn weak_algorithms_only_by_name_and_with_a_warning() {
+    // The defaults offer nothing weak, so they warn about nothing.
+    let cfg = config::parse(&minimal(""), "x.toml").unwrap();
+    assert!(cfg.warnings.is_empty(), "{:?}", cfg.warnings);
+    let c = &cfg.connections[0];
+    let weak = |w: Vec<&str>| w.is_empty();
+    assert!(c.ike_proposals.iter().all(|p| weak(p.weak_algorithms())));
+    assert!(c.children[0]
+        .esp_proposals
+        .iter()
+        .all(|p| weak(p.weak_algorithms())));
+    // Written by name: accepted, one warning per list naming each weak algorithm once.
+    let text = minimal("ike_proposals = [\"aes128-md5-prfmd5-modp768\", \"aes256-sha1-modp768\"]")
+        + "esp_proposals = [\"null-sha256\", \"aes128-sha1\"]\n";
+    let cfg = config::parse(&text, "x.toml").unwrap_or_else(|e| panic!("{e:?}"));
+    let w: Vec<String> = cfg.warnings.iter().map(|w| w.to_string()).collect();
+    assert_eq!(w.len(), 2, "{w:?}");
+    assert!(
+        w[0].starts_with(
+            "x.toml:6: warning: `ike_proposals` offers weak algorithms (md5, prfmd5, modp768)"
+        ),
+        "{w:?}"
+    );
+    assert!(
+        w[1].starts_with("x.toml:9: warning: `esp_proposals` offers weak algorithms (null)"),
+        "{w:?}"
+    );
+    // ESP NULL encryption is an ESP-only keyword.
+    let errs = errors(&minimal("ike_proposals = [\"null-sha256-modp2048\"]"));
+    assert_error(&errs, 6, "NULL encryption is for ESP proposals only");
+}
+
+#[test]
 fn insecure_psk_file_refused_then_accepted_with_override() {
     let dir = TempDir::new();
     let psk = dir.write("open.psk", "IamSecure123\n", 0o644);

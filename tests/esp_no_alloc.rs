@@ -5,18 +5,29 @@
 use ipsecgw::crypto::{EncrAlg, IntegAlg};
 use ipsecgw::esp::{Backend, InboundSa, OutboundSa, PacketBuf, SaParams, HEADROOM, TAILROOM};
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use zeroize::Zeroizing;
 
 struct Counting;
 
-static COUNTING: AtomicBool = AtomicBool::new(false);
 static ALLOCS: AtomicUsize = AtomicUsize::new(0);
+
+thread_local! {
+    // Only the test's own thread is counted: libtest's and rand's helper threads may allocate
+    // at any time, and the batch paths under test run on the calling thread.
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+}
+
+fn counting() -> bool {
+    // `try_with`: the allocator is also called while thread-locals are being torn down.
+    COUNTING.try_with(Cell::get).unwrap_or(false)
+}
 
 // SAFETY: forwards to the system allocator unchanged; only counts calls.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::SeqCst) {
+        if counting() {
             ALLOCS.fetch_add(1, Ordering::SeqCst);
         }
         // SAFETY: same contract as ours.
@@ -27,7 +38,7 @@ unsafe impl GlobalAlloc for Counting {
         unsafe { System.dealloc(ptr, layout) }
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::SeqCst) {
+        if counting() {
             ALLOCS.fetch_add(1, Ordering::SeqCst);
         }
         // SAFETY: same contract as ours.
@@ -111,12 +122,12 @@ fn encap_and_decap_batches_do_not_allocate() {
                 BATCH
             );
             ALLOCS.store(0, Ordering::SeqCst);
-            COUNTING.store(true, Ordering::SeqCst);
+            COUNTING.with(|c| c.set(true));
             let mut ok = 0;
             for _ in 0..20 {
                 ok += round_trip(&tx, &rx, &mut bufs, &mut lens, &mut starts, &mut rng);
             }
-            COUNTING.store(false, Ordering::SeqCst);
+            COUNTING.with(|c| c.set(false));
             assert_eq!(
                 ok,
                 20 * BATCH,

@@ -246,7 +246,7 @@ impl OutboundSa {
     /// A fresh unpredictable IV per packet for CBC (RFC 3602 2.1); for GCM the 64-bit
     /// sequence number, which is unique (RFC 4106 3.1).
     fn fill_iv(&self, seq: u64, rng: &mut dyn RngCore, iv: &mut [u8]) {
-        if self.transform.is_gcm() {
+        if self.transform.is_aead() {
             iv.copy_from_slice(&seq.to_be_bytes());
         } else {
             rng.fill_bytes(iv);
@@ -326,7 +326,7 @@ impl OutboundSa {
         let mut seq = first_seq;
         for chunk in pkts.chunks_mut(CHUNK) {
             let mut ivs = [0u8; 16 * CHUNK];
-            if !self.transform.is_gcm() {
+            if !self.transform.is_aead() {
                 rng.fill_bytes(&mut ivs[..l.iv_len * chunk.len()]);
             }
             let mut items: [Item<'_>; CHUNK] = std::array::from_fn(|_| Item {
@@ -359,7 +359,7 @@ impl OutboundSa {
                 p.start = begin;
                 p.len = hdr + ct + l.icv_len;
                 let pkt = &mut p.buf[begin..end];
-                if self.transform.is_gcm() {
+                if self.transform.is_aead() {
                     pkt[ESP_HEADER_LEN..hdr].copy_from_slice(&s.to_be_bytes());
                 } else {
                     pkt[ESP_HEADER_LEN..hdr]
@@ -603,7 +603,7 @@ impl InboundSa {
         let l = self.layout;
         let hdr = l.header_len();
         // Smallest ciphertext: one block for CBC, the two trailer bytes for GCM.
-        let min_ct = if self.transform.is_gcm() {
+        let min_ct = if self.transform.is_aead() {
             2
         } else {
             l.block_len
@@ -625,7 +625,7 @@ impl InboundSa {
                         continue;
                     }
                     let ct_len = pkt.len() - hdr - l.icv_len;
-                    if !self.transform.is_gcm() && !ct_len.is_multiple_of(l.block_len) {
+                    if !self.transform.is_aead() && !ct_len.is_multiple_of(l.block_len) {
                         *r = Err(DropReason::BadLength);
                         continue;
                     }

@@ -39,7 +39,9 @@ pub(crate) enum Transform {
         mac: Option<Box<dyn Mac>>,
         fast: Option<Box<FastCbc>>,
     },
-    Gcm {
+    /// AES-GCM with an 8-, 12- or 16-byte ICV (RFC 4106) or ChaCha20-Poly1305 (RFC 7634):
+    /// the crate path; the fast path only for AES-GCM-16-128/256.
+    Aead {
         aead: Box<dyn Aead>,
         fast: Option<Box<AesGcm>>,
     },
@@ -56,7 +58,7 @@ pub(crate) struct Item<'a> {
     pub ok: bool,
 }
 
-/// AAD for GCM (RFC 4106 5): SPI | seq (32) or SPI | seq high | seq low with ESN.
+/// AAD for AES-GCM (RFC 4106 5) and ChaCha20-Poly1305 (RFC 7634 3): SPI | seq (32) or SPI | seq high | seq low with ESN.
 fn gcm_aad(spi: &[u8], seq: u64, esn: bool, buf: &mut [u8; 12]) -> usize {
     buf[..4].copy_from_slice(spi);
     if esn {
@@ -95,7 +97,7 @@ impl Transform {
                 }
                 _ => None,
             };
-            Ok(Transform::Gcm { aead, fast })
+            Ok(Transform::Aead { aead, fast })
         } else {
             let mac = match p.integ {
                 Some(alg) => Some(new_mac(alg, &p.integ_key)?),
@@ -125,19 +127,20 @@ impl Transform {
     pub fn icv_len(&self) -> usize {
         match self {
             Transform::Cbc { mac, .. } => mac.as_ref().map_or(0, |m| m.icv_len()),
-            Transform::Gcm { .. } => 16,
+            Transform::Aead { aead, .. } => aead.icv_len(),
         }
     }
 
-    pub fn is_gcm(&self) -> bool {
-        matches!(self, Transform::Gcm { .. })
+    /// AEAD: the IV is the sequence number and the ciphertext needs no block alignment.
+    pub fn is_aead(&self) -> bool {
+        matches!(self, Transform::Aead { .. })
     }
 
     /// True when the fast path handles this SA.
     pub fn is_fast(&self) -> bool {
         match self {
             Transform::Cbc { fast, .. } => fast.is_some(),
-            Transform::Gcm { fast, .. } => fast.is_some(),
+            Transform::Aead { fast, .. } => fast.is_some(),
         }
     }
 
@@ -203,7 +206,7 @@ impl Transform {
                     }
                 }
             }
-            Transform::Gcm { aead, fast } => {
+            Transform::Aead { aead, fast } => {
                 for it in items.iter_mut() {
                     let mut aad = [0u8; 12];
                     let (head, rest) = it.pkt.split_at_mut(it.hdr);
@@ -211,11 +214,13 @@ impl Transform {
                     let (ct, icv) = rest.split_at_mut(it.ct);
                     let mut iv = [0u8; 8];
                     iv.copy_from_slice(&head[ESP_HEADER_LEN..ESP_HEADER_LEN + 8]);
-                    let tag = match fast {
-                        Some(g) => g.seal(&iv, &aad[..aad_len], ct),
-                        None => aead.seal(&iv, &aad[..aad_len], ct),
-                    };
-                    icv[..16].copy_from_slice(&tag);
+                    match fast {
+                        Some(g) => icv[..16].copy_from_slice(&g.seal(&iv, &aad[..aad_len], ct)),
+                        // Writes exactly the ICV: 8, 12 or 16 bytes.
+                        None => {
+                            aead.seal_icv(&iv, &aad[..aad_len], ct, icv);
+                        }
+                    }
                 }
             }
         }
@@ -271,7 +276,7 @@ impl Transform {
                     cipher.decrypt(&head[ESP_HEADER_LEN..], ct);
                 }
             }
-            Transform::Gcm { aead, fast } => {
+            Transform::Aead { aead, fast } => {
                 for it in items.iter_mut() {
                     let mut aad = [0u8; 12];
                     let (head, rest) = it.pkt.split_at_mut(it.hdr);
@@ -281,7 +286,7 @@ impl Transform {
                     iv.copy_from_slice(&head[ESP_HEADER_LEN..ESP_HEADER_LEN + 8]);
                     it.ok = match fast {
                         Some(g) => g.open(&iv, &aad[..aad_len], ct, &icv[..16]),
-                        None => aead.open(&iv, &aad[..aad_len], ct, &icv[..16]),
+                        None => aead.open(&iv, &aad[..aad_len], ct, icv),
                     };
                 }
             }

@@ -50,11 +50,10 @@ pub struct IkeKeys {
     pub sk_pr: Zeroizing<Vec<u8>>,
 }
 
-/// SKEYSEED = prf(Ni | Nr, g^ir) for a new IKE SA.
+/// SKEYSEED = prf(Ni | Nr, g^ir) for a new IKE SA (with AES-XCBC-PRF-128 only the first
+/// 64 bits of each nonce key it, RFC 7296 2.14; `skeyseed_key` knows which PRF does that).
 pub fn skeyseed(prf: PrfAlg, ni: &[u8], nr: &[u8], shared: &[u8]) -> Zeroizing<Vec<u8>> {
-    let mut key = Zeroizing::new(Vec::with_capacity(ni.len() + nr.len()));
-    key.extend_from_slice(ni);
-    key.extend_from_slice(nr);
+    let key = crypto::skeyseed_key(prf, ni, nr);
     crypto::prf(prf, &key, &[shared])
 }
 
@@ -343,10 +342,11 @@ impl SkCrypto {
                 iv8.copy_from_slice(iv.get(..8).unwrap_or(&[0u8; 8]));
                 let aad = out.clone();
                 out.extend_from_slice(&iv8);
-                // In place: the plaintext never leaves its zeroizing buffer.
+                // In place: the plaintext never leaves its zeroizing buffer. Only the ICV
+                // (8, 12 or 16 bytes) goes on the wire (RFC 5282 3).
                 let tag = a.seal(&iv8, &aad, plain.as_mut_slice());
                 out.extend_from_slice(&plain);
-                out.extend_from_slice(&tag);
+                out.extend_from_slice(tag.get(..self.icv_len).unwrap_or(&tag));
             }
         }
         out
@@ -665,10 +665,14 @@ mod tests {
     }
 
     fn sk_round_trip(encr: EncrAlg, integ: Option<IntegAlg>) {
+        sk_round_trip_prf(encr, integ, PrfAlg::HmacSha1);
+    }
+
+    fn sk_round_trip_prf(encr: EncrAlg, integ: Option<IntegAlg>, prf: PrfAlg) {
         let a = IkeAlgs {
             encr,
             integ,
-            prf: PrfAlg::HmacSha1,
+            prf,
             dh: DhGroup::Modp1024,
         };
         let keys = derive_ike_keys(&a, &[1u8; 20], &[2u8; 16], &[3u8; 16], 7, 8);
@@ -697,6 +701,12 @@ mod tests {
                 },
             ];
             let msg = ini.seal(header.clone(), &payloads, &mut rng);
+            // Header, SK header, IV, padded plaintext, then exactly the ICV (RFC 5282 3:
+            // AES-GCM-8/12 carry 8/12 bytes, not the full tag).
+            let icv = integ.map_or(encr.icv_len(), |i| i.icv_len());
+            let plain = msg.len() - HEADER_LEN - 4 - encr.iv_len() - icv;
+            assert_eq!(plain % encr.block_len(), 0, "{encr:?}: padding");
+            assert!(plain > n, "{encr:?}: plaintext too short");
             let parsed = codec::Message::parse(&msg).unwrap();
             let sk = parsed.sk.unwrap();
             assert_eq!(res.open(&msg, &sk).unwrap(), payloads);
@@ -732,5 +742,37 @@ mod tests {
         sk_round_trip(EncrAlg::AesCbc128, Some(IntegAlg::HmacSha256_128));
         sk_round_trip(EncrAlg::TripleDesCbc, Some(IntegAlg::HmacSha1_96));
         sk_round_trip(EncrAlg::AesGcm16_256, None);
+    }
+
+    /// Every cipher, integrity algorithm and PRF IKE can negotiate protects the SK payload.
+    #[test]
+    fn sk_round_trip_every_ike_transform() {
+        for encr in EncrAlg::ALL.into_iter().filter(|e| e.allowed_in_ike()) {
+            if encr.is_aead() {
+                sk_round_trip(encr, None);
+            } else {
+                sk_round_trip(encr, Some(IntegAlg::HmacSha256_128));
+            }
+        }
+        for integ in IntegAlg::ALL {
+            sk_round_trip_prf(EncrAlg::AesCbc192, Some(integ), integ.matching_prf());
+        }
+    }
+
+    /// RFC 7296 2.14: with AES-XCBC-PRF-128 only the first 64 bits of Ni and of Nr key
+    /// SKEYSEED (what charon's keymat_v2 does too); the HMAC PRFs take both nonces whole.
+    #[test]
+    fn skeyseed_xcbc_takes_half_nonces() {
+        let (ni, nr, g) = ([1u8; 32], [2u8; 32], [3u8; 32]);
+        let truncated = [&ni[..8], &nr[..8]].concat();
+        assert_eq!(
+            skeyseed(PrfAlg::AesXcbc128, &ni, &nr, &g),
+            crypto::prf(PrfAlg::AesXcbc128, &truncated, &[&g])
+        );
+        let whole = [&ni[..], &nr[..]].concat();
+        assert_eq!(
+            skeyseed(PrfAlg::HmacSha384, &ni, &nr, &g),
+            crypto::prf(PrfAlg::HmacSha384, &whole, &[&g])
+        );
     }
 }

@@ -145,7 +145,8 @@ pub fn select_ike<'a>(
 ) -> Option<(&'a Proposal, IkeAlgs)> {
     for op in ours {
         for rp in theirs.iter().filter(|p| p.protocol == PROTO_IKE) {
-            let Some(encr) = pick_encr(&op.encr, rp) else {
+            // ENCR_NULL never protects an IKE SA (RFC 7296 3.3.2), whatever the config says.
+            let Some(encr) = pick_encr(&op.encr, rp).filter(|e| e.allowed_in_ike()) else {
                 continue;
             };
             let Some(integ) = pick_integ(encr, &op.integ, rp) else {
@@ -249,7 +250,7 @@ pub fn ike_from_chosen(p: &Proposal) -> Option<IkeAlgs> {
         }
     };
     let e = one(TT_ENCR)??;
-    let encr = EncrAlg::from_transform(e.id, e.key_len)?;
+    let encr = EncrAlg::from_transform(e.id, e.key_len).filter(|e| e.allowed_in_ike())?;
     let integ = match one(TT_INTEG)? {
         Some(t) if t.id != 0 => Some(IntegAlg::from_transform(t.id)?),
         _ => None,

@@ -482,18 +482,22 @@ impl Drop for Lab {
     }
 }
 
-/// strongswan.conf for one charon: explicit plugin list (kdf is required since 5.9.6),
+/// strongswan.conf for one charon: explicit plugin list (kdf is required since 5.9.6; md5,
+/// xcbc, gcm, chapoly and curve25519 for every suite of issue 10),
 /// kernel-libipsec as the IPsec backend (this kernel has no ESP), short retransmits.
 pub fn strongswan_conf(vici: &Path, log: &Path) -> String {
     format!(
         r#"charon {{
     load_modular = no
-    load = random nonce openssl gmp aes sha1 sha2 hmac kdf kernel-libipsec kernel-netlink socket-default vici updown
+    load = random nonce openssl gmp aes sha1 sha2 md5 hmac xcbc gcm chapoly curve25519 kdf kernel-libipsec kernel-netlink socket-default vici updown
     port = 500
     port_nat_t = 4500
     install_routes = no
     retransmit_tries = 3
     retransmit_timeout = 2.0
+    # interop_suites brings up two dozen IKE SAs at once: no COOKIE / half-open blocking.
+    cookie_threshold = 100
+    block_threshold = 100
     plugins {{
         kernel-netlink {{
             fwmark = 0x2200

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::proposals;
+use super::{proposals, warn_weak};
 use crate::config::reader::{Ctx, Section};
 use crate::config::values::{prefix, valid_name};
 use crate::config::Child;
@@ -50,6 +50,8 @@ pub(super) fn build(ctx: &mut Ctx, s: Section) -> Option<Child> {
     let local_ts = selectors("local_ts");
     let remote_ts = selectors("remote_ts");
     let esp_proposals = proposals(ctx, s, "esp_proposals", DEFAULT_ESP_PROPOSALS, parse_esp);
+    let weak = esp_proposals.iter().flat_map(|p| p.weak_algorithms());
+    warn_weak(ctx, s, "esp_proposals", weak);
     let rekey_time = s.positive_duration(ctx, "rekey_time", Duration::from_secs(3600));
     let replay_window = s.number(ctx, "replay_window", 0..=4096, 64);
     if (1..32).contains(&replay_window) {

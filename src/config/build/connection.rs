@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::{bgp, child, proposals, psk, tunnel};
+use super::{bgp, child, proposals, psk, tunnel, warn_weak};
 use crate::config::reader::{Ctx, Section, Span};
 use crate::config::values::{ip_or_any, valid_name};
 use crate::config::{Child, Connection, DpdAction, Encap, StartAction};
@@ -115,6 +115,8 @@ pub(super) fn build(ctx: &mut Ctx, s: Section) -> Option<Connection> {
     let psk = psk::read(ctx, s);
 
     let ike_proposals = proposals(ctx, s, "ike_proposals", DEFAULT_IKE_PROPOSALS, parse_ike);
+    let weak = ike_proposals.iter().flat_map(|p| p.weak_algorithms());
+    warn_weak(ctx, s, "ike_proposals", weak);
     let start_action = s
         .keyword(
             ctx,

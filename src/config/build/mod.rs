@@ -139,3 +139,23 @@ fn proposals<T, E: std::fmt::Display>(
         None => defaults.iter().filter_map(|p| parse(p).ok()).collect(),
     }
 }
+
+/// Weak algorithms (modp768, md5, prfmd5, ESP null) are accepted only when written by name:
+/// no default offers them, and `check` warns once per list that does.
+fn warn_weak<'a>(ctx: &mut Ctx, s: Section, key: &str, weak: impl Iterator<Item = &'a str>) {
+    let mut names: Vec<&str> = Vec::new();
+    for w in weak {
+        if !names.contains(&w) {
+            names.push(w);
+        }
+    }
+    if !names.is_empty() {
+        ctx.warn(
+            &s.span_of(key),
+            format!(
+                "`{key}` offers weak algorithms ({}): accepted because configured by name; prefer them only where the peer offers nothing better",
+                names.join(", ")
+            ),
+        );
+    }
+}
