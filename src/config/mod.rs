@@ -128,6 +128,10 @@ pub struct Global {
     pub retransmit_tries: u32,
     /// Half-open IKE SAs above which a responder demands COOKIEs (default 10).
     pub cookie_threshold: u32,
+    /// Half-open IKE SAs kept at most, in all (default 5000) and from one peer address
+    /// (default 100); further IKE_SA_INITs are dropped and counted.
+    pub half_open_max: u32,
+    pub half_open_per_address_max: u32,
 }
 
 impl Default for Global {
@@ -141,6 +145,8 @@ impl Default for Global {
             retransmit_base: 1.8,
             retransmit_tries: 5,
             cookie_threshold: 10,
+            half_open_max: 5000,
+            half_open_per_address_max: 100,
         }
     }
 }

@@ -6,6 +6,8 @@
 
 use std::ops::Range;
 
+use zeroize::Zeroizing;
+
 /// One TOML value with the byte range it came from (None for implicit tables).
 #[derive(Debug, Clone)]
 pub(crate) struct Node {
@@ -15,7 +17,8 @@ pub(crate) struct Node {
 
 #[derive(Debug, Clone)]
 pub(crate) enum Kind {
-    Str(String),
+    /// Wiped on drop: the value of an inline `psk` is one of these.
+    Str(Zeroizing<String>),
     Int(i64),
     Float(f64),
     Bool(bool),
@@ -123,7 +126,7 @@ fn item_node(item: &toml_edit::Item, fallback: Option<Range<usize>>) -> Node {
 fn value_node(value: &toml_edit::Value, fallback: Option<Range<usize>>) -> Node {
     let span = value.span().or(fallback);
     let kind = match value {
-        toml_edit::Value::String(s) => Kind::Str(s.value().clone()),
+        toml_edit::Value::String(s) => Kind::Str(Zeroizing::new(s.value().clone())),
         toml_edit::Value::Integer(i) => Kind::Int(*i.value()),
         toml_edit::Value::Float(f) => Kind::Float(*f.value()),
         toml_edit::Value::Boolean(b) => Kind::Bool(*b.value()),

@@ -6,7 +6,7 @@
 
 use std::future::Future;
 use std::io;
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, FileTypeExt, MetadataExt};
 use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -111,6 +111,7 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
                 .create(dir)
                 .map_err(|e| with_path(e, "cannot create the directory of"))?;
         }
+        check_parent_dir(dir)?;
     }
     match std::fs::symlink_metadata(path) {
         Ok(meta) if meta.file_type().is_socket() => {
@@ -135,12 +136,46 @@ pub fn bind(path: &Path) -> io::Result<UnixListener> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => {}
         Err(e) => return Err(with_path(e, "cannot inspect")),
     }
-    let listener = UnixListener::bind(path).map_err(|e| with_path(e, "cannot listen on"))?;
-    // Root-only: the socket can tear tunnels down. (The 0700 directory covers the short
-    // window between bind and chmod when we created it.)
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-        .map_err(|e| with_path(e, "cannot set the mode of"))?;
-    Ok(listener)
+    // Root-only: the socket can tear tunnels down. It is created 0600 by bind itself (the
+    // umask), never chmod'ed by path afterwards: there is no window in which it is open to
+    // others, and no path lookup a swapped directory entry could redirect. (fchmod on a
+    // socket's fd does not reach the file bind creates.) The umask is process-wide but only
+    // ever narrowed, for the length of one bind.
+    // SAFETY: umask only swaps the process's file mode creation mask.
+    let old_mask = unsafe { libc::umask(0o177) };
+    let bound = UnixListener::bind(path);
+    // SAFETY: as above, restoring the previous mask.
+    unsafe { libc::umask(old_mask) };
+    bound.map_err(|e| with_path(e, "cannot listen on"))
+}
+
+/// The socket's directory must not let other users replace the socket: owned by root or by
+/// us, and writable only by its owner (or sticky, like /tmp).
+fn check_parent_dir(dir: &Path) -> io::Result<()> {
+    let meta = std::fs::metadata(dir)
+        .map_err(|e| io::Error::new(e.kind(), format!("cannot inspect {}: {e}", dir.display())))?;
+    let mode = meta.mode() & 0o7777;
+    // SAFETY: geteuid has no preconditions.
+    let euid = unsafe { libc::geteuid() };
+    let problem = if !meta.is_dir() {
+        Some("is not a directory".to_string())
+    } else if meta.uid() != 0 && meta.uid() != euid {
+        Some(format!("is owned by uid {}, not root or us", meta.uid()))
+    } else if mode & 0o022 != 0 && mode & 0o1000 == 0 {
+        Some(format!(
+            "is writable by group/others (mode {mode:04o}); run `chmod go-w {}`",
+            dir.display()
+        ))
+    } else {
+        None
+    };
+    match problem {
+        Some(p) => Err(io::Error::new(
+            io::ErrorKind::PermissionDenied,
+            format!("control socket directory {} {p}", dir.display()),
+        )),
+        None => Ok(()),
+    }
 }
 
 /// Binds `path` and serves requests forever (until the task is dropped/aborted).

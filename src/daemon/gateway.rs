@@ -14,7 +14,7 @@ use crate::control::{
     StatusReport,
 };
 use crate::dataplane::{Dataplane, DataplaneConfig, IkeDatagram};
-use crate::ike::{self, Engine, Event, IkeConfig};
+use crate::ike::{self, Engine, Event, HalfOpenLimits, IkeConfig};
 use crate::routing::{Netlink, RouteSet};
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -147,6 +147,10 @@ pub async fn run_config(cfg: Config) -> Result<(), DaemonError> {
         .collect();
     let mut engine = Engine::new(ike_cfgs, Box::new(rand::rngs::OsRng), now);
     engine.set_cookie_threshold(cfg.global.cookie_threshold as usize);
+    engine.set_half_open_limits(HalfOpenLimits {
+        total: cfg.global.half_open_max as usize,
+        per_address: cfg.global.half_open_per_address_max as usize,
+    });
     let keylog = KeyLog::from_env();
     if keylog.is_some() {
         warn!("IPSECGW_KEYLOG is set: IKE SA keys are written to a file (for debugging only)");

@@ -62,6 +62,11 @@ pub(crate) struct Ctx<'a> {
 
 impl Ctx<'_> {
     pub fn transmit(&mut self, local: SocketAddr, remote: SocketAddr, data: Vec<u8>) {
+        // An encoder that could not say a length or count truthfully returned nothing.
+        if data.is_empty() {
+            tracing::warn!("not sending to {remote}: the message could not be encoded");
+            return;
+        }
         self.out.stats.sent += 1;
         self.out.transmits.push_back(Transmit {
             local,

@@ -21,6 +21,25 @@ use std::time::Instant;
 use tracing::{debug, info, warn};
 use zeroize::Zeroizing;
 
+/// Caps on responder half-open IKE SAs (each holds its IKE_SA_INIT request and keys for
+/// `HALF_OPEN_TIMEOUT`, 30 s).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HalfOpenLimits {
+    /// In all.
+    pub total: usize,
+    /// From one peer IP address (any port).
+    pub per_address: usize,
+}
+
+impl Default for HalfOpenLimits {
+    fn default() -> Self {
+        HalfOpenLimits {
+            total: 5000,
+            per_address: 100,
+        }
+    }
+}
+
 /// The IKEv2 protocol engine for all configured connections.
 pub struct Engine {
     configs: Vec<IkeConfig>,
@@ -33,8 +52,11 @@ pub struct Engine {
     timers: Timers,
     /// Responder half-open SAs by (peer address, SPIi), to answer retransmitted IKE_SA_INITs.
     init_index: HashMap<(SocketAddr, u64), u64>,
-    /// SAs in IkeState::InitReplied (the cookie threshold counts them).
+    /// SAs in IkeState::InitReplied (the cookie threshold and the caps count them), in all
+    /// and per peer address.
     half_open: usize,
+    half_open_by_ip: HashMap<IpAddr, usize>,
+    limits: HalfOpenLimits,
     /// Connections to (re-)initiate at a given time.
     restart_at: BTreeMap<String, Instant>,
     out: Output,
@@ -61,6 +83,8 @@ impl Engine {
             timers: Timers::default(),
             init_index: HashMap::new(),
             half_open: 0,
+            half_open_by_ip: HashMap::new(),
+            limits: HalfOpenLimits::default(),
             restart_at,
             out: Output::default(),
             cookies: CookieJar::new(cookie_secret),
@@ -76,6 +100,32 @@ impl Engine {
     /// Demand cookies (RFC 7296 2.6) once this many half-open SAs exist.
     pub fn set_cookie_threshold(&mut self, half_open: usize) {
         self.cookies.threshold = half_open;
+    }
+
+    /// Caps on half-open IKE SAs: new IKE_SA_INITs beyond them are dropped (and counted)
+    /// before any DH work, cookie or not.
+    pub fn set_half_open_limits(&mut self, limits: HalfOpenLimits) {
+        self.limits = limits;
+    }
+
+    /// Half-open (responder, waiting for IKE_AUTH) IKE SAs now.
+    pub fn half_open(&self) -> usize {
+        self.half_open
+    }
+
+    fn count_half_open(&mut self, ip: IpAddr, up: bool) {
+        if up {
+            self.half_open += 1;
+            *self.half_open_by_ip.entry(ip).or_default() += 1;
+        } else {
+            self.half_open = self.half_open.saturating_sub(1);
+            if let Some(n) = self.half_open_by_ip.get_mut(&ip) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    self.half_open_by_ip.remove(&ip);
+                }
+            }
+        }
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -108,17 +158,19 @@ impl Engine {
     /// Runs `f` on SA `key`, then starts its queued work, keeps the indexes and its timer
     /// in step, drops it if it is gone, and carries out what the exchanges asked for.
     fn with_sa(&mut self, now: Instant, key: u64, f: impl FnOnce(&mut IkeSa, &mut Ctx) -> SaFate) {
-        let (fate, was_half_open, deadline) = {
+        let (fate, was_half_open, deadline, ip) = {
             let (sas, _, mut ctx) = self.split(now);
             let Some(sa) = sas.get_mut(&key) else {
                 return;
             };
             let was = sa.state == IkeState::InitReplied;
+            // Counted under the address it was half-open from (IKE_AUTH may move it).
+            let ip = sa.remote.ip();
             let fate = f(sa, &mut ctx);
             if fate == SaFate::Keep {
                 exchange::run_tasks(sa, &mut ctx);
             }
-            (fate, was, lifecycle::deadline(sa))
+            (fate, was, lifecycle::deadline(sa), ip)
         };
         let is_half_open = fate == SaFate::Keep
             && self
@@ -126,8 +178,8 @@ impl Engine {
                 .get(&key)
                 .is_some_and(|s| s.state == IkeState::InitReplied);
         match (was_half_open, is_half_open) {
-            (true, false) => self.half_open -= 1,
-            (false, true) => self.half_open += 1,
+            (true, false) => self.count_half_open(ip, false),
+            (false, true) => self.count_half_open(ip, true),
             _ => {}
         }
         match fate {
@@ -147,7 +199,7 @@ impl Engine {
             self.init_index.insert(k, key);
         }
         if sa.state == IkeState::InitReplied {
-            self.half_open += 1;
+            self.count_half_open(sa.remote.ip(), true);
         }
         self.sas.insert(key, sa);
         // Starts the work it brought along (a rekeyed SA's queue) and sets its timer.
@@ -558,6 +610,17 @@ impl Engine {
                 }
                 return;
             }
+        }
+        // The caps come before the cookie check and any DH work: a flood from real
+        // addresses (which pass cookies) still cannot hold more than this much state.
+        let from_ip = self.half_open_by_ip.get(&remote.ip()).copied().unwrap_or(0);
+        if self.half_open >= self.limits.total || from_ip >= self.limits.per_address {
+            self.out.stats.half_open_dropped += 1;
+            debug!(
+                "dropping IKE_SA_INIT from {remote}: {} half-open IKE_SAs, {from_ip} from that address",
+                self.half_open
+            );
+            return;
         }
         let half_open = self.half_open;
         let (_, cookies, mut ctx) = self.split(now);

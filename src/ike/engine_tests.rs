@@ -143,6 +143,13 @@ fn expiry_time(n: u64) -> Duration {
 
 #[test]
 fn expiring_thousands_of_half_open_sas_is_not_quadratic() {
+    // The review's sizes (3.9 ms, 44 ms, 165 ms before), for the record.
+    for n in [500, 2000, 4000] {
+        eprintln!(
+            "one handle_timeout expiring {n} half-open SAs: {:?}",
+            expiry_time(n)
+        );
+    }
     let small = expiry_time(1000);
     let large = expiry_time(16000);
     eprintln!("one handle_timeout expiring 1,000 half-open SAs: {small:?}, 16,000: {large:?}");

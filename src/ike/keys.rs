@@ -6,6 +6,7 @@ use super::codec::{
     SKF_NUMBERS_LEN,
 };
 use crate::crypto::{self, Aead, CbcCipher, CryptoError, DhGroup, EncrAlg, IntegAlg, Mac, PrfAlg};
+use crate::wire::Overflow;
 use sha1::{Digest, Sha1};
 use std::net::{IpAddr, SocketAddr};
 use zeroize::Zeroizing;
@@ -326,14 +327,22 @@ impl SkCrypto {
         let iv_len = self.encr.iv_len();
         let mut iv = vec![0u8; iv_len];
         rng.fill_bytes(&mut iv);
-        let sk_len = 4 + numbers + iv_len + plain.len() + self.icv_len;
+        // The SK payload's length is 16 bits: a longer chain is sent as nothing, never as a
+        // message whose length field lies (the codec's wrappers do the same).
+        let Ok(sk_len) = Overflow::check(
+            "SK payload length",
+            4 + numbers + iv_len + plain.len() + self.icv_len,
+            u16::MAX as usize,
+        ) else {
+            return Vec::new();
+        };
         header.next_payload = if fragment.is_some() { PT_SKF } else { PT_SK };
-        header.length = (HEADER_LEN + sk_len) as u32;
+        header.length = (HEADER_LEN + sk_len) as u32; // at most 28 + 65535
         let mut out = Vec::with_capacity(header.length as usize);
         header.write(&mut out);
         out.push(first);
         out.push(0);
-        out.extend_from_slice(&(sk_len as u16).to_be_bytes());
+        out.extend_from_slice(&u16::try_from(sk_len).unwrap_or(u16::MAX).to_be_bytes());
         if let Some(f) = fragment {
             out.extend_from_slice(&f.number.to_be_bytes());
             out.extend_from_slice(&f.total.to_be_bytes());
@@ -754,6 +763,16 @@ mod tests {
             bad[20] ^= 1; // msg id in the header is authenticated too
             assert!(res.open(&bad, &sk).is_err());
         }
+        // A chain whose SK payload would pass 65535 bytes is not sent with a truncated
+        // length (it was written `as u16`); 2 x 40000 bytes of ID fit each payload, not SK.
+        let big = |t| Payload::IdI {
+            id_type: t,
+            data: vec![b'x'; 40_000],
+        };
+        assert!(ini
+            .seal(header.clone(), &[big(2), big(3)], &mut rng)
+            .is_empty());
+        assert!(!ini.seal(header.clone(), &[big(2)], &mut rng).is_empty());
     }
 
     #[test]

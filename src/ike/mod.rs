@@ -39,8 +39,9 @@ mod select;
 mod status;
 mod table;
 
-pub use engine::Engine;
+pub use engine::{Engine, HalfOpenLimits};
 pub use event::{ChildSa, Event};
+pub use exchange::child_sa::MAX_TS_PER_CHILD;
 pub use identity::{Identity, IdentityError};
 pub use keys::IkeAlgs;
 pub use reason::{

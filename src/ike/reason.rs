@@ -118,6 +118,9 @@ pub enum AuthFailure {
         peer_id: Option<Identity>,
         peer: SocketAddr,
     },
+    /// Responder: the PSK selected connection `conn`, whose IKE proposals do not allow the
+    /// algorithms IKE_SA_INIT negotiated (under another connection matching the addresses).
+    IkeAlgsNotAllowed { conn: String, algs: String },
 }
 
 impl fmt::Display for AuthFailure {
@@ -142,6 +145,11 @@ impl fmt::Display for AuthFailure {
                     "authentication of '{who}' ({peer}) failed: PSK or identity mismatch"
                 )
             }
+            AuthFailure::IkeAlgsNotAllowed { conn, algs } => write!(
+                f,
+                "authentication failed: the peer authenticated for connection '{conn}', \
+                 whose IKE proposals do not allow the negotiated {algs}"
+            ),
         }
     }
 }

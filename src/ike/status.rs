@@ -158,8 +158,13 @@ pub struct EngineStats {
     pub auth_failures: u64,
     pub no_proposal: u64,
     pub ts_unacceptable: u64,
+    /// CHILD SAs whose narrowed selectors exceeded the per-child bound (responder: narrowed
+    /// further; initiator: the answer refused).
+    pub ts_over_limit: u64,
     pub invalid_ke_sent: u64,
     pub cookies_sent: u64,
+    /// IKE_SA_INITs dropped because the half-open caps (in all, per address) were reached.
+    pub half_open_dropped: u64,
     pub ike_established: u64,
     pub ike_rekeyed: u64,
     pub child_established: u64,

@@ -7,7 +7,7 @@ use crate::config::reader::{Ctx, Section};
 use crate::config::values::{prefix, valid_name};
 use crate::config::Child;
 use crate::crypto::proposal::parse_esp;
-use crate::ike::ChildLimits;
+use crate::ike::{ChildLimits, MAX_TS_PER_CHILD};
 use crate::prefix::IpPrefix;
 
 pub(super) const KEYS: &[&str] = &[
@@ -44,6 +44,16 @@ pub(super) fn build(ctx: &mut Ctx, s: Section) -> Option<Child> {
             ctx.err(
                 &s.span_of(key),
                 format!("`{key}` must list at least one prefix"),
+            );
+            v
+        }
+        Some(v) if v.len() > MAX_TS_PER_CHILD => {
+            ctx.err(
+                &s.span_of(key),
+                format!(
+                    "`{key}` lists {} prefixes, more than the {MAX_TS_PER_CHILD} a CHILD SA holds",
+                    v.len()
+                ),
             );
             v
         }

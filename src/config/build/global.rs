@@ -13,6 +13,8 @@ pub(super) const KEYS: &[&str] = &[
     "retransmit_base",
     "retransmit_tries",
     "cookie_threshold",
+    "half_open_max",
+    "half_open_per_address_max",
 ];
 
 pub(super) fn build(ctx: &mut Ctx, s: Section) -> Option<Global> {
@@ -56,6 +58,13 @@ pub(super) fn build(ctx: &mut Ctx, s: Section) -> Option<Global> {
     }
     let retransmit_tries = s.number(ctx, "retransmit_tries", 0..=20, d.retransmit_tries);
     let cookie_threshold = s.number(ctx, "cookie_threshold", 0..=1_000_000, d.cookie_threshold);
+    let half_open_max = s.number(ctx, "half_open_max", 1..=1_000_000, d.half_open_max);
+    let half_open_per_address_max = s.number(
+        ctx,
+        "half_open_per_address_max",
+        1..=1_000_000,
+        d.half_open_per_address_max,
+    );
     (ctx.errors.len() == before).then_some(Global {
         control_socket,
         log_level,
@@ -65,5 +74,7 @@ pub(super) fn build(ctx: &mut Ctx, s: Section) -> Option<Global> {
         retransmit_base,
         retransmit_tries,
         cookie_threshold,
+        half_open_max,
+        half_open_per_address_max,
     })
 }

@@ -1,7 +1,8 @@
 //! The pre-shared key of a `[[connection]]`: inline `psk` or `psk_file`, with the file's
 //! mode checked and every copy of the secret wiped when dropped.
 
-use std::os::unix::fs::PermissionsExt;
+use std::io::Read;
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use zeroize::Zeroizing;
@@ -34,8 +35,16 @@ pub(super) fn read(ctx: &mut Ctx, s: Section) -> Option<Psk> {
                 Some(dir) if Path::new(file).is_relative() => dir.join(file),
                 _ => PathBuf::from(file),
             };
-            let meta = match std::fs::metadata(&path) {
-                Ok(m) => m,
+            // Opened without blocking and checked through the open file: a FIFO (or a
+            // device) named as psk_file would otherwise block `check` and `run` forever, and
+            // checking by path before reading would race a swap of the file.
+            let opened = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+                .open(&path)
+                .and_then(|f| f.metadata().map(|m| (f, m)));
+            let (mut file, meta) = match opened {
+                Ok(fm) => fm,
                 Err(e) => {
                     ctx.err(
                         &node.span,
@@ -44,6 +53,17 @@ pub(super) fn read(ctx: &mut Ctx, s: Section) -> Option<Psk> {
                     return None;
                 }
             };
+            if !meta.is_file() {
+                ctx.err(
+                    &node.span,
+                    format!(
+                        "`psk_file`: {} is not a regular file ({})",
+                        path.display(),
+                        file_kind(&meta)
+                    ),
+                );
+                return None;
+            }
             let mode = meta.permissions().mode() & 0o777;
             if mode & 0o077 != 0 && !insecure_ok {
                 ctx.err(
@@ -57,8 +77,11 @@ pub(super) fn read(ctx: &mut Ctx, s: Section) -> Option<Psk> {
                 );
                 return None;
             }
-            // Every copy of the key is wiped when dropped, the raw file bytes included.
-            match std::fs::read(&path).map(Zeroizing::new) {
+            // Every copy of the key is wiped when dropped, the raw file bytes included (room
+            // for the whole file up front, so that reading never leaves a grown-out copy).
+            let room = usize::try_from(meta.len()).unwrap_or(0).min(1 << 20) + 1;
+            let mut raw = Zeroizing::new(Vec::with_capacity(room));
+            match file.read_to_end(&mut raw).map(|_| raw) {
                 Ok(bytes) => match std::str::from_utf8(&bytes) {
                     // Only the trailing newline an editor adds is dropped; inner spaces are key material.
                     Ok(text) => (
@@ -105,6 +128,22 @@ pub(super) fn read(ctx: &mut Ctx, s: Section) -> Option<Psk> {
         return None;
     }
     Some(Psk(bytes))
+}
+
+/// What a non-regular file is, for the error message.
+fn file_kind(meta: &std::fs::Metadata) -> &'static str {
+    let t = meta.file_type();
+    if t.is_dir() {
+        "a directory"
+    } else if t.is_fifo() {
+        "a FIFO"
+    } else if t.is_socket() {
+        "a socket"
+    } else if t.is_char_device() || t.is_block_device() {
+        "a device"
+    } else {
+        "not a file"
+    }
 }
 
 /// strongSwan-style secrets: `0x…` is hex, anything else is the literal bytes.

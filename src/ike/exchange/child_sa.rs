@@ -15,6 +15,12 @@ use crate::ike::select::{self, EspAlgs};
 use crate::ike::{ChildConfig, TrafficSelector};
 use tracing::{info, warn};
 
+/// The most selectors a CHILD SA holds per side. Narrowing N offered selectors against M
+/// configured ones can yield up to N*M (a TS payload can only say 255), and the data plane
+/// checks every packet against the list: a responder narrows further, to the first
+/// `MAX_TS_PER_CHILD` (RFC 7296 2.9 lets it), and an initiator refuses an answer with more.
+pub const MAX_TS_PER_CHILD: usize = 64;
+
 /// A CHILD SA we offered, remembered until the answer.
 pub(crate) struct Offer {
     pub name: String,
@@ -119,11 +125,11 @@ pub(crate) fn accept(
     let (ours_l, ours_r) = configured_ts(&ccfg);
     let local_ts = found
         .tsi
-        .map(|t| select::narrow(&t, &ours_l))
+        .map(|t| clip_answer(&t, &ours_l))
         .unwrap_or_default();
     let remote_ts = found
         .tsr
-        .map(|t| select::narrow(&t, &ours_r))
+        .map(|t| clip_answer(&t, &ours_r))
         .unwrap_or_default();
     let Some((spi_out, algs)) = chosen else {
         warn!(conn = %sa.cfg.name, "CHILD_SA {name}: peer chose an ESP proposal we did not offer");
@@ -131,6 +137,10 @@ pub(crate) fn accept(
     };
     if local_ts.is_empty() || remote_ts.is_empty() {
         warn!(conn = %sa.cfg.name, "CHILD_SA {name}: peer's traffic selectors are outside ours");
+        sa.tasks.push_front(Task::DeleteChild(offer.spi_in));
+    } else if local_ts.len().max(remote_ts.len()) > MAX_TS_PER_CHILD {
+        ctx.out.stats.ts_over_limit += 1;
+        warn!(conn = %sa.cfg.name, "CHILD_SA {name}: peer's answer narrows to {} === {} selectors, more than the {MAX_TS_PER_CHILD} a CHILD_SA may hold; deleting it", local_ts.len(), remote_ts.len());
         sa.tasks.push_front(Task::DeleteChild(offer.spi_in));
     }
     let (ni, nr): (Vec<u8>, Vec<u8>) = match (&offer.nonce, found.nonce) {
@@ -180,6 +190,27 @@ pub(crate) fn accept(
         &keying,
     );
     Some(spi_in)
+}
+
+/// Initiator: the responder's (narrowed) selectors, each kept as it is when one of ours
+/// covers it and clipped to ours otherwise. Unlike narrowing ours against the answer, this
+/// never yields more selectors than the answer has, nor ones the responder did not install.
+fn clip_answer(answer: &[TrafficSelector], ours: &[TrafficSelector]) -> Vec<TrafficSelector> {
+    let mut out: Vec<TrafficSelector> = Vec::new();
+    for a in answer {
+        let clipped: Vec<TrafficSelector> =
+            if ours.iter().any(|o| o.intersect(a).as_ref() == Some(a)) {
+                vec![a.clone()]
+            } else {
+                ours.iter().filter_map(|o| o.intersect(a)).collect()
+            };
+        for c in clipped {
+            if !out.contains(&c) {
+                out.push(c);
+            }
+        }
+    }
+    out
 }
 
 /// What the initiator proposed, as the responder reads it.
@@ -236,10 +267,16 @@ pub(crate) fn negotiate(
         };
         proposal_matched = true;
         let (ours_l, ours_r) = configured_ts(c);
-        let remote_ts = select::narrow(offered.tsi, &ours_r);
-        let local_ts = select::narrow(offered.tsr, &ours_l);
+        let mut remote_ts = select::narrow(offered.tsi, &ours_r);
+        let mut local_ts = select::narrow(offered.tsr, &ours_l);
         if remote_ts.is_empty() || local_ts.is_empty() {
             continue;
+        }
+        if remote_ts.len().max(local_ts.len()) > MAX_TS_PER_CHILD {
+            ctx.out.stats.ts_over_limit += 1;
+            warn!(conn = %sa.cfg.name, "CHILD_SA {}: the peer's selectors narrow to {} === {}, keeping the first {MAX_TS_PER_CHILD} of each side", c.name, local_ts.len(), remote_ts.len());
+            remote_ts.truncate(MAX_TS_PER_CHILD);
+            local_ts.truncate(MAX_TS_PER_CHILD);
         }
         let spi: [u8; 4] = rp.spi.as_slice().try_into().unwrap_or([0; 4]);
         return Ok(Choice {

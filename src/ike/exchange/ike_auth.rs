@@ -11,7 +11,7 @@ use crate::ike::message::{self, Req};
 use crate::ike::reason::{AuthFailure, ExchangeKind, Failure};
 use crate::ike::sa::IkeSa;
 use crate::ike::sa::Task;
-use crate::ike::{Identity, IkeConfig};
+use crate::ike::{select, Identity, IkeConfig};
 use tracing::warn;
 
 /// Initiator state while the request is in flight: the CHILD SA offered with it.
@@ -134,19 +134,30 @@ pub(crate) fn on_response(
 
 // ------------------------------------------------------------------------------ responder
 
+/// Which connection the peer's AUTH selects.
+enum Selected<'c> {
+    /// Its PSK verifies and its IKE proposals allow the algorithms IKE_SA_INIT chose.
+    Conn(&'c IkeConfig),
+    /// The PSK of `0` verifies, but its proposals do not allow the negotiated algorithms:
+    /// IKE_SA_INIT ran under another connection matching the addresses (issue 11 finding 2).
+    AlgsNotAllowed(&'c IkeConfig),
+    None,
+}
+
 /// The connection whose PSK verifies the peer's AUTH, among those matching the addresses
-/// and the peer's identity (those whose local ID the peer asked for first).
+/// and the peer's identity (those whose local ID the peer asked for first), and whose IKE
+/// proposals allow the algorithms already negotiated.
 fn authenticate<'c>(
     sa: &IkeSa,
     configs: &'c [IkeConfig],
     found: &Collected<'_>,
-) -> (Option<&'c IkeConfig>, Option<Identity>) {
+) -> (Selected<'c>, Option<Identity>) {
     let peer_id = found.idi.and_then(|(t, d)| Identity::from_wire(t, d).ok());
     let our_id_wanted = found.idr.and_then(|(t, d)| Identity::from_wire(t, d).ok());
     let (Some((t, d)), Some(pid), Some((codec::AUTH_PSK, adata))) =
         (found.idi, &peer_id, found.auth)
     else {
-        return (None, peer_id);
+        return (Selected::None, peer_id);
     };
     let body = id_body(t, d);
     let cands: Vec<&IkeConfig> = candidates(configs, sa.local.ip(), sa.remote.ip())
@@ -162,28 +173,55 @@ fn authenticate<'c>(
     } else {
         preferred
     };
-    let cfg = order.into_iter().find(|c| {
-        sa.psk_auth(&c.psk, true, &body)
-            .is_some_and(|expected| ct_eq(&expected, adata))
-    });
-    (cfg, peer_id)
+    let verified: Vec<&IkeConfig> = order
+        .into_iter()
+        .filter(|c| {
+            sa.psk_auth(&c.psk, true, &body)
+                .is_some_and(|expected| ct_eq(&expected, adata))
+        })
+        .collect();
+    let allowed = |c: &&&IkeConfig| {
+        sa.algs
+            .as_ref()
+            .is_some_and(|a| select::ike_choice_ok(&c.proposals, a))
+    };
+    let selected = match (verified.iter().find(allowed), verified.first()) {
+        (Some(c), _) => Selected::Conn(c),
+        (None, Some(c)) => Selected::AlgsNotAllowed(c),
+        (None, None) => Selected::None,
+    };
+    (selected, peer_id)
 }
 
 /// Responder: authenticates the initiator, answers with our AUTH and the first CHILD SA.
 pub(crate) fn on_request(sa: &mut IkeSa, ctx: &mut Ctx, req: &Req, payloads: &[Payload]) -> SaFate {
     let found = Collected::from(payloads);
-    let (verified, peer_id) = authenticate(sa, ctx.configs, &found);
-    let Some(cfg) = verified.cloned() else {
+    let (selected, peer_id) = authenticate(sa, ctx.configs, &found);
+    let (cfg, failure) = match selected {
+        Selected::Conn(c) => (c.clone(), None),
+        Selected::AlgsNotAllowed(c) => {
+            let algs = sa.algs.map(|a| a.describe()).unwrap_or_default();
+            let f = AuthFailure::IkeAlgsNotAllowed {
+                conn: c.name.clone(),
+                algs,
+            };
+            (c.clone(), Some(f))
+        }
+        Selected::None => {
+            let f = AuthFailure::NoMatchingPsk {
+                peer_id,
+                peer: sa.remote,
+            };
+            (sa.cfg.clone(), Some(f))
+        }
+    };
+    if let Some(failure) = failure {
         ctx.out.stats.auth_failures += 1;
-        let failure = AuthFailure::NoMatchingPsk {
-            peer_id,
-            peer: sa.remote,
-        };
-        warn!("{failure}; answering AUTHENTICATION_FAILED");
-        ctx.failed(&sa.cfg.name, Failure::AuthFailed(failure));
+        warn!(conn = %cfg.name, "{failure}; answering AUTHENTICATION_FAILED");
+        ctx.failed(&cfg.name, Failure::AuthFailed(failure));
         message::respond_notify(sa, ctx, req, n::AUTHENTICATION_FAILED, vec![]);
         return SaFate::Gone;
-    };
+    }
     if cfg.name != sa.cfg.name {
         ctx.reg.rename(sa.our_spi(), &cfg.name);
     }
