@@ -266,7 +266,7 @@ name = "net"
 [connection.tunnel]
 interface = "ipsec30"
 address = "10.255.0.1/32"
-routes = [{routes}]
+routes = ["10.255.0.2/32", {routes}]
 [connection.bgp]
 local_as = 65021
 peer_as = 65515
