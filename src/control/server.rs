@@ -100,6 +100,12 @@ impl ControlHandler for ChannelHandler {
 /// Creates the socket: parent directory (0700 if we create it), stale socket removed, socket
 /// file mode 0600. Fails if another live process is already listening on `path`.
 pub fn bind(path: &Path) -> io::Result<UnixListener> {
+    // The umask narrowed below is process-wide: a directory created by another bind while it
+    // is narrowed would come out 0600 (not searchable). One bind at a time in this process.
+    static UMASK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _umask = UMASK
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
     let with_path = |e: io::Error, what: &str| {
         io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
     };
