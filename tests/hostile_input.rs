@@ -9,9 +9,6 @@ use common::*;
 use std::net::UdpSocket;
 use std::time::Duration;
 
-const TUN_L: &str = "[connection.tunnel]\ninterface = \"ipsec30\"\naddress = \"10.255.0.1/32\"\nmtu = 1400\nroutes = [\"10.2.0.0/24\"]\n";
-const TUN_R: &str = "[connection.tunnel]\ninterface = \"ipsec30\"\naddress = \"10.255.0.2/32\"\nmtu = 1400\nroutes = [\"10.1.0.0/24\"]\n";
-
 fn hex_u64(s: &str) -> u64 {
     u64::from_str_radix(s, 16).expect("hex SPI")
 }
@@ -22,13 +19,11 @@ fn garbage_and_forgeries_are_dropped_and_the_sa_survives() {
         return;
     }
     let mut lab = Lab::new("hostile");
-    let mut r = GwConf::new(Side::Right);
-    r.tunnel = Some(TUN_R);
+    let mut r = GwConf::tunneled(Side::Right);
     r.encap = "always";
     let cfg = r.render(&lab);
     lab.start_ipsecgw(Side::Right, &cfg);
-    let mut l = GwConf::new(Side::Left);
-    l.tunnel = Some(TUN_L);
+    let mut l = GwConf::tunneled(Side::Left);
     l.encap = "always";
     l.start_action = "start";
     let cfg = l.render(&lab);

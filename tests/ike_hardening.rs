@@ -3,108 +3,28 @@
 //! a wide traffic-selector narrowing stays within its bounds, and half-open IKE SAs are capped
 //! globally and per source address.
 
-use ipsecgw::crypto::proposal::{parse_esp, parse_ike};
+mod netsim;
 use ipsecgw::crypto::{DhGroup, EncrAlg};
-use ipsecgw::ike::{
-    AuthFailure, ChildConfig, DpdAction, Engine, Event, Failure, IkeConfig, RetransmitConfig,
-    StartAction,
-};
+use ipsecgw::ike::{AuthFailure, Engine, Event, Failure, IkeConfig};
 use ipsecgw::prefix::IpPrefix;
+use netsim::*;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::time::{Duration, Instant};
-use zeroize::Zeroizing;
 
-const A_IP: &str = "192.0.2.1";
-const B_IP: &str = "192.0.2.2";
-
+/// A connection that accepts any peer identity, with its own PSK and IKE proposals.
 fn cfg(name: &str, local: &str, remote: Option<&str>, psk: &[u8], ike: &[&str]) -> IkeConfig {
-    IkeConfig {
-        name: name.into(),
-        local_addrs: vec![local.parse().unwrap()],
-        remote_addrs: remote.map(|r| vec![r.parse().unwrap()]).unwrap_or_default(),
-        local_port: 500,
-        remote_port: 500,
-        local_id: local.parse().unwrap(),
-        remote_id: None,
-        psk: Zeroizing::new(psk.to_vec()),
-        proposals: ike.iter().map(|p| parse_ike(p).unwrap()).collect(),
-        start_action: StartAction::None,
-        encap_always: false,
-        rekey_time: Duration::ZERO,
-        dpd_delay: Duration::ZERO,
-        dpd_action: DpdAction::Clear,
-        retransmit: RetransmitConfig::default(),
-        children: vec![ChildConfig {
-            name: "net".into(),
-            local_ts: vec!["0.0.0.0/0".parse().unwrap()],
-            remote_ts: vec!["0.0.0.0/0".parse().unwrap()],
-            proposals: vec![parse_esp("aes256-sha1").unwrap()],
-            rekey_time: Duration::ZERO,
-            replay_window: 64,
-            limits: Default::default(),
-        }],
-        fragmentation: Default::default(),
-    }
+    conf(local, remote).name(name).psk(psk).ike(ike).any_id()
 }
 
-/// Engine A (initiator) and B (responder), delivering every datagram.
-struct Duo {
-    now: Instant,
-    a: Engine,
-    b: Engine,
-    ev_a: Vec<Event>,
-    ev_b: Vec<Event>,
+/// A (initiator, connections `a`) and B (responder, `b`) on a lossless wire.
+fn duo(a: Vec<IkeConfig>, b: Vec<IkeConfig>, seed: u64) -> Sim {
+    Sim::engines(a, b, (seed, seed + 1))
 }
 
-impl Duo {
-    fn new(a: Vec<IkeConfig>, b: Vec<IkeConfig>, seed: u64) -> Duo {
-        let now = Instant::now();
-        Duo {
-            now,
-            a: Engine::new(a, Box::new(StdRng::seed_from_u64(seed)), now),
-            b: Engine::new(b, Box::new(StdRng::seed_from_u64(seed + 1)), now),
-            ev_a: vec![],
-            ev_b: vec![],
-        }
-    }
-
-    fn pump(&mut self) {
-        let now = self.now;
-        loop {
-            let mut moved = false;
-            while let Some(t) = self.a.poll_transmit() {
-                self.b.handle_datagram(now, t.remote, t.local, &t.data);
-                moved = true;
-            }
-            while let Some(t) = self.b.poll_transmit() {
-                self.a.handle_datagram(now, t.remote, t.local, &t.data);
-                moved = true;
-            }
-            self.ev_a.extend(std::iter::from_fn(|| self.a.poll_event()));
-            self.ev_b.extend(std::iter::from_fn(|| self.b.poll_event()));
-            if !moved {
-                return;
-            }
-        }
-    }
-
-    fn connect(&mut self, conn: &str) {
-        self.a.initiate(self.now, conn).unwrap();
-        self.pump();
-    }
-}
-
-fn ike_up(events: &[Event]) -> Option<(String, EncrAlg, DhGroup)> {
-    events.iter().find_map(|e| match e {
+fn ike_up(d: &Sim, side: Side) -> Option<(String, EncrAlg, DhGroup)> {
+    d.events_of(side).find_map(|e| match e {
         Event::IkeUp { conn, encr, dh, .. } => Some((conn.clone(), *encr, *dh)),
-        _ => None,
-    })
-}
-
-fn child_up(events: &[Event]) -> Option<&ipsecgw::ike::ChildSa> {
-    events.iter().find_map(|e| match e {
-        Event::ChildUp(c) => Some(c),
         _ => None,
     })
 }
@@ -125,15 +45,15 @@ fn strong_and_weak() -> Vec<IkeConfig> {
 #[test]
 fn strong_connection_is_not_reached_with_the_weak_connections_algorithms() {
     let a = cfg("c", A_IP, Some(B_IP), b"strong-psk-01234567", &[WEAK]);
-    let mut d = Duo::new(vec![a], strong_and_weak(), 11);
-    d.connect("c");
+    let mut d = duo(vec![a], strong_and_weak(), 11);
+    d.initiate("c");
     assert_eq!(
-        ike_up(&d.ev_b),
+        ike_up(&d, Side::B),
         None,
         "B established: {:?}",
-        ike_up(&d.ev_b)
+        ike_up(&d, Side::B)
     );
-    assert_eq!(ike_up(&d.ev_a), None);
+    assert_eq!(ike_up(&d, Side::A), None);
     assert_eq!(d.b.stats().auth_failures, 1);
     assert_eq!(d.b.stats().ike_established, 0);
     let strong = d.b.status(d.now).into_iter().find(|c| c.name == "strong");
@@ -174,11 +94,11 @@ fn each_connection_establishes_with_its_own_psk_and_algorithms() {
         ),
     ] {
         let a = cfg("c", A_IP, Some(B_IP), psk, &[ike]);
-        let mut d = Duo::new(vec![a], strong_and_weak(), 12);
-        d.connect("c");
-        let (conn, encr, _) = ike_up(&d.ev_b).expect("B established");
+        let mut d = duo(vec![a], strong_and_weak(), 12);
+        d.initiate("c");
+        let (conn, encr, _) = ike_up(&d, Side::B).expect("B established");
         assert_eq!((conn.as_str(), encr), (want_conn, want_encr));
-        assert!(ike_up(&d.ev_a).is_some());
+        assert!(ike_up(&d, Side::A).is_some());
     }
 }
 
@@ -192,9 +112,9 @@ fn same_psk_picks_the_connection_that_allows_the_algorithms() {
         cfg("weak", B_IP, None, psk, &[WEAK]),
     ];
     let a = cfg("c", A_IP, Some(B_IP), psk, &[WEAK]);
-    let mut d = Duo::new(vec![a], b, 13);
-    d.connect("c");
-    let (conn, encr, dh) = ike_up(&d.ev_b).expect("B established");
+    let mut d = duo(vec![a], b, 13);
+    d.initiate("c");
+    let (conn, encr, dh) = ike_up(&d, Side::B).expect("B established");
     assert_eq!(
         (conn.as_str(), encr, dh),
         ("weak", EncrAlg::TripleDesCbc, DhGroup::Modp1024)
@@ -216,11 +136,19 @@ fn wide_narrowing_stays_within_the_bound_and_both_ends_agree() {
         "10.0.0.0/24".parse().unwrap(),
         "10.0.0.0/16".parse().unwrap(),
     ];
-    let mut d = Duo::new(vec![a], vec![b], 14);
-    d.connect("c");
-    assert!(ike_up(&d.ev_b).is_some() && ike_up(&d.ev_a).is_some());
-    let cb = child_up(&d.ev_b).expect("B installed the CHILD SA");
-    let ca = child_up(&d.ev_a).expect("A installed the CHILD SA");
+    let mut d = duo(vec![a], vec![b], 14);
+    d.initiate("c");
+    assert!(ike_up(&d, Side::B).is_some() && ike_up(&d, Side::A).is_some());
+    let cb = d
+        .children(Side::B)
+        .first()
+        .copied()
+        .expect("B installed the CHILD SA");
+    let ca = d
+        .children(Side::A)
+        .first()
+        .copied()
+        .expect("A installed the CHILD SA");
     assert!(
         (1..=64).contains(&cb.remote_ts.len()),
         "{}",
@@ -303,18 +231,18 @@ fn half_open_sas_are_capped_in_all_and_expire() {
     assert_eq!(b.stats().half_open_dropped, 200);
     // A legitimate peer arriving now is dropped too (the cap is what bounds the state)...
     let a = cfg("c", A_IP, Some(B_IP), b"psk-0123456789", &[WEAK]);
-    let mut d = Duo::new(vec![a.clone()], vec![], 42);
+    let mut d = duo(vec![a.clone()], vec![], 42);
     d.b = b;
-    d.now = t0;
-    d.connect("c");
-    assert_eq!(ike_up(&d.ev_b), None);
+    (d.now, d.base) = (t0, t0);
+    d.initiate("c");
+    assert_eq!(ike_up(&d, Side::B), None);
     // ...until the flood's half-open SAs expire (30 s), all in one timer run.
     let later = t0 + Duration::from_secs(31);
     d.b.handle_timeout(later);
     assert_eq!(d.b.half_open(), 0);
-    let mut fresh = Duo::new(vec![a], vec![], 43);
+    let mut fresh = duo(vec![a], vec![], 43);
     fresh.b = d.b;
-    fresh.now = later;
-    fresh.connect("c");
-    assert!(ike_up(&fresh.ev_b).is_some(), "legit peer after expiry");
+    (fresh.now, fresh.base) = (later, later);
+    fresh.initiate("c");
+    assert!(ike_up(&fresh, Side::B).is_some(), "legit peer after expiry");
 }

@@ -1,11 +1,14 @@
 //! Deterministic simulations of two IKE engines talking to each other in memory, with
 //! simulated time and seeded randomness.
 
+mod netsim;
+use netsim::{conf, Conf, A_IP, B_IP};
+
 use ipsecgw::crypto::proposal::{parse_esp, parse_ike};
 use ipsecgw::crypto::{DhGroup, EncrAlg};
 use ipsecgw::ike::{
-    AuthFailure, ChildConfig, ChildDownReason, ChildSa, ConnState, DownReason, DpdAction, Engine,
-    Event, ExchangeKind, Failure, IkeConfig, ProposalKind, RetransmitConfig, StartAction, Transmit,
+    AuthFailure, ChildDownReason, ChildSa, ConnState, DownReason, DpdAction, Engine, Event,
+    ExchangeKind, Failure, IkeConfig, ProposalKind, RetransmitConfig, StartAction, Transmit,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -13,42 +16,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
-const A_IP: &str = "192.0.2.1";
-const B_IP: &str = "192.0.2.2";
-const PSK: &[u8] = b"lab-psk-0123456789";
-
+/// Retransmits 5 times, the first after 4 s.
 fn cfg(name: &str, local: &str, remote: Option<&str>, ike: &[&str], esp: &[&str]) -> IkeConfig {
-    IkeConfig {
-        name: name.into(),
-        local_addrs: vec![local.parse().unwrap()],
-        remote_addrs: remote.map(|r| vec![r.parse().unwrap()]).unwrap_or_default(),
-        local_port: 500,
-        remote_port: 500,
-        local_id: local.parse().unwrap(),
-        remote_id: remote.map(|r| r.parse().unwrap()),
-        psk: Zeroizing::new(PSK.to_vec()),
-        proposals: ike.iter().map(|p| parse_ike(p).unwrap()).collect(),
-        start_action: StartAction::None,
-        encap_always: false,
-        rekey_time: Duration::ZERO,
-        dpd_delay: Duration::ZERO,
-        dpd_action: DpdAction::Clear,
-        retransmit: RetransmitConfig {
-            timeout: Duration::from_secs(4),
-            base: 1.8,
-            tries: 5,
-        },
-        fragmentation: Default::default(),
-        children: vec![ChildConfig {
-            name: "vti".into(),
-            local_ts: vec!["0.0.0.0/0".parse().unwrap()],
-            remote_ts: vec!["0.0.0.0/0".parse().unwrap()],
-            proposals: esp.iter().map(|p| parse_esp(p).unwrap()).collect(),
-            rekey_time: Duration::ZERO,
-            replay_window: 64,
-            limits: Default::default(),
-        }],
-    }
+    conf(local, remote)
+        .name(name)
+        .ike(ike)
+        .esp(esp)
+        .retransmit(5)
 }
 
 const IKE3: [&str; 3] = [

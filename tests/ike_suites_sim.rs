@@ -3,142 +3,39 @@
 //! every KE group; INVALID_KE_PAYLOAD retries into every group; hostile KE values refused
 //! with a notify, never a panic; and the CHILD SA keys carry ESP packets both ways.
 
+mod netsim;
 use ipsecgw::crypto::proposal::{parse_esp, parse_ike};
 use ipsecgw::crypto::{DhGroup, EncrAlg, IntegAlg};
 use ipsecgw::esp::{InboundSa, OutboundSa, SaParams};
 use ipsecgw::ike::codec::{self, notify, Message, Payload};
-use ipsecgw::ike::{
-    ChildConfig, ChildSa, DpdAction, Engine, Event, IkeConfig, RetransmitConfig, StartAction,
-};
+use ipsecgw::ike::{ChildSa, Event};
+use netsim::*;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
-use std::time::{Duration, Instant};
-use zeroize::Zeroizing;
 
-const A_IP: &str = "192.0.2.1";
-const B_IP: &str = "192.0.2.2";
-
-fn cfg(local: &str, remote: &str, ike: &[&str], esp: &[&str]) -> IkeConfig {
-    IkeConfig {
-        name: "c".into(),
-        local_addrs: vec![local.parse().unwrap()],
-        remote_addrs: vec![remote.parse().unwrap()],
-        local_port: 500,
-        remote_port: 500,
-        local_id: local.parse().unwrap(),
-        remote_id: Some(remote.parse().unwrap()),
-        psk: Zeroizing::new(b"lab-psk-0123456789".to_vec()),
-        proposals: ike.iter().map(|p| parse_ike(p).unwrap()).collect(),
-        start_action: StartAction::None,
-        encap_always: false,
-        rekey_time: Duration::ZERO,
-        dpd_delay: Duration::ZERO,
-        dpd_action: DpdAction::Clear,
-        retransmit: RetransmitConfig {
-            timeout: Duration::from_secs(4),
-            base: 1.8,
-            tries: 3,
-        },
-        fragmentation: Default::default(),
-        children: vec![ChildConfig {
-            name: "net".into(),
-            local_ts: vec!["0.0.0.0/0".parse().unwrap()],
-            remote_ts: vec!["0.0.0.0/0".parse().unwrap()],
-            proposals: esp.iter().map(|p| parse_esp(p).unwrap()).collect(),
-            rekey_time: Duration::ZERO,
-            replay_window: 64,
-            limits: Default::default(),
-        }],
-    }
+/// Two engines on a lossless wire with `ike` / `esp` each, retransmitting 3 times.
+fn pair(a: (&str, &str), b: (&str, &str), seed: u64) -> Sim {
+    let c = |local, remote, (ike, esp): (&str, &str)| {
+        conf(local, Some(remote))
+            .ike(&[ike])
+            .esp(&[esp])
+            .retransmit(3)
+    };
+    Sim::engines(
+        vec![c(A_IP, B_IP, a)],
+        vec![c(B_IP, A_IP, b)],
+        (seed, seed ^ 0xb),
+    )
 }
 
-/// Two engines joined by a lossless wire; `tamper` may rewrite A's datagrams.
-struct Pair {
-    now: Instant,
-    a: Engine,
-    b: Engine,
-    ev_a: Vec<Event>,
-    ev_b: Vec<Event>,
-    /// Every datagram B sent.
-    from_b: Vec<Vec<u8>>,
-    tamper: Box<dyn FnMut(Vec<u8>) -> Vec<u8>>,
-}
-
-impl Pair {
-    fn new(a: IkeConfig, b: IkeConfig, seed: u64) -> Pair {
-        let now = Instant::now();
-        Pair {
-            now,
-            a: Engine::new(vec![a], Box::new(StdRng::seed_from_u64(seed)), now),
-            b: Engine::new(vec![b], Box::new(StdRng::seed_from_u64(seed ^ 0xb)), now),
-            ev_a: vec![],
-            ev_b: vec![],
-            from_b: vec![],
-            tamper: Box::new(|d| d),
-        }
-    }
-
-    /// Moves datagrams and events until both engines are quiet (time does not advance).
-    fn pump(&mut self) {
-        loop {
-            let mut moved = false;
-            while let Some(t) = self.a.poll_transmit() {
-                moved = true;
-                let data = (self.tamper)(t.data);
-                self.b.handle_datagram(self.now, t.remote, t.local, &data);
-            }
-            while let Some(t) = self.b.poll_transmit() {
-                moved = true;
-                self.from_b.push(t.data.clone());
-                self.a.handle_datagram(self.now, t.remote, t.local, &t.data);
-            }
-            while let Some(e) = self.a.poll_event() {
-                moved = true;
-                self.ev_a.push(e);
-            }
-            while let Some(e) = self.b.poll_event() {
-                moved = true;
-                self.ev_b.push(e);
-            }
-            if !moved {
-                return;
-            }
-        }
-    }
-
-    fn up(&mut self) {
-        let now = self.now;
-        self.a.initiate(now, "c").unwrap();
-        self.pump();
-    }
-
-    fn rekey(&mut self, from_b: bool, ike: bool) {
-        let now = self.now;
-        let e = if from_b { &mut self.b } else { &mut self.a };
-        e.rekey(now, "c", ike).unwrap();
-        self.pump();
-    }
-
-    fn children(&self, b: bool) -> Vec<&ChildSa> {
-        let ev = if b { &self.ev_b } else { &self.ev_a };
-        ev.iter()
-            .filter_map(|e| match e {
-                Event::ChildUp(c) => Some(c),
-                _ => None,
-            })
-            .collect()
-    }
-
-    /// (rekeyed, DH group) of every IKE SA that came up on A.
-    fn ike_ups(&self) -> Vec<(bool, DhGroup)> {
-        self.ev_a
-            .iter()
-            .filter_map(|e| match e {
-                Event::IkeUp { rekeyed, dh, .. } => Some((*rekeyed, *dh)),
-                _ => None,
-            })
-            .collect()
-    }
+/// (rekeyed, DH group) of every IKE SA that came up on A.
+fn ike_ups(p: &Sim) -> Vec<(bool, DhGroup)> {
+    p.events_of(Side::A)
+        .filter_map(|e| match e {
+            Event::IkeUp { rekeyed, dh, .. } => Some((*rekeyed, *dh)),
+            _ => None,
+        })
+        .collect()
 }
 
 fn esp_params(c: &ChildSa, inbound: bool) -> SaParams {
@@ -182,28 +79,24 @@ fn assert_esp_works(a: &ChildSa, b: &ChildSa, what: &str) {
 /// Up, CHILD rekey from A and from B, IKE rekey from B, CHILD rekey over the new IKE SA:
 /// every step agrees on keys and ESP carries packets with them.
 fn full_cycle(ike: &str, esp: &str, seed: u64) {
-    let mut p = Pair::new(
-        cfg(A_IP, B_IP, &[ike], &[esp]),
-        cfg(B_IP, A_IP, &[ike], &[esp]),
-        seed,
-    );
-    p.up();
+    let mut p = pair((ike, esp), (ike, esp), seed);
+    p.initiate("c");
     let want_ike = parse_ike(ike).unwrap();
     let want_esp = parse_esp(esp).unwrap();
-    assert_eq!(p.ike_ups(), vec![(false, want_ike.dh[0])], "{ike}");
+    assert_eq!(ike_ups(&p), vec![(false, want_ike.dh[0])], "{ike}");
     let pfs = want_esp.dh.first().copied();
-    for (step, from_b, ike_rekey) in [(1, false, false), (2, true, false), (3, true, true)] {
+    for (step, from, ike_rekey) in [(1, Side::A, false), (2, Side::B, false), (3, Side::B, true)] {
         if ike_rekey {
-            p.rekey(from_b, true);
-            let ups = p.ike_ups();
+            p.rekey(from, true);
+            let ups = ike_ups(&p);
             assert_eq!(ups.len(), 2, "{ike}: IKE rekey");
             assert_eq!(ups[1], (true, want_ike.dh[0]), "{ike}: IKE rekey");
             // A CHILD rekey over the new IKE SA proves its keys agree.
-            p.rekey(false, false);
+            p.rekey(Side::A, false);
         } else {
-            p.rekey(from_b, false);
+            p.rekey(from, false);
         }
-        let (ca, cb) = (p.children(false), p.children(true));
+        let (ca, cb) = (p.children(Side::A), p.children(Side::B));
         assert_eq!(ca.len(), cb.len(), "{ike} / {esp} step {step}");
         let (a, b) = (ca[ca.len() - 1], cb[cb.len() - 1]);
         assert!(
@@ -215,7 +108,7 @@ fn full_cycle(ike: &str, esp: &str, seed: u64) {
         assert_esp_works(a, b, &format!("{ike} / {esp} step {step}"));
     }
     // The first CHILD SA (IKE_AUTH, no KE) worked too.
-    assert_esp_works(p.children(false)[0], p.children(true)[0], esp);
+    assert_esp_works(p.children(Side::A)[0], p.children(Side::B)[0], esp);
 }
 
 const GROUPS: [&str; 11] = [
@@ -291,27 +184,20 @@ fn invalid_ke_retry_reaches_every_group() {
         } else {
             "modp2048"
         };
-        let mut p = Pair::new(
-            cfg(
-                A_IP,
-                B_IP,
-                &[&format!("aes256-sha256-{other}-{g}")],
-                &[&format!("aes256gcm16-{other}-{g}")],
+        let mut p = pair(
+            (
+                &format!("aes256-sha256-{other}-{g}"),
+                &format!("aes256gcm16-{other}-{g}"),
             ),
-            cfg(
-                B_IP,
-                A_IP,
-                &[&format!("aes256-sha256-{g}")],
-                &[&format!("aes256gcm16-{g}")],
-            ),
+            (&format!("aes256-sha256-{g}"), &format!("aes256gcm16-{g}")),
             200 + i as u64,
         );
-        p.up();
+        p.initiate("c");
         let want = parse_ike(&format!("aes256-sha256-{g}")).unwrap().dh[0];
-        assert_eq!(p.ike_ups(), vec![(false, want)], "{g}");
+        assert_eq!(ike_ups(&p), vec![(false, want)], "{g}");
         // The CHILD rekey's KE goes through INVALID_KE_PAYLOAD the same way.
-        p.rekey(false, false);
-        let (ca, cb) = (p.children(false), p.children(true));
+        p.rekey(Side::A, false);
+        let (ca, cb) = (p.children(Side::A), p.children(Side::B));
         assert_eq!(ca.len(), 2, "{g}: CHILD rekey after INVALID_KE");
         assert_eq!(ca[1].dh, Some(want), "{g}");
         assert_esp_works(ca[1], cb[1], g);
@@ -381,23 +267,20 @@ fn hostile_ke_values_get_a_notify_and_never_an_sa() {
         let group = parse_ike(&format!("aes128-sha256-{g}")).unwrap().dh[0];
         for (what, bad) in bad_values(group) {
             let ike = format!("aes128-sha256-{g}");
-            let mut p = Pair::new(
-                cfg(A_IP, B_IP, &[&ike], &["aes128gcm16"]),
-                cfg(B_IP, A_IP, &[&ike], &["aes128gcm16"]),
-                300 + i as u64,
-            );
+            let mut p = pair((&ike, "aes128gcm16"), (&ike, "aes128gcm16"), 300 + i as u64);
+            // A's first datagram (IKE_SA_INIT) carries the hostile KE.
             let mut first = true;
-            p.tamper = Box::new(move |d| {
-                if std::mem::take(&mut first) {
-                    with_ke(&d, &bad)
-                } else {
-                    d
+            p.net = Box::new(move |batch| {
+                for d in batch.iter_mut().filter(|d| d.from == Side::A) {
+                    if std::mem::take(&mut first) {
+                        d.t.data = with_ke(&d.t.data, &bad);
+                    }
                 }
             });
-            p.up();
+            p.initiate("c");
             let reply = p
-                .from_b
-                .first()
+                .sent_by(Side::B)
+                .next()
                 .unwrap_or_else(|| panic!("{g} {what}: no answer"));
             let m = Message::parse(reply).unwrap();
             assert!(
@@ -405,8 +288,8 @@ fn hostile_ke_values_get_a_notify_and_never_an_sa() {
                 "{g} {what}: {:?}",
                 m.payloads
             );
-            assert!(p.ike_ups().is_empty(), "{g} {what}: an IKE SA came up");
-            assert!(p.children(true).is_empty(), "{g} {what}");
+            assert!(ike_ups(&p).is_empty(), "{g} {what}: an IKE SA came up");
+            assert!(p.children(Side::B).is_empty(), "{g} {what}");
         }
     }
 }

@@ -399,6 +399,63 @@ fn ping_all(lab: &Lab, runs: &[Run]) {
     }
 }
 
+/// (spi_i, spi_r) of the IKE SA ipsecgw reports for the run's connection.
+fn ike_spis(st: &serde_json::Value, r: &Run) -> (String, String) {
+    let ike = &conn_status(st, &r.name()).expect("status")["ike"];
+    let s = |k: &str| ike[k].as_str().unwrap_or("").to_string();
+    (s("spi_i"), s("spi_r"))
+}
+
+/// Rekeys every run's CHILD SA (with `ike`, its IKE SA) from the end that did not initiate
+/// it: strongSwan rekeys what ipsecgw initiated (ipsecgw answers the KE), ipsecgw what
+/// strongSwan initiated. Waits until `rekeyed(run, snapshot before, strongSwan's block,
+/// ipsecgw status)` holds for every run, then pings through every tunnel again.
+fn rekey_all<S>(
+    lab: &Lab,
+    runs: &[Run],
+    ike: bool,
+    snapshot: impl Fn(&serde_json::Value, &Run) -> S,
+    rekeyed: impl Fn(&Run, &S, &str, &serde_json::Value) -> bool,
+) {
+    let st = lab.status_json(Side::Left);
+    let before: Vec<S> = runs.iter().map(|r| snapshot(&st, r)).collect();
+    for r in runs {
+        if r.we_initiate {
+            let arg = match ike {
+                true => format!("--rekey --ike {}", r.name()),
+                false => format!("--rekey --child c{}", r.name()),
+            };
+            let (ok, out) = lab.swanctl(Side::Right, &arg, "");
+            assert!(ok, "{}: swanctl {arg}: {out}", r.name());
+        } else {
+            let arg = format!("rekey {}{}", if ike { "--ike " } else { "" }, r.name());
+            let o = lab.ipsecgw_cli(Side::Left, &arg);
+            assert!(
+                o.status.success(),
+                "ipsecgw {arg}: {}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+    }
+    let mut pending = Vec::new();
+    let done = wait_for(Duration::from_secs(60), || {
+        let sas = lab.list_sas(Side::Right);
+        let st = lab.status_json(Side::Left);
+        pending = (runs.iter().zip(&before))
+            .filter(|(r, b)| !rekeyed(r, b, &swan_block(&sas, &r.name()).unwrap_or_default(), &st))
+            .map(|(r, _)| r.name())
+            .collect();
+        pending.is_empty().then_some(())
+    });
+    assert!(
+        done.is_some(),
+        "{} rekey not seen for {pending:?}\nstrongSwan:\n{}",
+        if ike { "IKE" } else { "PFS" },
+        lab.list_sas(Side::Right)
+    );
+    ping_all(lab, runs);
+}
+
 #[test]
 fn every_suite_both_roles_traffic_and_rekeys() {
     if !netns_env_ok(&["swanctl", "/usr/lib/ipsec/charon"]) {
@@ -449,100 +506,26 @@ fn every_suite_both_roles_traffic_and_rekeys() {
     let up_secs = t0.elapsed().as_secs_f64();
     ping_all(&lab, &runs);
 
-    // CHILD rekey with PFS in the suite's group: strongSwan rekeys what ipsecgw initiated
-    // (ipsecgw answers the KE), ipsecgw rekeys what strongSwan initiated (ipsecgw sends it).
-    // Done when ipsecgw shows a new CHILD SA whose SPIs strongSwan shows with the group.
-    let st = lab.status_json(Side::Left);
-    let before: Vec<Vec<(String, String)>> = runs.iter().map(|r| child_spis(&st, r)).collect();
-    for r in &runs {
-        if r.we_initiate {
-            let (ok, out) = lab.swanctl(Side::Right, &format!("--rekey --child c{}", r.name()), "");
-            assert!(ok, "{}: swanctl --rekey: {out}", r.name());
-        } else {
-            let o = lab.ipsecgw_cli(Side::Left, &format!("rekey {}", r.name()));
-            assert!(
-                o.status.success(),
-                "{}: ipsecgw rekey: {}",
-                r.name(),
-                String::from_utf8_lossy(&o.stderr)
-            );
-        }
-    }
-    let mut pending = Vec::new();
-    let done = wait_for(Duration::from_secs(60), || {
-        let sas = lab.list_sas(Side::Right);
-        let st = lab.status_json(Side::Left);
-        pending = runs
-            .iter()
-            .zip(&before)
-            .filter(|(r, before)| {
-                let esp = r.suite().swan_esp;
-                let swan = swan_block(&sas, &r.name()).unwrap_or_default();
-                let pfs = swan.contains(&format!("{esp}\n")) || swan.contains(&format!("{esp},"));
-                let new = child_spis(&st, r).into_iter().any(|(i, o)| {
-                    !before.contains(&(i.clone(), o.clone()))
-                        && swan.contains(&i)
-                        && swan.contains(&o)
-                });
-                !(pfs && new)
-            })
-            .map(|(r, _)| r.name())
-            .collect();
-        pending.is_empty().then_some(())
+    // CHILD rekey with PFS in the suite's group. Done when ipsecgw shows a new CHILD SA whose
+    // SPIs strongSwan shows with the group; the new SAs carry traffic too.
+    rekey_all(&lab, &runs, false, child_spis, |r, before, swan, st| {
+        let esp = r.suite().swan_esp;
+        let pfs = swan.contains(&format!("{esp}\n")) || swan.contains(&format!("{esp},"));
+        let new = child_spis(st, r).into_iter().any(|(i, o)| {
+            !before.contains(&(i.clone(), o.clone())) && swan.contains(&i) && swan.contains(&o)
+        });
+        pfs && new
     });
-    assert!(
-        done.is_some(),
-        "PFS rekey not seen for {pending:?}\nstrongSwan:\n{}",
-        lab.list_sas(Side::Right)
-    );
-    // The new SAs carry traffic too.
-    ping_all(&lab, &runs);
-
-    // IKE SA rekey, KE in the suite's group: strongSwan rekeys what ipsecgw initiated, ipsecgw
-    // what strongSwan initiated; the CHILD SAs move to the new IKE SA and keep carrying traffic.
-    let ike_spis = |st: &serde_json::Value, r: &Run| {
-        let ike = &conn_status(st, &r.name()).expect("status")["ike"];
-        (
-            ike["spi_i"].as_str().unwrap_or("").to_string(),
-            ike["spi_r"].as_str().unwrap_or("").to_string(),
-        )
-    };
-    let st = lab.status_json(Side::Left);
-    let old: Vec<(String, String)> = runs.iter().map(|r| ike_spis(&st, r)).collect();
-    for r in &runs {
-        if r.we_initiate {
-            let (ok, out) = lab.swanctl(Side::Right, &format!("--rekey --ike {}", r.name()), "");
-            assert!(ok, "{}: swanctl --rekey --ike: {out}", r.name());
-        } else {
-            let o = lab.ipsecgw_cli(Side::Left, &format!("rekey --ike {}", r.name()));
-            assert!(o.status.success(), "{}: ipsecgw rekey --ike", r.name());
-        }
-    }
-    let done = wait_for(Duration::from_secs(60), || {
-        let st = lab.status_json(Side::Left);
-        let sas = lab.list_sas(Side::Right);
-        pending = runs
-            .iter()
-            .zip(&old)
-            .filter(|(r, old)| {
-                let new = ike_spis(&st, r);
-                let swan = swan_block(&sas, &r.name()).unwrap_or_default();
-                !(new != **old
-                    && swan.contains(&new.0)
-                    && swan.contains(&new.1)
-                    && swan.contains("ESTABLISHED")
-                    && swan.contains(r.suite().swan_ike))
-            })
-            .map(|(r, _)| r.name())
-            .collect();
-        pending.is_empty().then_some(())
+    // IKE SA rekey, KE in the suite's group; the CHILD SAs move to the new IKE SA and keep
+    // carrying traffic.
+    rekey_all(&lab, &runs, true, ike_spis, |r, old, swan, st| {
+        let new = ike_spis(st, r);
+        new != *old
+            && swan.contains(&new.0)
+            && swan.contains(&new.1)
+            && swan.contains("ESTABLISHED")
+            && swan.contains(r.suite().swan_ike)
     });
-    assert!(
-        done.is_some(),
-        "IKE rekey not seen for {pending:?}\nstrongSwan:\n{}",
-        lab.list_sas(Side::Right)
-    );
-    ping_all(&lab, &runs);
     let log = lab.log_of(gw);
     assert!(!log.contains("panicked"), "ipsecgw panicked:\n{log}");
     assert!(lab.is_running(gw), "ipsecgw exited");

@@ -10,9 +10,6 @@ mod common;
 use common::*;
 use std::time::Duration;
 
-const TUN_L: &str = "[connection.tunnel]\ninterface = \"ipsec30\"\naddress = \"10.255.0.1/32\"\nmtu = 1400\nroutes = [\"10.2.0.0/24\"]\n";
-const TUN_R: &str = "[connection.tunnel]\ninterface = \"ipsec30\"\naddress = \"10.255.0.2/32\"\nmtu = 1400\nroutes = [\"10.1.0.0/24\"]\n";
-
 /// Left's UDP 4500 appears on the wire as `port`.
 fn nat_rules(port: u16) -> String {
     format!(
@@ -42,10 +39,6 @@ fn set_nat(lab: &Lab, port: u16) {
     );
 }
 
-fn right_conn(lab: &Lab) -> serde_json::Value {
-    lab.status_json(Side::Right)["connections"][0].clone()
-}
-
 #[test]
 fn esp_follows_the_peer_when_its_nat_mapping_changes() {
     if !netns_env_ok(&["nft"]) {
@@ -54,12 +47,9 @@ fn esp_follows_the_peer_when_its_nat_mapping_changes() {
     let mut lab = Lab::new("natrebind");
     set_nat(&lab, 40000);
     let fast_dpd = |c: String| c.replace("dpd_delay = \"10s\"", "dpd_delay = \"2s\"");
-    let mut r = GwConf::new(Side::Right);
-    r.tunnel = Some(TUN_R);
-    let cfg = fast_dpd(r.render(&lab));
+    let cfg = fast_dpd(GwConf::tunneled(Side::Right).render(&lab));
     lab.start_ipsecgw(Side::Right, &cfg);
-    let mut l = GwConf::new(Side::Left);
-    l.tunnel = Some(TUN_L);
+    let mut l = GwConf::tunneled(Side::Left);
     // A NAT the responder can see: the initiator floats to 4500, where the NAT rewrites.
     l.encap = "always";
     let cfg = fast_dpd(l.render(&lab));
@@ -68,10 +58,10 @@ fn esp_follows_the_peer_when_its_nat_mapping_changes() {
     let o = lab.ipsecgw_cli(Side::Left, "initiate gw");
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let up = wait_for(Duration::from_secs(15), || {
-        let c = right_conn(&lab);
+        let c = lab.conn(Side::Right);
         (c["state"] == "established" && !c["children"].as_array()?.is_empty()).then_some(c)
     })
-    .unwrap_or_else(|| panic!("never established: {}", right_conn(&lab)));
+    .unwrap_or_else(|| panic!("never established: {}", lab.conn(Side::Right)));
     assert_eq!(up["ike"]["remote"], "192.0.2.1:40000", "{up}");
     assert_eq!(up["ike"]["nat_detected"], true, "{up}");
     assert_eq!(up["children"][0]["encap"], "udp", "{up}");
@@ -90,13 +80,13 @@ fn esp_follows_the_peer_when_its_nat_mapping_changes() {
     assert!(
         flowing.is_some(),
         "traffic did not recover after the NAT mapping changed: {}",
-        right_conn(&lab)
+        lab.conn(Side::Right)
     );
     assert!(
         lab.ping(Side::Left, "10.1.0.1", "10.2.0.1", 3),
         "traffic is not stable after the move"
     );
-    let moved = right_conn(&lab);
+    let moved = lab.conn(Side::Right);
     assert_eq!(moved["ike"]["remote"], "192.0.2.1:40001", "{moved}");
     assert_eq!(
         moved["children"][0]["spi_in"], up["children"][0]["spi_in"],

@@ -8,31 +8,6 @@ use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::time::Duration;
 
-const TUN_L: &str = "[connection.tunnel]\ninterface = \"ipsec30\"\naddress = \"10.255.0.1/32\"\nmtu = 1400\nroutes = [\"10.2.0.0/24\"]\n";
-const TUN_R: &str = "[connection.tunnel]\ninterface = \"ipsec30\"\naddress = \"10.255.0.2/32\"\nmtu = 1400\nroutes = [\"10.1.0.0/24\"]\n";
-
-fn conn(lab: &Lab, side: Side) -> serde_json::Value {
-    lab.status_json(side)["connections"][0].clone()
-}
-
-fn wait_state(lab: &Lab, side: Side, want: &str) -> serde_json::Value {
-    wait_for(Duration::from_secs(15), || {
-        let c = conn(lab, side);
-        (c["state"] == want).then_some(c)
-    })
-    .unwrap_or_else(|| panic!("{side:?} never reached state {want}: {}", conn(lab, side)))
-}
-
-fn cli_ok(lab: &Lab, side: Side, args: &str) -> String {
-    let o = lab.ipsecgw_cli(side, args);
-    assert!(
-        o.status.success(),
-        "ipsecgw {args}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
 fn scrape(lab: &Lab, side: Side, addr: &str) -> String {
     let addr: std::net::SocketAddr = addr.parse().unwrap();
     ipsecgw::routing::netns::in_netns(lab.ns(side), move || {
@@ -78,13 +53,9 @@ fn control_socket_and_metrics_on_a_running_gateway() {
         return;
     }
     let mut lab = Lab::new("ops");
-    let mut r = GwConf::new(Side::Right);
-    r.tunnel = Some(TUN_R);
-    let cfg = r.render(&lab);
+    let cfg = GwConf::tunneled(Side::Right).render(&lab);
     lab.start_ipsecgw(Side::Right, &cfg);
-    let mut l = GwConf::new(Side::Left);
-    l.tunnel = Some(TUN_L);
-    let cfg = l.render(&lab).replace(
+    let cfg = GwConf::tunneled(Side::Left).render(&lab).replace(
         "[global]\n",
         "[global]\nmetrics_listen = \"127.0.0.1:9813\"\n",
     );
@@ -98,13 +69,13 @@ fn control_socket_and_metrics_on_a_running_gateway() {
         & 0o777;
     assert_eq!(mode, 0o600);
     // A configured connection shows up while it is down.
-    let c = conn(&lab, Side::Left);
+    let c = lab.conn(Side::Left);
     assert_eq!(c["name"], "gw");
     assert_eq!(c["state"], "down");
-    assert!(cli_ok(&lab, Side::Left, "status").contains("gw"));
+    assert!(lab.cli_ok(Side::Left, "status").contains("gw"));
 
-    cli_ok(&lab, Side::Left, "initiate gw");
-    let up = wait_state(&lab, Side::Left, "established");
+    lab.cli_ok(Side::Left, "initiate gw");
+    let up = lab.wait_state(Side::Left, "established");
     assert!(lab.ping(Side::Left, "10.1.0.1", "10.2.0.1", 3));
     assert_eq!(
         up["children"][0]["local_ts"],
@@ -120,12 +91,12 @@ fn control_socket_and_metrics_on_a_running_gateway() {
     let spi_ike = up["ike"]["spi_i"].as_str().unwrap().to_string();
 
     // CHILD rekey: new SPIs, traffic still flows, connection counters keep counting.
-    let before = conn(&lab, Side::Left)["counters"]["packets_in"]
+    let before = lab.conn(Side::Left)["counters"]["packets_in"]
         .as_u64()
         .unwrap();
-    cli_ok(&lab, Side::Left, "rekey gw --child");
+    lab.cli_ok(Side::Left, "rekey gw --child");
     let rekeyed = wait_for(Duration::from_secs(10), || {
-        let c = conn(&lab, Side::Left);
+        let c = lab.conn(Side::Left);
         let spis: Vec<String> = c["children"]
             .as_array()?
             .iter()
@@ -136,13 +107,13 @@ fn control_socket_and_metrics_on_a_running_gateway() {
     assert!(
         rekeyed.is_some(),
         "CHILD SA was not rekeyed: {}",
-        conn(&lab, Side::Left)
+        lab.conn(Side::Left)
     );
     assert!(
         lab.ping(Side::Left, "10.1.0.1", "10.2.0.1", 3),
         "no traffic after CHILD rekey"
     );
-    let after = conn(&lab, Side::Left)["counters"]["packets_in"]
+    let after = lab.conn(Side::Left)["counters"]["packets_in"]
         .as_u64()
         .unwrap();
     assert!(
@@ -151,15 +122,15 @@ fn control_socket_and_metrics_on_a_running_gateway() {
     );
 
     // IKE rekey: new IKE SPIs, CHILD SAs stay.
-    cli_ok(&lab, Side::Left, "rekey gw --ike");
+    lab.cli_ok(Side::Left, "rekey gw --ike");
     let ike = wait_for(Duration::from_secs(10), || {
-        let c = conn(&lab, Side::Left);
+        let c = lab.conn(Side::Left);
         (c["state"] == "established" && c["ike"]["spi_i"].as_str() != Some(&spi_ike)).then_some(c)
     });
     assert!(
         ike.is_some(),
         "IKE SA was not rekeyed: {}",
-        conn(&lab, Side::Left)
+        lab.conn(Side::Left)
     );
     assert!(
         lab.ping(Side::Left, "10.1.0.1", "10.2.0.1", 2),
@@ -204,9 +175,9 @@ fn control_socket_and_metrics_on_a_running_gateway() {
     assert_eq!(o.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&o.stderr).contains("nosuch"));
 
-    cli_ok(&lab, Side::Left, "terminate gw");
-    wait_state(&lab, Side::Left, "down");
-    wait_state(&lab, Side::Right, "down");
+    lab.cli_ok(Side::Left, "terminate gw");
+    lab.wait_state(Side::Left, "down");
+    lab.wait_state(Side::Right, "down");
 }
 
 #[test]
@@ -215,20 +186,18 @@ fn sighup_reload_and_sigterm_cleanup() {
         return;
     }
     let mut lab = Lab::new("sig");
-    let mut r = GwConf::new(Side::Right);
-    r.tunnel = Some(TUN_R);
+    let mut r = GwConf::tunneled(Side::Right);
     r.esp = "aes256-sha1,aes128-sha1";
     let cfg = r.render(&lab).replace(
         "esp_proposals = [\"aes256-sha1,aes128-sha1\"]",
         "esp_proposals = [\"aes256-sha1\", \"aes128-sha1\"]",
     );
     lab.start_ipsecgw(Side::Right, &cfg);
-    let mut l = GwConf::new(Side::Left);
-    l.tunnel = Some(TUN_L);
+    let mut l = GwConf::tunneled(Side::Left);
     l.start_action = "start";
     let cfg = l.render(&lab);
     let pid = lab.start_ipsecgw(Side::Left, &cfg);
-    let up = wait_state(&lab, Side::Left, "established");
+    let up = lab.wait_state(Side::Left, "established");
     let spi = up["ike"]["spi_i"].as_str().unwrap().to_string();
     let route = String::from_utf8_lossy(&lab.exec(Side::Left, "ip route show 10.2.0.0/24").stdout)
         .into_owned();
@@ -240,7 +209,7 @@ fn sighup_reload_and_sigterm_cleanup() {
     // Unchanged config: SIGHUP keeps the SA.
     lab.reload_ipsecgw(Side::Left, pid, &cfg);
     std::thread::sleep(Duration::from_secs(1));
-    let same = conn(&lab, Side::Left);
+    let same = lab.conn(Side::Left);
     assert_eq!(
         same["ike"]["spi_i"].as_str(),
         Some(spi.as_str()),
@@ -248,26 +217,25 @@ fn sighup_reload_and_sigterm_cleanup() {
     );
 
     // Changed ESP proposal: the connection restarts with it.
-    let mut l2 = GwConf::new(Side::Left);
-    l2.tunnel = Some(TUN_L);
+    let mut l2 = GwConf::tunneled(Side::Left);
     l2.start_action = "start";
     l2.esp = "aes128-sha1";
     lab.reload_ipsecgw(Side::Left, pid, &l2.render(&lab));
     let changed = wait_for(Duration::from_secs(15), || {
-        let c = conn(&lab, Side::Left);
+        let c = lab.conn(Side::Left);
         (c["state"] == "established" && c["children"][0]["encr"] == "AES_CBC_128").then_some(c)
     });
     assert!(
         changed.is_some(),
         "changed connection did not restart: {}",
-        conn(&lab, Side::Left)
+        lab.conn(Side::Left)
     );
     assert!(lab.ping(Side::Left, "10.1.0.1", "10.2.0.1", 2));
 
     // SIGTERM: exit 0, SA deleted at the peer, our route and address gone.
     let st = lab.stop(pid).expect("exit status");
     assert!(st.success(), "exit status {st}");
-    wait_state(&lab, Side::Right, "down");
+    lab.wait_state(Side::Right, "down");
     let route = String::from_utf8_lossy(&lab.exec(Side::Left, "ip route show proto 169").stdout)
         .into_owned();
     assert!(route.trim().is_empty(), "routes left behind: {route}");
@@ -284,9 +252,7 @@ fn wildcard_responder_binds_real_addresses() {
         return;
     }
     let mut lab = Lab::new("anyaddr");
-    let mut r = GwConf::new(Side::Right);
-    r.tunnel = Some(TUN_R);
-    let cfg = r
+    let cfg = GwConf::tunneled(Side::Right)
         .render(&lab)
         .replace("local_addrs = [\"192.0.2.2\"]", "local_addrs = [\"%any\"]")
         .replace(
@@ -295,12 +261,11 @@ fn wildcard_responder_binds_real_addresses() {
         )
         .replace("remote_id = \"192.0.2.1\"\n", "");
     lab.start_ipsecgw(Side::Right, &cfg);
-    let mut l = GwConf::new(Side::Left);
-    l.tunnel = Some(TUN_L);
+    let mut l = GwConf::tunneled(Side::Left);
     l.start_action = "start";
     let cfg = l.render(&lab);
     lab.start_ipsecgw(Side::Left, &cfg);
-    let c = wait_state(&lab, Side::Right, "established");
+    let c = lab.wait_state(Side::Right, "established");
     assert_eq!(c["ike"]["nat_detected"], false, "{c}");
     assert_eq!(c["ike"]["local"], "192.0.2.2:500", "{c}");
     assert_eq!(c["children"][0]["encap"], "none", "{c}");
@@ -358,16 +323,15 @@ fn ike_on_a_custom_port() {
     }
     let mut lab = Lab::new("port");
     let ports = "encap = \"auto\"\nlocal_port = 1500\nremote_port = 1500";
-    let mut r = GwConf::new(Side::Right);
-    r.tunnel = Some(TUN_R);
-    let cfg = r.render(&lab).replace("encap = \"auto\"", ports);
+    let cfg = GwConf::tunneled(Side::Right)
+        .render(&lab)
+        .replace("encap = \"auto\"", ports);
     lab.start_ipsecgw(Side::Right, &cfg);
-    let mut l = GwConf::new(Side::Left);
-    l.tunnel = Some(TUN_L);
+    let mut l = GwConf::tunneled(Side::Left);
     l.start_action = "start";
     let cfg = l.render(&lab).replace("encap = \"auto\"", ports);
     lab.start_ipsecgw(Side::Left, &cfg);
-    let c = wait_state(&lab, Side::Left, "established");
+    let c = lab.wait_state(Side::Left, "established");
     assert_eq!(c["ike"]["local"], "192.0.2.1:1500", "{c}");
     assert_eq!(c["ike"]["remote"], "192.0.2.2:1500", "{c}");
     assert!(lab.ping(Side::Left, "10.1.0.1", "10.2.0.1", 3));
@@ -390,9 +354,7 @@ fn failures_in_status_and_dpd_failure_counting() {
                 "retransmit_tries = 3\nretransmit_base = 1.0",
             )
     };
-    let mut l = GwConf::new(Side::Left);
-    l.tunnel = Some(TUN_L);
-    let cfg = fast(l.render(&lab)).replace(
+    let cfg = fast(GwConf::tunneled(Side::Left).render(&lab)).replace(
         "[global]\n",
         "[global]\nmetrics_listen = \"127.0.0.1:9814\"\n",
     );
@@ -401,16 +363,16 @@ fn failures_in_status_and_dpd_failure_counting() {
     // Nobody answers: IKE_SA_INIT is retransmitted, then the attempt fails.
     lab.ipsecgw_cli(Side::Left, "initiate gw --timeout 0s");
     let trying = wait_for(Duration::from_secs(10), || {
-        let c = conn(&lab, Side::Left);
+        let c = lab.conn(Side::Left);
         (c["in_flight"]["retransmits"].as_u64()? >= 1).then_some(c)
     })
-    .unwrap_or_else(|| panic!("no retransmission in status: {}", conn(&lab, Side::Left)));
+    .unwrap_or_else(|| panic!("no retransmission in status: {}", lab.conn(Side::Left)));
     assert_eq!(trying["state"], "connecting", "{trying}");
     assert_eq!(trying["in_flight"]["exchange"], "IKE_SA_INIT", "{trying}");
     assert_eq!(trying["peer"], "192.0.2.2:500", "{trying}");
     schema::assert_valid("status-v1.json", &lab.status_json(Side::Left));
     // The table and the metrics say the same while it is trying.
-    let table = cli_ok(&lab, Side::Left, "status");
+    let table = lab.cli_ok(Side::Left, "status");
     assert!(
         table.contains("gw: CONNECTING, peer 192.0.2.2:500")
             && table.contains("IKE_SA_INIT in flight"),
@@ -432,10 +394,10 @@ fn failures_in_status_and_dpd_failure_counting() {
     };
     metric("ipsecgw_ike_retransmits{connection=\"gw\",exchange=\"IKE_SA_INIT\"}");
     let failed = wait_for(Duration::from_secs(15), || {
-        let c = conn(&lab, Side::Left);
+        let c = lab.conn(Side::Left);
         (c["state"] == "down" && c["last_error"].is_object()).then_some(c)
     })
-    .unwrap_or_else(|| panic!("no failure in status: {}", conn(&lab, Side::Left)));
+    .unwrap_or_else(|| panic!("no failure in status: {}", lab.conn(Side::Left)));
     assert_eq!(
         failed["last_error"]["kind"], "peer_not_responding",
         "{failed}"
@@ -447,7 +409,7 @@ fn failures_in_status_and_dpd_failure_counting() {
         "never came up, so no DPD failure: {failed}"
     );
     schema::assert_valid("status-v1.json", &lab.status_json(Side::Left));
-    let table = cli_ok(&lab, Side::Left, "status");
+    let table = lab.cli_ok(Side::Left, "status");
     assert!(
         table.contains("last error (") && table.contains("3 retransmits of IKE_SA_INIT"),
         "{table}"
@@ -455,24 +417,25 @@ fn failures_in_status_and_dpd_failure_counting() {
     metric("ipsecgw_last_error{connection=\"gw\",kind=\"peer_not_responding\"} 1");
 
     // The peer appears: up, and the error is gone.
-    let mut r = GwConf::new(Side::Right);
-    r.tunnel = Some(TUN_R);
-    let right = lab.start_ipsecgw(Side::Right, &fast(r.render(&lab)));
-    cli_ok(&lab, Side::Left, "initiate gw");
-    let up = wait_state(&lab, Side::Left, "established");
+    let right = lab.start_ipsecgw(
+        Side::Right,
+        &fast(GwConf::tunneled(Side::Right).render(&lab)),
+    );
+    lab.cli_ok(Side::Left, "initiate gw");
+    let up = lab.wait_state(Side::Left, "established");
     assert!(up.get("last_error").is_none(), "{up}");
     assert!(lab.ping(Side::Left, "10.1.0.1", "10.2.0.1", 2));
 
     // The peer dies: DPD finds out, once; the restarts that fail after it are no DPD failures.
     lab.kill9(right);
     let dead = wait_for(Duration::from_secs(20), || {
-        let c = conn(&lab, Side::Left);
+        let c = lab.conn(Side::Left);
         (c["counters"]["dpd_failures"].as_u64()? >= 1).then_some(c)
     })
-    .unwrap_or_else(|| panic!("DPD failure not counted: {}", conn(&lab, Side::Left)));
+    .unwrap_or_else(|| panic!("DPD failure not counted: {}", lab.conn(Side::Left)));
     assert_eq!(dead["counters"]["dpd_failures"], 1, "{dead}");
     std::thread::sleep(Duration::from_secs(10));
-    let later = conn(&lab, Side::Left);
+    let later = lab.conn(Side::Left);
     assert_eq!(
         later["counters"]["dpd_failures"], 1,
         "re-initiations that fail are not DPD failures: {later}"

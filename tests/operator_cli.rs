@@ -8,9 +8,6 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-const TUN_L: &str = "[connection.tunnel]\ninterface = \"ipsec30\"\naddress = \"10.255.0.1/32\"\nmtu = 1400\nroutes = [\"10.2.0.0/24\"]\n";
-const TUN_R: &str = "[connection.tunnel]\ninterface = \"ipsec30\"\naddress = \"10.255.0.2/32\"\nmtu = 1400\nroutes = [\"10.1.0.0/24\"]\n";
-
 /// Tunnels that also route to the BGP peer's tunnel address.
 const TUN_LB: &str = "[connection.tunnel]\ninterface = \"ipsec30\"\naddress = \"10.255.0.1/32\"\nmtu = 1400\nroutes = [\"10.255.0.2/32\", \"10.2.0.0/24\"]\n";
 const TUN_RB: &str = "[connection.tunnel]\ninterface = \"ipsec30\"\naddress = \"10.255.0.2/32\"\nmtu = 1400\nroutes = [\"10.255.0.1/32\", \"10.1.0.0/24\"]\n";
@@ -23,28 +20,6 @@ fn bgp(side: Side, local_pref: u32) -> String {
     };
     format!(
         "[connection.bgp]\nlocal_as = {my_as}\npeer_as = {peer_as}\npeer_address = \"{peer}\"\nlocal_address = \"{me}\"\nhold_time = \"9s\"\nconnect_retry = \"1s\"\nnetworks = [\"{net}\"]\nimport = [\"10.0.0.0/8 le 32\"]\nimport_local_pref = {local_pref}\n"
-    )
-}
-
-fn conn(lab: &Lab, side: Side) -> serde_json::Value {
-    lab.status_json(side)["connections"][0].clone()
-}
-
-fn wait_state(lab: &Lab, side: Side, want: &str) -> serde_json::Value {
-    wait_for(Duration::from_secs(15), || {
-        let c = conn(lab, side);
-        (c["state"] == want).then_some(c)
-    })
-    .unwrap_or_else(|| panic!("{side:?} never reached state {want}: {}", conn(lab, side)))
-}
-
-/// (exit code, stdout, stderr) of `ipsecgw --socket ... <args>`.
-fn cli(lab: &Lab, side: Side, args: &str) -> (i32, String, String) {
-    let o = lab.ipsecgw_cli(side, args);
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
     )
 }
 
@@ -67,12 +42,10 @@ fn initiate_terminate_rekey_wait_and_stream() {
         return;
     }
     let mut lab = Lab::new("wait");
-    let mut l = GwConf::new(Side::Left);
-    l.tunnel = Some(TUN_L);
-    lab.start_ipsecgw(Side::Left, &l.render(&lab));
+    lab.start_ipsecgw(Side::Left, &GwConf::tunneled(Side::Left).render(&lab));
 
     // Nobody answers: the exchanges stream, and the wait ends with the reason, non-zero.
-    let (code, out, err) = cli(&lab, Side::Left, "initiate gw --timeout 3s");
+    let (code, out, err) = lab.cli(Side::Left, "initiate gw --timeout 3s");
     assert_eq!(code, 2, "stdout:\n{out}\nstderr:\n{err}");
     assert!(
         out.contains("sending IKE_SA_INIT to 192.0.2.2:500"),
@@ -83,32 +56,29 @@ fn initiate_terminate_rekey_wait_and_stream() {
         err.contains("gw: timed out after 3s") && err.contains("no answer"),
         "{err}"
     );
-    let (code, _, err) = cli(&lab, Side::Left, "terminate gw");
+    let (code, _, err) = lab.cli(Side::Left, "terminate gw");
     assert_eq!(code, 0, "{err}");
 
     // The peer is there but has another PSK: AUTHENTICATION_FAILED, at once, non-zero.
-    let mut r = GwConf::new(Side::Right);
-    r.tunnel = Some(TUN_R);
+    let mut r = GwConf::tunneled(Side::Right);
     r.psk = "another-psk-0123456789";
     let right = lab.start_ipsecgw(Side::Right, &r.render(&lab));
-    let (code, out, err) = cli(&lab, Side::Left, "initiate gw --timeout 20s");
+    let (code, out, err) = lab.cli(Side::Left, "initiate gw --timeout 20s");
     assert_eq!(code, 2, "stdout:\n{out}\nstderr:\n{err}");
     assert!(out.contains("sending IKE_AUTH"), "{out}");
     assert!(err.contains("authentication failed"), "{err}");
 
     // The right PSK (through `reload`): up, with every step printed, exit 0.
-    let mut r = GwConf::new(Side::Right);
-    r.tunnel = Some(TUN_R);
     std::fs::write(
         lab.side_dir(Side::Right).join("ipsecgw.toml"),
-        r.render(&lab),
+        GwConf::tunneled(Side::Right).render(&lab),
     )
     .unwrap();
-    let (code, out, err) = cli(&lab, Side::Right, "reload");
+    let (code, out, err) = lab.cli(Side::Right, "reload");
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("restarted: gw"), "{out}");
     let _ = right;
-    let (code, out, err) = cli(&lab, Side::Left, "initiate gw");
+    let (code, out, err) = lab.cli(Side::Left, "initiate gw");
     assert_eq!(code, 0, "stdout:\n{out}\nstderr:\n{err}");
     for want in [
         "sending IKE_SA_INIT to 192.0.2.2:500",
@@ -122,33 +92,33 @@ fn initiate_terminate_rekey_wait_and_stream() {
     assert!(lab.ping(Side::Left, "10.1.0.1", "10.2.0.1", 2));
 
     // Rekeys wait for the new SAs and name them.
-    let (old_ike, old_children) = spis(&conn(&lab, Side::Left));
-    let (code, out, err) = cli(&lab, Side::Left, "rekey gw --child");
+    let (old_ike, old_children) = spis(&lab.conn(Side::Left));
+    let (code, out, err) = lab.cli(Side::Left, "rekey gw --child");
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.contains("CHILD SAs of 'gw' rekeyed: new inbound SPIs"),
         "{out}"
     );
-    let (_, now_children) = spis(&conn(&lab, Side::Left));
+    let (_, now_children) = spis(&lab.conn(Side::Left));
     assert!(
         now_children.iter().all(|s| !old_children.contains(s)),
         "{old_children:?} -> {now_children:?}"
     );
-    let (code, out, err) = cli(&lab, Side::Left, "rekey gw --ike");
+    let (code, out, err) = lab.cli(Side::Left, "rekey gw --ike");
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("IKE SA of 'gw' rekeyed"), "{out}");
-    assert_ne!(spis(&conn(&lab, Side::Left)).0, old_ike);
+    assert_ne!(spis(&lab.conn(Side::Left)).0, old_ike);
 
     // terminate waits until the connection is down.
-    let (code, out, err) = cli(&lab, Side::Left, "terminate gw");
+    let (code, out, err) = lab.cli(Side::Left, "terminate gw");
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("connection 'gw' terminated"), "{out}");
-    assert_eq!(conn(&lab, Side::Left)["state"], "down");
+    assert_eq!(lab.conn(Side::Left)["state"], "down");
     // Unknown names and bad timeouts fail at once.
-    let (code, _, err) = cli(&lab, Side::Left, "initiate nosuch");
+    let (code, _, err) = lab.cli(Side::Left, "initiate nosuch");
     assert_eq!(code, 2);
     assert!(err.contains("no connection named 'nosuch'"), "{err}");
-    let (code, _, err) = cli(&lab, Side::Left, "initiate gw --timeout soon");
+    let (code, _, err) = lab.cli(Side::Left, "initiate gw --timeout soon");
     assert_eq!(code, 1);
     assert!(err.contains("--timeout soon"), "{err}");
 }
@@ -170,14 +140,14 @@ fn reload_applies_route_and_bgp_policy_changes_without_touching_sas() {
     l.start_action = "start";
     l.extra = &left_bgp;
     lab.start_ipsecgw(Side::Left, &l.render(&lab));
-    let up = wait_state(&lab, Side::Left, "established");
+    let up = lab.wait_state(Side::Left, "established");
     let before = spis(&up);
     let bgp_up = |lab: &Lab| {
         wait_for(Duration::from_secs(20), || {
-            let c = conn(lab, Side::Left);
+            let c = lab.conn(Side::Left);
             (c["bgp"]["state"] == "established").then_some(c)
         })
-        .unwrap_or_else(|| panic!("BGP not established: {}", conn(lab, Side::Left)))
+        .unwrap_or_else(|| panic!("BGP not established: {}", lab.conn(Side::Left)))
     };
     bgp_up(&lab);
     // The real documents match their versioned schemas (docs/schema/).
@@ -201,7 +171,7 @@ fn reload_applies_route_and_bgp_policy_changes_without_touching_sas() {
     l2.start_action = "start";
     l2.extra = &left_bgp;
     std::fs::write(&path, l2.render(&lab)).unwrap();
-    let (code, out, err) = cli(&lab, Side::Left, "reload");
+    let (code, out, err) = lab.cli(Side::Left, "reload");
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.contains("updated in place (SAs kept): gw (routes)"),
@@ -213,7 +183,7 @@ fn reload_applies_route_and_bgp_policy_changes_without_touching_sas() {
         route.contains("dev ipsec30"),
         "new route not installed: {route}"
     );
-    let after = conn(&lab, Side::Left);
+    let after = lab.conn(Side::Left);
     assert_eq!(
         spis(&after),
         before,
@@ -225,11 +195,11 @@ fn reload_applies_route_and_bgp_policy_changes_without_touching_sas() {
     let pref = bgp(Side::Left, 200);
     l2.extra = &pref;
     std::fs::write(&path, l2.render(&lab)).unwrap();
-    let (code, out, err) = cli(&lab, Side::Left, "reload");
+    let (code, out, err) = lab.cli(Side::Left, "reload");
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("gw (BGP policy (session restarted))"), "{out}");
     bgp_up(&lab);
-    let after = conn(&lab, Side::Left);
+    let after = lab.conn(Side::Left);
     assert_eq!(
         spis(&after),
         before,
@@ -248,13 +218,13 @@ fn reload_applies_route_and_bgp_policy_changes_without_touching_sas() {
 
     // A broken config is refused with its problems, exit 1, the running one kept.
     std::fs::write(&path, "[global]\nlog_level = \"loud\"\n").unwrap();
-    let (code, out, err) = cli(&lab, Side::Left, "reload");
+    let (code, out, err) = lab.cli(Side::Left, "reload");
     assert_eq!(code, 1, "{out}{err}");
     assert!(
         err.contains("refused") && err.contains("ipsecgw.toml:2:"),
         "{err}"
     );
-    assert_eq!(spis(&conn(&lab, Side::Left)), before);
+    assert_eq!(spis(&lab.conn(Side::Left)), before);
 
     // A real change restarts the connection, and says so.
     let mut l3 = GwConf::new(Side::Left);
@@ -263,7 +233,7 @@ fn reload_applies_route_and_bgp_policy_changes_without_touching_sas() {
     l3.extra = &pref;
     l3.esp = "aes128-sha1";
     std::fs::write(&path, l3.render(&lab)).unwrap();
-    let (code, out, err) = cli(&lab, Side::Left, "reload");
+    let (code, out, err) = lab.cli(Side::Left, "reload");
     assert_eq!(code, 0, "{out}{err}");
     assert!(out.contains("restarted: gw"), "{out}");
 }
@@ -274,15 +244,11 @@ fn list_conns_and_log_follow() {
         return;
     }
     let mut lab = Lab::new("listlog");
-    let mut r = GwConf::new(Side::Right);
-    r.tunnel = Some(TUN_R);
-    lab.start_ipsecgw(Side::Right, &r.render(&lab));
-    let mut l = GwConf::new(Side::Left);
-    l.tunnel = Some(TUN_L);
-    lab.start_ipsecgw(Side::Left, &l.render(&lab));
+    lab.start_ipsecgw(Side::Right, &GwConf::tunneled(Side::Right).render(&lab));
+    lab.start_ipsecgw(Side::Left, &GwConf::tunneled(Side::Left).render(&lab));
 
     // Defaults resolved, the PSK never shown.
-    let (code, out, err) = cli(&lab, Side::Left, "list-conns");
+    let (code, out, err) = lab.cli(Side::Left, "list-conns");
     assert_eq!(code, 0, "{err}");
     for want in [
         "[connection]",
@@ -299,7 +265,7 @@ fn list_conns_and_log_follow() {
         assert!(out.contains(want), "missing {want:?} in\n{out}");
     }
     assert!(!out.contains(PSK), "the PSK leaked: {out}");
-    let (_, json, _) = cli(&lab, Side::Left, "list-conns --json");
+    let (_, json, _) = lab.cli(Side::Left, "list-conns --json");
     let v: serde_json::Value = serde_json::from_str(&json).expect("list-conns --json");
     assert_eq!(v["connections"][0]["name"], "gw");
 
@@ -329,7 +295,7 @@ fn list_conns_and_log_follow() {
             .is_ok_and(|l| l.contains("following the log")),
         "{first:?}"
     );
-    let (code, out, err) = cli(&lab, Side::Left, "initiate gw");
+    let (code, out, err) = lab.cli(Side::Left, "initiate gw");
     assert_eq!(code, 0, "{out}{err}");
     let mut seen = Vec::new();
     let established = wait_for(Duration::from_secs(10), || {

@@ -211,95 +211,27 @@ fn incomplete(ctx: Context, s: &str, missing: Missing) -> ProposalError {
     }
 }
 
-fn aead_count(encr: &[EncrAlg]) -> usize {
-    encr.iter().filter(|e| e.is_aead()).count()
+/// Every transform a proposal string names, each kind de-duplicated in order, after the
+/// checks IKE and ESP share: some encryption, and AEAD not mixed with other ciphers.
+#[derive(Default)]
+struct Transforms {
+    encr: Vec<EncrAlg>,
+    integ: Vec<IntegAlg>,
+    prf: Vec<PrfAlg>,
+    dh: Vec<DhGroup>,
+    esn: Vec<bool>,
+    aead: bool,
 }
 
-impl IkeProposal {
-    /// Parses an IKE proposal. Without `prf…`, each integrity keyword also names its PRF
-    /// (strongSwan's rule); with an AEAD cipher, integrity keywords name only the PRF.
-    pub fn parse(s: &str) -> Result<IkeProposal, ProposalError> {
-        let ctx = Context::Ike;
-        let mut p = IkeProposal {
-            encr: vec![],
-            integ: vec![],
-            prf: vec![],
-            dh: vec![],
-        };
-        let mut integ_kw = vec![];
-        for t in split(s, ctx)? {
-            match t {
-                Transform::Encr(e) => push(&mut p.encr, e),
-                Transform::Integ(i) => push(&mut integ_kw, i),
-                Transform::Prf(f) => push(&mut p.prf, f),
-                Transform::Ke(d) => push(&mut p.dh, d),
-                // refused_in keeps ESN out of IKE proposals.
-                Transform::Esn(_) => {}
-            }
-        }
-        if p.encr.is_empty() {
-            return Err(incomplete(ctx, s, Missing::Encryption));
-        }
-        let aead = aead_count(&p.encr);
-        if aead != 0 && aead != p.encr.len() {
-            return Err(incomplete(ctx, s, Missing::MixedAead));
-        }
-        if p.prf.is_empty() {
-            p.prf = integ_kw.iter().map(|i| i.matching_prf()).collect();
-        }
-        if aead == 0 {
-            p.integ = integ_kw;
-            if p.integ.is_empty() {
-                return Err(incomplete(ctx, s, Missing::Integrity));
-            }
-        }
-        if p.prf.is_empty() {
-            return Err(incomplete(ctx, s, Missing::Prf));
-        }
-        if p.dh.is_empty() {
-            return Err(incomplete(ctx, s, Missing::KeyExchange));
-        }
-        Ok(p)
-    }
-
-    /// Canonical keywords of the weak algorithms in this proposal (modp768, md5, prfmd5),
-    /// for `check` to warn about.
-    pub fn weak_algorithms(&self) -> Vec<&'static str> {
-        let mut v: Vec<&'static str> = Vec::new();
-        v.extend(
-            self.encr
-                .iter()
-                .filter(|a| a.is_weak())
-                .map(|a| a.keyword()),
-        );
-        v.extend(
-            self.integ
-                .iter()
-                .filter(|a| a.is_weak())
-                .map(|a| a.keyword()),
-        );
-        v.extend(self.prf.iter().filter(|a| a.is_weak()).map(|a| a.keyword()));
-        v.extend(self.dh.iter().filter(|a| a.is_weak()).map(|a| a.keyword()));
-        v
-    }
-}
-
-impl EspProposal {
-    /// Parses an ESP proposal.
-    pub fn parse(s: &str) -> Result<EspProposal, ProposalError> {
-        let ctx = Context::Esp;
-        let mut p = EspProposal {
-            encr: vec![],
-            integ: vec![],
-            dh: vec![],
-            esn: vec![],
-        };
+impl Transforms {
+    /// `split` already refused what `ctx` does not allow (PRFs in ESP, ESN in IKE).
+    fn parse(s: &str, ctx: Context) -> Result<Transforms, ProposalError> {
+        let mut p = Transforms::default();
         for t in split(s, ctx)? {
             match t {
                 Transform::Encr(e) => push(&mut p.encr, e),
                 Transform::Integ(i) => push(&mut p.integ, i),
-                // refused_in keeps PRFs out of ESP proposals.
-                Transform::Prf(_) => {}
+                Transform::Prf(f) => push(&mut p.prf, f),
                 Transform::Ke(d) => push(&mut p.dh, d),
                 Transform::Esn(e) => push(&mut p.esn, e),
             }
@@ -307,44 +239,117 @@ impl EspProposal {
         if p.encr.is_empty() {
             return Err(incomplete(ctx, s, Missing::Encryption));
         }
-        let aead = aead_count(&p.encr);
+        let aead = p.encr.iter().filter(|e| e.is_aead()).count();
         if aead != 0 && aead != p.encr.len() {
             return Err(incomplete(ctx, s, Missing::MixedAead));
         }
-        if aead > 0 && !p.integ.is_empty() {
+        p.aead = aead > 0;
+        Ok(p)
+    }
+}
+
+/// The canonical keyword of a transform (what `Display` writes).
+fn keyword(t: Transform) -> &'static str {
+    match t {
+        Transform::Encr(a) => a.keyword(),
+        Transform::Integ(a) => a.keyword(),
+        Transform::Prf(a) => a.keyword(),
+        Transform::Ke(a) => a.keyword(),
+        Transform::Esn(true) => "esn",
+        Transform::Esn(false) => "noesn",
+    }
+}
+
+/// Canonical keywords of the weak transforms, for `check` to warn about.
+fn weak(ts: impl Iterator<Item = Transform>) -> Vec<&'static str> {
+    ts.filter(|t| t.is_weak()).map(keyword).collect()
+}
+
+/// The keywords of the transforms joined by '-', the form the parser reads.
+fn write_keywords(f: &mut fmt::Formatter<'_>, ts: impl Iterator<Item = Transform>) -> fmt::Result {
+    f.write_str(&ts.map(keyword).collect::<Vec<_>>().join("-"))
+}
+
+impl IkeProposal {
+    /// Parses an IKE proposal. Without `prf…`, each integrity keyword also names its PRF
+    /// (strongSwan's rule); with an AEAD cipher, integrity keywords name only the PRF.
+    pub fn parse(s: &str) -> Result<IkeProposal, ProposalError> {
+        let ctx = Context::Ike;
+        let t = Transforms::parse(s, ctx)?;
+        let prf = if t.prf.is_empty() {
+            t.integ.iter().map(|i| i.matching_prf()).collect()
+        } else {
+            t.prf
+        };
+        let integ = if t.aead { vec![] } else { t.integ };
+        if !t.aead && integ.is_empty() {
+            return Err(incomplete(ctx, s, Missing::Integrity));
+        }
+        if prf.is_empty() {
+            return Err(incomplete(ctx, s, Missing::Prf));
+        }
+        if t.dh.is_empty() {
+            return Err(incomplete(ctx, s, Missing::KeyExchange));
+        }
+        Ok(IkeProposal {
+            encr: t.encr,
+            integ,
+            prf,
+            dh: t.dh,
+        })
+    }
+
+    fn transforms(&self) -> impl Iterator<Item = Transform> + '_ {
+        (self.encr.iter().map(|&a| Transform::Encr(a)))
+            .chain(self.integ.iter().map(|&a| Transform::Integ(a)))
+            .chain(self.prf.iter().map(|&a| Transform::Prf(a)))
+            .chain(self.dh.iter().map(|&a| Transform::Ke(a)))
+    }
+
+    /// Canonical keywords of the weak algorithms in this proposal (modp768, md5, prfmd5),
+    /// for `check` to warn about.
+    pub fn weak_algorithms(&self) -> Vec<&'static str> {
+        weak(self.transforms())
+    }
+}
+
+impl EspProposal {
+    /// Parses an ESP proposal.
+    pub fn parse(s: &str) -> Result<EspProposal, ProposalError> {
+        let ctx = Context::Esp;
+        let mut t = Transforms::parse(s, ctx)?;
+        if t.aead && !t.integ.is_empty() {
             return Err(incomplete(ctx, s, Missing::IntegrityWithAead));
         }
-        if aead == 0 && p.integ.is_empty() {
-            let missing = if p.encr.contains(&EncrAlg::Null) {
+        if !t.aead && t.integ.is_empty() {
+            let missing = if t.encr.contains(&EncrAlg::Null) {
                 Missing::IntegrityForNull
             } else {
                 Missing::Integrity
             };
             return Err(incomplete(ctx, s, missing));
         }
-        if p.esn.is_empty() {
-            p.esn.push(false);
+        if t.esn.is_empty() {
+            t.esn.push(false);
         }
-        Ok(p)
+        Ok(EspProposal {
+            encr: t.encr,
+            integ: t.integ,
+            dh: t.dh,
+            esn: t.esn,
+        })
+    }
+
+    fn transforms(&self) -> impl Iterator<Item = Transform> + '_ {
+        (self.encr.iter().map(|&a| Transform::Encr(a)))
+            .chain(self.integ.iter().map(|&a| Transform::Integ(a)))
+            .chain(self.dh.iter().map(|&a| Transform::Ke(a)))
+            .chain(self.esn.iter().map(|&e| Transform::Esn(e)))
     }
 
     /// Canonical keywords of the weak algorithms in this proposal (null, md5, modp768).
     pub fn weak_algorithms(&self) -> Vec<&'static str> {
-        let mut v: Vec<&'static str> = Vec::new();
-        v.extend(
-            self.encr
-                .iter()
-                .filter(|a| a.is_weak())
-                .map(|a| a.keyword()),
-        );
-        v.extend(
-            self.integ
-                .iter()
-                .filter(|a| a.is_weak())
-                .map(|a| a.keyword()),
-        );
-        v.extend(self.dh.iter().filter(|a| a.is_weak()).map(|a| a.keyword()));
-        v
+        weak(self.transforms())
     }
 }
 
@@ -360,23 +365,13 @@ pub fn parse_esp(s: &str) -> Result<EspProposal, String> {
 
 impl fmt::Display for IkeProposal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<&str> = (self.encr.iter().map(|a| a.keyword()))
-            .chain(self.integ.iter().map(|a| a.keyword()))
-            .chain(self.prf.iter().map(|a| a.keyword()))
-            .chain(self.dh.iter().map(|a| a.keyword()))
-            .collect();
-        f.write_str(&parts.join("-"))
+        write_keywords(f, self.transforms())
     }
 }
 
 impl fmt::Display for EspProposal {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let parts: Vec<&str> = (self.encr.iter().map(|a| a.keyword()))
-            .chain(self.integ.iter().map(|a| a.keyword()))
-            .chain(self.dh.iter().map(|a| a.keyword()))
-            .chain(self.esn.iter().map(|&e| if e { "esn" } else { "noesn" }))
-            .collect();
-        f.write_str(&parts.join("-"))
+        write_keywords(f, self.transforms())
     }
 }
 

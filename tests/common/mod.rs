@@ -18,6 +18,9 @@ use std::time::{Duration, Instant};
 pub const PSK: &str = "lab-psk-0123456789";
 pub const LEFT_UL: &str = "192.0.2.1";
 pub const RIGHT_UL: &str = "192.0.2.2";
+/// The lab's route-based TUN on each side, routing the other side's LAN through the tunnel.
+pub const TUN_L: &str = "[connection.tunnel]\ninterface = \"ipsec30\"\naddress = \"10.255.0.1/32\"\nmtu = 1400\nroutes = [\"10.2.0.0/24\"]\n";
+pub const TUN_R: &str = "[connection.tunnel]\ninterface = \"ipsec30\"\naddress = \"10.255.0.2/32\"\nmtu = 1400\nroutes = [\"10.1.0.0/24\"]\n";
 
 /// True when the test should run. With IPSECGW_SKIP_NETNS=1 it says so and returns false;
 /// otherwise it panics if the environment cannot run it.
@@ -424,6 +427,41 @@ impl Lab {
         serde_json::from_slice(&o.stdout).expect("status --json is JSON")
     }
 
+    /// (exit code, stdout, stderr) of `ipsecgw --socket ... <args>`.
+    pub fn cli(&self, side: Side, args: &str) -> (i32, String, String) {
+        let o = self.ipsecgw_cli(side, args);
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stdout).into_owned(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    }
+
+    /// The stdout of `ipsecgw <args>`, which must succeed.
+    pub fn cli_ok(&self, side: Side, args: &str) -> String {
+        let o = self.ipsecgw_cli(side, args);
+        assert!(
+            o.status.success(),
+            "ipsecgw {args}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    }
+
+    /// The first connection of this side's `status --json`.
+    pub fn conn(&self, side: Side) -> serde_json::Value {
+        self.status_json(side)["connections"][0].clone()
+    }
+
+    /// Waits up to 15 s for the first connection to be in state `want`, and returns it.
+    pub fn wait_state(&self, side: Side, want: &str) -> serde_json::Value {
+        wait_for(Duration::from_secs(15), || {
+            let c = self.conn(side);
+            (c["state"] == want).then_some(c)
+        })
+        .unwrap_or_else(|| panic!("{side:?} never reached state {want}: {}", self.conn(side)))
+    }
+
     // ---- BIRD ------------------------------------------------------------------------
 
     pub fn start_bird(&mut self, side: Side, conf: &str) -> u32 {
@@ -655,6 +693,18 @@ impl<'a> GwConf<'a> {
             remote_ts: "0.0.0.0/0",
             extra: "",
             conn_extra: "",
+        }
+    }
+
+    /// With the lab's TUN (`TUN_L` / `TUN_R`).
+    pub fn tunneled(side: Side) -> GwConf<'a> {
+        let tun = match side {
+            Side::Left => TUN_L,
+            Side::Right => TUN_R,
+        };
+        GwConf {
+            tunnel: Some(tun),
+            ..GwConf::new(side)
         }
     }
 

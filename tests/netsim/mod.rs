@@ -5,7 +5,7 @@
 
 use ipsecgw::crypto::proposal::{parse_esp, parse_ike};
 use ipsecgw::ike::{
-    ChildConfig, ChildLimits, ConnState, DpdAction, Engine, Event, FragmentConfig,
+    ChildConfig, ChildLimits, ChildSa, ConnState, DpdAction, Engine, Event, FragmentConfig,
     FragmentationMode, IkeConfig, RetransmitConfig, StartAction, Transmit,
 };
 use ipsecgw::prefix::IpPrefix;
@@ -16,6 +16,7 @@ use zeroize::Zeroizing;
 
 pub const A_IP: &str = "192.0.2.1";
 pub const B_IP: &str = "192.0.2.2";
+pub const PSK: &[u8] = b"lab-psk-0123456789";
 pub const PT_SKF: u8 = 53;
 pub const EXCH_IKE_AUTH: u8 = 35;
 
@@ -26,6 +27,94 @@ pub fn selectors(second_octet: u8, n: usize) -> Vec<IpPrefix> {
         .collect()
 }
 
+/// A connection named "c" from `local` to `remote` (None: a responder for any address),
+/// identities = addresses, PSK `PSK`, aes256-sha1-modp1024 / aes256-sha1, one CHILD "net"
+/// for 0.0.0.0/0 both ways, no rekeys or DPD; `Conf`'s methods change one thing each.
+pub fn conf(local: &str, remote: Option<&str>) -> IkeConfig {
+    IkeConfig {
+        name: "c".into(),
+        local_addrs: vec![local.parse().unwrap()],
+        remote_addrs: remote.map(|r| vec![r.parse().unwrap()]).unwrap_or_default(),
+        local_port: 500,
+        remote_port: 500,
+        local_id: local.parse().unwrap(),
+        remote_id: remote.map(|r| r.parse().unwrap()),
+        psk: Zeroizing::new(PSK.to_vec()),
+        proposals: vec![parse_ike("aes256-sha1-modp1024").unwrap()],
+        start_action: StartAction::None,
+        encap_always: false,
+        rekey_time: Duration::ZERO,
+        dpd_delay: Duration::ZERO,
+        dpd_action: DpdAction::Clear,
+        retransmit: RetransmitConfig::default(),
+        fragmentation: FragmentConfig::default(),
+        children: vec![ChildConfig {
+            name: "net".into(),
+            local_ts: vec!["0.0.0.0/0".parse().unwrap()],
+            remote_ts: vec!["0.0.0.0/0".parse().unwrap()],
+            proposals: vec![parse_esp("aes256-sha1").unwrap()],
+            rekey_time: Duration::ZERO,
+            replay_window: 64,
+            limits: ChildLimits::default(),
+        }],
+    }
+}
+
+/// Builder-style overrides of `conf`'s defaults.
+pub trait Conf: Sized {
+    fn name(self, name: &str) -> Self;
+    fn psk(self, psk: &[u8]) -> Self;
+    fn ike(self, proposals: &[&str]) -> Self;
+    fn esp(self, proposals: &[&str]) -> Self;
+    /// `tries` retransmits, the first after 4 s, backing off by 1.8.
+    fn retransmit(self, tries: u32) -> Self;
+    fn ts(self, local: Vec<IpPrefix>, remote: Vec<IpPrefix>) -> Self;
+    fn frag(self, f: FragmentConfig) -> Self;
+    /// Accepts any peer identity.
+    fn any_id(self) -> Self;
+}
+
+impl Conf for IkeConfig {
+    fn name(mut self, name: &str) -> Self {
+        self.name = name.into();
+        self
+    }
+    fn psk(mut self, psk: &[u8]) -> Self {
+        self.psk = Zeroizing::new(psk.to_vec());
+        self
+    }
+    fn ike(mut self, proposals: &[&str]) -> Self {
+        self.proposals = proposals.iter().map(|p| parse_ike(p).unwrap()).collect();
+        self
+    }
+    fn esp(mut self, proposals: &[&str]) -> Self {
+        self.children[0].proposals = proposals.iter().map(|p| parse_esp(p).unwrap()).collect();
+        self
+    }
+    fn retransmit(mut self, tries: u32) -> Self {
+        self.retransmit = RetransmitConfig {
+            timeout: Duration::from_secs(4),
+            base: 1.8,
+            tries,
+        };
+        self
+    }
+    fn ts(mut self, local: Vec<IpPrefix>, remote: Vec<IpPrefix>) -> Self {
+        self.children[0].local_ts = local;
+        self.children[0].remote_ts = remote;
+        self
+    }
+    fn frag(mut self, f: FragmentConfig) -> Self {
+        self.fragmentation = f;
+        self
+    }
+    fn any_id(mut self) -> Self {
+        self.remote_id = None;
+        self
+    }
+}
+
+/// The fragmentation tests' connection: `n_ts` /24 selectors each way (10.{ts.0}.x.0 local).
 pub fn cfg(
     local: &str,
     remote: &str,
@@ -33,33 +122,11 @@ pub fn cfg(
     n_ts: usize,
     frag: FragmentConfig,
 ) -> IkeConfig {
-    IkeConfig {
-        name: "c".into(),
-        local_addrs: vec![local.parse().unwrap()],
-        remote_addrs: vec![remote.parse().unwrap()],
-        local_port: 500,
-        remote_port: 500,
-        local_id: local.parse().unwrap(),
-        remote_id: Some(remote.parse().unwrap()),
-        psk: Zeroizing::new(b"fragment-psk-0123456789".to_vec()),
-        proposals: vec![parse_ike("aes256-sha256-modp2048").unwrap()],
-        start_action: StartAction::None,
-        encap_always: false,
-        rekey_time: Duration::ZERO,
-        dpd_delay: Duration::ZERO,
-        dpd_action: DpdAction::Clear,
-        retransmit: RetransmitConfig::default(),
-        fragmentation: frag,
-        children: vec![ChildConfig {
-            name: "net".into(),
-            local_ts: selectors(ts.0, n_ts),
-            remote_ts: selectors(ts.1, n_ts),
-            proposals: vec![parse_esp("aes256-sha1").unwrap()],
-            rekey_time: Duration::ZERO,
-            replay_window: 64,
-            limits: ChildLimits::default(),
-        }],
-    }
+    conf(local, Some(remote))
+        .psk(b"fragment-psk-0123456789")
+        .ike(&["aes256-sha256-modp2048"])
+        .ts(selectors(ts.0, n_ts), selectors(ts.1, n_ts))
+        .frag(frag)
 }
 
 pub fn frag(mode: FragmentationMode, size: u16) -> FragmentConfig {
@@ -126,11 +193,16 @@ pub struct Sim {
 
 impl Sim {
     pub fn new((ca, cb): (IkeConfig, IkeConfig), seed: u64) -> Sim {
+        Sim::engines(vec![ca], vec![cb], (seed, seed + 1))
+    }
+
+    /// Engines with several connections each, their RNGs seeded with `seeds`.
+    pub fn engines(a: Vec<IkeConfig>, b: Vec<IkeConfig>, seeds: (u64, u64)) -> Sim {
         let now = Instant::now();
         Sim {
             now,
-            a: Engine::new(vec![ca], Box::new(StdRng::seed_from_u64(seed)), now),
-            b: Engine::new(vec![cb], Box::new(StdRng::seed_from_u64(seed + 1)), now),
+            a: Engine::new(a, Box::new(StdRng::seed_from_u64(seeds.0)), now),
+            b: Engine::new(b, Box::new(StdRng::seed_from_u64(seeds.1)), now),
             events: vec![],
             event_at: vec![],
             sent: vec![],
@@ -193,6 +265,46 @@ impl Sim {
             self.pump();
         }
         self.now = end;
+    }
+
+    /// A initiates `conn`; the exchanges run without time passing.
+    pub fn initiate(&mut self, conn: &str) {
+        let now = self.now;
+        self.a.initiate(now, conn).unwrap();
+        self.pump();
+    }
+
+    /// `side` rekeys connection "c" (its IKE SA with `ike`, else its CHILD SA), time standing.
+    pub fn rekey(&mut self, side: Side, ike: bool) {
+        let now = self.now;
+        self.engine(side).rekey(now, "c", ike).unwrap();
+        self.pump();
+    }
+
+    /// The events `side` reported, in order.
+    pub fn events_of(&self, side: Side) -> impl Iterator<Item = &Event> {
+        self.events
+            .iter()
+            .filter(move |(s, _)| *s == side)
+            .map(|(_, e)| e)
+    }
+
+    /// Every CHILD SA `side` installed, in order.
+    pub fn children(&self, side: Side) -> Vec<&ChildSa> {
+        self.events_of(side)
+            .filter_map(|e| match e {
+                Event::ChildUp(c) => Some(c),
+                _ => None,
+            })
+            .collect()
+    }
+
+    /// The datagrams `side` sent, as sent.
+    pub fn sent_by(&self, side: Side) -> impl Iterator<Item = &[u8]> {
+        self.sent
+            .iter()
+            .filter(move |(_, d)| d.from == side)
+            .map(|(_, d)| &d.t.data[..])
     }
 
     pub fn establish(&mut self) {
