@@ -1,6 +1,7 @@
 //! Deterministic simulations of two IKE engines talking to each other in memory, with
 //! simulated time and seeded randomness.
 
+#[path = "../netsim/mod.rs"]
 mod netsim;
 use netsim::{conf, Conf, A_IP, B_IP};
 
