@@ -101,6 +101,8 @@ const STAGE_SLOTS: usize = tun_rs::IDEAL_BATCH_SIZE;
 /// tun-rs' GRO appends a segment to the first packet of its flow only while that buffer's
 /// capacity holds the result, so with MTU-sized buffers it would never coalesce anything.
 const STAGE_CAP: usize = 2 * TUN_OFFSET + 65535;
+/// Offset of gso_type in the virtio-net header (after the flags byte).
+const VNET_GSO_TYPE: usize = 1;
 
 /// Decrypted packets waiting to be written to tunnel devices, in receive order; written at
 /// the end of the batch, per run of one device, so the TUN can coalesce TCP segments (GRO)
@@ -175,6 +177,9 @@ impl TunOut {
                     }
                     let staged = &mut self.stage[..chunk.len()];
                     write_tun(shared, tun, &mut self.gro, staged);
+                    // GRO marks the packets it grew with a GSO type in their virtio-net header.
+                    let grown = staged.iter().filter(|b| b[VNET_GSO_TYPE] != 0).count();
+                    shared.drops.tun_gro_writes.add(grown as u64);
                 }
             } else {
                 write_tun(shared, tun, &mut self.gro, &mut self.bufs[a..e]);
