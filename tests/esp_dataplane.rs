@@ -437,6 +437,12 @@ fn esp_in_udp_between_namespaces() {
     // The TCP transfer used UDP GSO on A's sends and UDP GRO on B's receives.
     assert!(a.global_drops().gso_sends > 0, "{:?}", a.global_drops());
     assert!(b.global_drops().gro_receives > 0, "{:?}", b.global_drops());
+    // ... and B wrote the decrypted segments to its TUN coalesced, several per write.
+    assert!(
+        b.global_drops().tun_gro_writes > 0,
+        "{:?}",
+        b.global_drops()
+    );
     assert!(ra.packets_out >= 5 && ra.packets_in >= 5, "{ra:?}");
     assert!(rb.packets_out >= 5 && rb.packets_in >= 5, "{rb:?}");
     assert!(ra.bytes_out > 5 * 84 && ra.last_inbound.is_some());
@@ -493,7 +499,9 @@ fn esp_in_udp_between_namespaces() {
     // An authentic packet whose inner packet is outside the selectors (IPv6; only IPv4
     // was negotiated) is a traffic selector violation. Its sequence number must be ahead of
     // what B sent; it moves A's window, so the old SA pair carries no traffic after this.
-    let ahead = row(&b, spi_ab).packets_out as u32 + 100;
+    // Half a window ahead (64): a late packet of B's (a delayed TCP ACK from the transfer
+    // above) still lands inside the window instead of counting as a replay.
+    let ahead = row(&b, spi_ab).packets_out as u32 + 32;
     let mut v6 = vec![0x60, 0, 0, 0, 0, 0, 59, 64];
     v6.extend_from_slice(&[0xfd; 32]);
     sender
@@ -502,7 +510,7 @@ fn esp_in_udp_between_namespaces() {
     wait_for("TS violation", || row(&a, spi_ba).ts_violations == 1);
     // The drops did not count as traffic.
     let ra = row(&a, spi_ba);
-    assert_eq!((ra.replay_drops, ra.auth_failures), (1, 1));
+    assert_eq!((ra.replay_drops, ra.auth_failures), (1, 1), "{ra:?}");
     // NAT-T keepalives go out for UDP-encapsulated SAs.
     a.set_keepalive_interval(Duration::from_millis(300));
     wait_for("keepalive from A", || {

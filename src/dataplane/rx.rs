@@ -95,6 +95,15 @@ impl Pending {
     }
 }
 
+/// Packets handed to the TUN in one `send_multiple` call (tun-rs' IDEAL_BATCH_SIZE).
+const STAGE_SLOTS: usize = tun_rs::IDEAL_BATCH_SIZE;
+/// Capacity of a staging buffer: a whole coalesced TCP super-packet (the largest IP packet).
+/// tun-rs' GRO appends a segment to the first packet of its flow only while that buffer's
+/// capacity holds the result, so with MTU-sized buffers it would never coalesce anything.
+const STAGE_CAP: usize = 2 * TUN_OFFSET + 65535;
+/// Offset of gso_type in the virtio-net header (after the flags byte).
+const VNET_GSO_TYPE: usize = 1;
+
 /// Decrypted packets waiting to be written to tunnel devices, in receive order; written at
 /// the end of the batch, per run of one device, so the TUN can coalesce TCP segments (GRO)
 /// when offloads are on.
@@ -109,6 +118,11 @@ struct TunOut {
     tuns: Vec<Arc<Tunnel>>,
     count: usize,
     gro: tun_rs::GROTable,
+    /// Large buffers the packets of an offload device are copied into before the write, so
+    /// GRO can coalesce up to 64 KiB per write (`STAGE_CAP`); allocated on first use. The
+    /// copy (one memcpy per packet) bounds the memory: the per-packet buffers above stay
+    /// small however many packets a batch holds.
+    stage: Vec<Vec<u8>>,
 }
 
 impl TunOut {
@@ -150,17 +164,37 @@ impl TunOut {
                 e += 1;
             }
             let tun = &self.tuns[t];
-            if let Err(err) = tun
-                .dev
-                .send_multiple(&mut self.gro, &mut self.bufs[a..e], TUN_OFFSET)
-            {
-                shared.drops.tun_write_errors.inc();
-                tracing::debug!(ifname = %tun.ifname, "TUN write: {err}");
+            if tun.offload {
+                if self.stage.is_empty() {
+                    self.stage = (0..STAGE_SLOTS)
+                        .map(|_| Vec::with_capacity(STAGE_CAP))
+                        .collect();
+                }
+                for chunk in self.bufs[a..e].chunks(STAGE_SLOTS) {
+                    for (s, b) in self.stage.iter_mut().zip(chunk) {
+                        s.clear();
+                        s.extend_from_slice(b);
+                    }
+                    let staged = &mut self.stage[..chunk.len()];
+                    write_tun(shared, tun, &mut self.gro, staged);
+                    // GRO marks the packets it grew with a GSO type in their virtio-net header.
+                    let grown = staged.iter().filter(|b| b[VNET_GSO_TYPE] != 0).count();
+                    shared.drops.tun_gro_writes.add(grown as u64);
+                }
+            } else {
+                write_tun(shared, tun, &mut self.gro, &mut self.bufs[a..e]);
             }
             a = e;
         }
         self.count = 0;
         self.tuns.clear();
+    }
+}
+
+fn write_tun(shared: &Shared, tun: &Tunnel, gro: &mut tun_rs::GROTable, bufs: &mut [Vec<u8>]) {
+    if let Err(err) = tun.dev.send_multiple(gro, bufs, TUN_OFFSET) {
+        shared.drops.tun_write_errors.inc();
+        tracing::debug!(ifname = %tun.ifname, "TUN write: {err}");
     }
 }
 

@@ -136,6 +136,8 @@ pub struct DropCounters {
     pub gso_sends: u64,
     /// Received UDP GRO messages (each holding several ESP packets).
     pub gro_receives: u64,
+    /// TUN writes that carried several decrypted TCP segments coalesced (GRO).
+    pub tun_gro_writes: u64,
 }
 
 #[derive(Default)]
@@ -155,6 +157,7 @@ pub(crate) struct GlobalStats {
     pub keepalives_sent: Counter,
     pub gso_sends: Counter,
     pub gro_receives: Counter,
+    pub tun_gro_writes: Counter,
 }
 
 impl GlobalStats {
@@ -175,6 +178,7 @@ impl GlobalStats {
             keepalives_sent: self.keepalives_sent.get(),
             gso_sends: self.gso_sends.get(),
             gro_receives: self.gro_receives.get(),
+            tun_gro_writes: self.tun_gro_writes.get(),
         }
     }
 }

@@ -71,6 +71,28 @@ fn gcm_aad(spi: &[u8], seq: u64, esn: bool, buf: &mut [u8; 12]) -> usize {
     }
 }
 
+/// Hands the IV and ciphertext of every item (at most CHUNK) to a multi-lane CBC encryption
+/// with `B`-byte blocks (the IV is copied out: it sits in the same packet).
+fn cbc_lanes<const B: usize>(
+    items: &mut [Item<'_>],
+    encrypt: impl FnOnce(&mut [(&[u8; B], &mut [u8])]),
+) {
+    let n = items.len().min(CHUNK);
+    let mut ivs = [[0u8; B]; CHUNK];
+    let unused = [0u8; B];
+    let mut lanes: [(&[u8; B], &mut [u8]); CHUNK] = std::array::from_fn(|_| (&unused, &mut [][..]));
+    for ((it, iv), lane) in items
+        .iter_mut()
+        .zip(ivs.iter_mut())
+        .zip(lanes.iter_mut())
+        .take(n)
+    {
+        iv.copy_from_slice(&it.pkt[ESP_HEADER_LEN..it.hdr]);
+        *lane = (iv, &mut it.pkt[it.hdr..it.hdr + it.ct]);
+    }
+    encrypt(&mut lanes[..n]);
+}
+
 impl Transform {
     pub fn new(
         p: &SaParams,
@@ -152,38 +174,9 @@ impl Transform {
                 mac: Some(_),
                 ..
             } => {
-                let n = items.len().min(CHUNK);
                 match &f.cipher {
-                    FastCipher::Aes(aes) => {
-                        let mut ivs = [[0u8; 16]; CHUNK];
-                        let mut lanes: [(&[u8; 16], &mut [u8]); CHUNK] =
-                            std::array::from_fn(|_| (&[0u8; 16], &mut [][..]));
-                        for ((it, iv), lane) in items
-                            .iter_mut()
-                            .zip(ivs.iter_mut())
-                            .zip(lanes.iter_mut())
-                            .take(n)
-                        {
-                            iv.copy_from_slice(&it.pkt[ESP_HEADER_LEN..it.hdr]);
-                            *lane = (iv, &mut it.pkt[it.hdr..it.hdr + it.ct]);
-                        }
-                        aes.cbc_encrypt_lanes(&mut lanes[..n]);
-                    }
-                    FastCipher::Tdes(tdes) => {
-                        let mut ivs = [[0u8; 8]; CHUNK];
-                        let mut lanes: [(&[u8; 8], &mut [u8]); CHUNK] =
-                            std::array::from_fn(|_| (&[0u8; 8], &mut [][..]));
-                        for ((it, iv), lane) in items
-                            .iter_mut()
-                            .zip(ivs.iter_mut())
-                            .zip(lanes.iter_mut())
-                            .take(n)
-                        {
-                            iv.copy_from_slice(&it.pkt[ESP_HEADER_LEN..it.hdr]);
-                            *lane = (iv, &mut it.pkt[it.hdr..it.hdr + it.ct]);
-                        }
-                        tdes.cbc_encrypt_lanes(&mut lanes[..n]);
-                    }
+                    FastCipher::Aes(aes) => cbc_lanes(items, |l| aes.cbc_encrypt_lanes(l)),
+                    FastCipher::Tdes(tdes) => cbc_lanes(items, |l| tdes.cbc_encrypt_lanes(l)),
                 }
                 self.cbc_macs(f, items, esn, |it, mac, icv_len| {
                     let end = it.hdr + it.ct;

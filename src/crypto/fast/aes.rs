@@ -307,7 +307,6 @@ pub const LANES: usize = 8;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use aes::cipher::{BlockEncrypt, KeyInit};
 
     fn hex(s: &str) -> Vec<u8> {
         (0..s.len())
@@ -354,42 +353,15 @@ mod tests {
         }
         let key: Vec<u8> = (0..32u8).collect();
         let k = AesKey::new(&key).unwrap();
-        let reference = aes::Aes256::new_from_slice(&key).unwrap();
         // 37 lanes: two groups of sixteen (VAES, where present), then 4 + 1; up to 41 blocks
         // so that decryption runs sixteen blocks wide and then narrow
-        let mut bufs: Vec<Vec<u8>> = (0..37)
-            .map(|i| {
-                (0..16 * (1 + (i * 7) % 41))
-                    .map(|j| (i * 31 + j) as u8)
-                    .collect()
-            })
-            .collect();
-        let ivs: Vec<[u8; 16]> = (0..37).map(|i| [i as u8 ^ 0x5a; 16]).collect();
-        let plain = bufs.clone();
-        {
-            let mut lanes: Vec<(&[u8; 16], &mut [u8])> = ivs
-                .iter()
-                .zip(bufs.iter_mut())
-                .map(|(iv, b)| (iv, b.as_mut_slice()))
-                .collect();
-            k.cbc_encrypt_lanes(&mut lanes);
-        }
-        for ((iv, p), c) in ivs.iter().zip(&plain).zip(&bufs) {
-            let mut chain = *iv;
-            for (pb, cb) in p.chunks(16).zip(c.chunks(16)) {
-                let mut x = aes::Block::default();
-                for j in 0..16 {
-                    x[j] = pb[j] ^ chain[j];
-                }
-                reference.encrypt_block(&mut x);
-                assert_eq!(x.as_slice(), cb);
-                chain.copy_from_slice(cb);
-            }
-        }
-        for ((iv, p), c) in ivs.iter().zip(&plain).zip(bufs.iter_mut()) {
-            k.cbc_decrypt(iv, c);
-            assert_eq!(c, p);
-        }
+        crate::crypto::fast::check_cbc_lanes(
+            &key,
+            37,
+            41,
+            |lanes| k.cbc_encrypt_lanes(lanes),
+            |iv, data| k.cbc_decrypt(iv, data),
+        );
     }
 
     #[test]

@@ -153,3 +153,55 @@ pub fn describe() -> String {
         },
     )
 }
+
+/// Test helper shared by the AES-NI and the portable lanes: `lanes` buffers of different
+/// lengths (1 + (i * 7) % max_blocks blocks) CBC-encrypted side by side by `encrypt_lanes`
+/// must equal CBC through the `aes` crate, block by block, and `decrypt` must undo them.
+#[cfg(test)]
+pub(crate) fn check_cbc_lanes(
+    key: &[u8],
+    lanes: usize,
+    max_blocks: usize,
+    encrypt_lanes: impl Fn(&mut [(&[u8; 16], &mut [u8])]),
+    decrypt: impl Fn(&[u8; 16], &mut [u8]),
+) {
+    use ::aes::cipher::{BlockEncrypt, KeyInit};
+    let reference = |x: &mut ::aes::Block| match key.len() {
+        16 => ::aes::Aes128::new_from_slice(key).unwrap().encrypt_block(x),
+        24 => ::aes::Aes192::new_from_slice(key).unwrap().encrypt_block(x),
+        _ => ::aes::Aes256::new_from_slice(key).unwrap().encrypt_block(x),
+    };
+    let mut bufs: Vec<Vec<u8>> = (0..lanes)
+        .map(|i| {
+            (0..16 * (1 + (i * 7) % max_blocks))
+                .map(|j| (i * 31 + j) as u8)
+                .collect()
+        })
+        .collect();
+    let ivs: Vec<[u8; 16]> = (0..lanes).map(|i| [i as u8 ^ 0x5a; 16]).collect();
+    let plain = bufs.clone();
+    {
+        let mut lanes: Vec<(&[u8; 16], &mut [u8])> = ivs
+            .iter()
+            .zip(bufs.iter_mut())
+            .map(|(iv, b)| (iv, b.as_mut_slice()))
+            .collect();
+        encrypt_lanes(&mut lanes);
+    }
+    for ((iv, p), c) in ivs.iter().zip(&plain).zip(&bufs) {
+        let mut chain = *iv;
+        for (pb, cb) in p.chunks(16).zip(c.chunks(16)) {
+            let mut x = ::aes::Block::default();
+            for j in 0..16 {
+                x[j] = pb[j] ^ chain[j];
+            }
+            reference(&mut x);
+            assert_eq!(x.as_slice(), cb, "key length {}", key.len());
+            chain.copy_from_slice(cb);
+        }
+    }
+    for ((iv, p), c) in ivs.iter().zip(&plain).zip(bufs.iter_mut()) {
+        decrypt(iv, c);
+        assert_eq!(c, p);
+    }
+}

@@ -151,56 +151,19 @@ pub mod gcm {
 #[cfg(test)]
 mod tests {
     use super::aes::AesKey;
-    use aes::cipher::{BlockEncrypt, KeyInit};
 
     #[test]
     fn lanes_match_the_aes_crate_and_decrypt_back() {
         for klen in [16usize, 24, 32] {
             let key: Vec<u8> = (0..klen as u8).collect();
             let k = AesKey::new(&key).unwrap();
-            let mut bufs: Vec<Vec<u8>> = (0..11)
-                .map(|i| {
-                    (0..16 * (1 + (i * 7) % 23))
-                        .map(|j| (i * 31 + j) as u8)
-                        .collect()
-                })
-                .collect();
-            let ivs: Vec<[u8; 16]> = (0..11).map(|i| [i as u8 ^ 0x5a; 16]).collect();
-            let plain = bufs.clone();
-            {
-                let mut lanes: Vec<(&[u8; 16], &mut [u8])> = ivs
-                    .iter()
-                    .zip(bufs.iter_mut())
-                    .map(|(iv, b)| (iv, b.as_mut_slice()))
-                    .collect();
-                k.cbc_encrypt_lanes(&mut lanes);
-            }
-            for ((iv, p), c) in ivs.iter().zip(&plain).zip(&bufs) {
-                let mut chain = *iv;
-                for (pb, cb) in p.chunks(16).zip(c.chunks(16)) {
-                    let mut x = aes::Block::default();
-                    for j in 0..16 {
-                        x[j] = pb[j] ^ chain[j];
-                    }
-                    match klen {
-                        16 => aes::Aes128::new_from_slice(&key)
-                            .unwrap()
-                            .encrypt_block(&mut x),
-                        24 => aes::Aes192::new_from_slice(&key)
-                            .unwrap()
-                            .encrypt_block(&mut x),
-                        _ => aes::Aes256::new_from_slice(&key)
-                            .unwrap()
-                            .encrypt_block(&mut x),
-                    }
-                    assert_eq!(x.as_slice(), cb, "key length {klen}");
-                    chain.copy_from_slice(cb);
-                }
-            }
-            for ((iv, p), c) in ivs.iter().zip(&plain).zip(bufs.iter_mut()) {
-                k.cbc_decrypt(iv, c);
-                assert_eq!(c, p);
-            }
+            crate::crypto::fast::check_cbc_lanes(
+                &key,
+                11,
+                23,
+                |lanes| k.cbc_encrypt_lanes(lanes),
+                |iv, data| k.cbc_decrypt(iv, data),
+            );
         }
         assert!(AesKey::new(&[0u8; 20]).is_none());
     }
