@@ -123,6 +123,7 @@ fn sample_report() -> StatusReport {
             },
         ],
         drops: BTreeMap::from([("ike_malformed".to_string(), 2)]),
+        ike_engine: Default::default(),
     }
 }
 

@@ -63,7 +63,44 @@ pub(crate) fn parse(text: &str) -> Result<Node, (Option<usize>, String)> {
             .to_string();
         (e.span().map(|s| s.start), msg)
     })?;
-    Ok(table_node(doc.as_table(), Some(0..0)))
+    let node = table_node(doc.as_table(), Some(0..0));
+    // toml_edit decoded every string (an inline `psk` too) into its own String; our tree
+    // holds Zeroizing copies, so wipe toml_edit's before they are freed. `into_table` takes
+    // the document apart without copying the raw text (`into_mut` would).
+    let mut root = doc.into_table();
+    wipe_table(&mut root);
+    Ok(node)
+}
+
+fn wipe_table(table: &mut toml_edit::Table) {
+    for (_, item) in table.iter_mut() {
+        wipe_item(item);
+    }
+}
+
+fn wipe_item(item: &mut toml_edit::Item) {
+    match item {
+        toml_edit::Item::None => {}
+        toml_edit::Item::Value(v) => wipe_value(v),
+        toml_edit::Item::Table(t) => wipe_table(t),
+        toml_edit::Item::ArrayOfTables(a) => a.iter_mut().for_each(wipe_table),
+    }
+}
+
+fn wipe_value(value: &mut toml_edit::Value) {
+    match value {
+        toml_edit::Value::String(s) => {
+            let taken = std::mem::replace(s, toml_edit::Formatted::new(String::new()));
+            zeroize::Zeroize::zeroize(&mut taken.into_value());
+        }
+        toml_edit::Value::Array(a) => a.iter_mut().for_each(wipe_value),
+        toml_edit::Value::InlineTable(t) => {
+            for (_, v) in t.iter_mut() {
+                wipe_value(v);
+            }
+        }
+        _ => {}
+    }
 }
 
 fn table_node(table: &toml_edit::Table, fallback: Option<Range<usize>>) -> Node {

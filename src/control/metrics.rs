@@ -318,6 +318,33 @@ pub fn render_prometheus(report: &StatusReport) -> String {
     for (reason, n) in &report.drops {
         f.sample(&[("reason", reason)], *n);
     }
+
+    let e = &report.ike_engine;
+    let mut f = Family::new(
+        &mut out,
+        "ipsecgw_ike_half_open",
+        "gauge",
+        "Responder IKE SAs waiting for IKE_AUTH.",
+    );
+    f.sample(&[], e.half_open);
+    let mut f = Family::new(
+        &mut out,
+        "ipsecgw_ike_engine_total",
+        "counter",
+        "What unauthenticated IKE traffic made the engine do or refuse, by event.",
+    );
+    for (event, n) in [
+        ("half_open_dropped", e.half_open_dropped),
+        ("cookie_sent", e.cookies_sent),
+        ("invalid_ke_sent", e.invalid_ke_sent),
+        ("response_resent", e.responses_resent),
+        ("unknown_spi", e.unknown_spi),
+        ("invalid_spi_sent", e.invalid_spi_sent),
+        ("invalid_spi_limited", e.invalid_spi_limited),
+        ("ts_over_limit", e.ts_over_limit),
+    ] {
+        f.sample(&[("event", event)], n);
+    }
     out
 }
 

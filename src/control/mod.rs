@@ -29,6 +29,6 @@ pub use server::{
 pub use status::bgp_state_name::name as bgp_state_name;
 pub use status::{
     BgpReport, BgpState, BgpSummary, ChildSaStatus, ChildState, ConnCounters, ConnState,
-    ConnectionStatus, EspEncap, IkeSaStatus, InFlightReport, LastErrorReport, RibRow,
-    RouteDirection, StatusReport, BGP_SCHEMA, STATUS_SCHEMA,
+    ConnectionStatus, EspEncap, IkeEngineReport, IkeSaStatus, InFlightReport, LastErrorReport,
+    RibRow, RouteDirection, StatusReport, BGP_SCHEMA, STATUS_SCHEMA,
 };

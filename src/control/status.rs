@@ -38,6 +38,41 @@ pub struct StatusReport {
     /// SPIs, failed integrity on IKE messages, ...), by reason. Each bad input is counted.
     #[serde(default)]
     pub drops: BTreeMap<String, u64>,
+    /// What unauthenticated IKE traffic made the engine do (or refuse), for all connections.
+    #[serde(default)]
+    pub ike_engine: IkeEngineReport,
+}
+
+/// The IKE engine's attack-relevant counters (totals since start) and its half-open gauge.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IkeEngineReport {
+    /// Responder IKE SAs now waiting for IKE_AUTH.
+    #[serde(default)]
+    pub half_open: u64,
+    /// IKE_SA_INITs dropped at the half-open caps (in all or per address), before any DH.
+    #[serde(default)]
+    pub half_open_dropped: u64,
+    /// IKE_SA_INITs answered with a COOKIE instead of DH work.
+    #[serde(default)]
+    pub cookies_sent: u64,
+    /// IKE_SA_INITs answered with INVALID_KE_PAYLOAD.
+    #[serde(default)]
+    pub invalid_ke_sent: u64,
+    /// Retransmitted requests answered from the response cache.
+    #[serde(default)]
+    pub responses_resent: u64,
+    /// Messages for an IKE SA we do not have.
+    #[serde(default)]
+    pub unknown_spi: u64,
+    /// Of those, requests answered with INVALID_IKE_SPI.
+    #[serde(default)]
+    pub invalid_spi_sent: u64,
+    /// Of those, requests left unanswered because the answer rate was used up.
+    #[serde(default)]
+    pub invalid_spi_limited: u64,
+    /// CHILD SAs whose narrowed selectors exceeded the per-child bound.
+    #[serde(default)]
+    pub ts_over_limit: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -296,6 +331,7 @@ impl Default for StatusReport {
             schema: status_schema(),
             connections: vec![],
             drops: BTreeMap::new(),
+            ike_engine: IkeEngineReport::default(),
         }
     }
 }

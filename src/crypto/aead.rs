@@ -46,7 +46,8 @@ pub(crate) fn nonce(salt: &[u8; 4], iv: &[u8; 8]) -> [u8; 12] {
 
 /// A RustCrypto AEAD with a 16-byte tag (aes-gcm's AES-GCM-16, ChaCha20-Poly1305).
 struct Full16<A> {
-    aead: A,
+    /// In a `WipedBox`: the aes crate's backend union is wiped whole (see wiped_box.rs).
+    aead: super::WipedBox<A>,
     salt: [u8; 4],
 }
 
@@ -114,19 +115,21 @@ pub fn new_aead(alg: EncrAlg, keymat: &[u8]) -> Result<Box<dyn Aead>, CryptoErro
     use EncrAlg::*;
     Ok(match alg {
         AesGcm16_128 => Box::new(Full16 {
-            aead: Aes128Gcm::new_from_slice(key).map_err(bad)?,
+            aead: super::WipedBox::new(Aes128Gcm::new_from_slice(key).map_err(bad)?),
             salt,
         }),
         AesGcm16_192 => Box::new(Full16 {
-            aead: Aes192Gcm::new_from_slice(key).map_err(bad)?,
+            aead: super::WipedBox::new(Aes192Gcm::new_from_slice(key).map_err(bad)?),
             salt,
         }),
         AesGcm16_256 => Box::new(Full16 {
-            aead: Aes256Gcm::new_from_slice(key).map_err(bad)?,
+            aead: super::WipedBox::new(Aes256Gcm::new_from_slice(key).map_err(bad)?),
             salt,
         }),
         ChaCha20Poly1305 => Box::new(Full16 {
-            aead: chacha20poly1305::ChaCha20Poly1305::new_from_slice(key).map_err(bad)?,
+            aead: super::WipedBox::new(
+                chacha20poly1305::ChaCha20Poly1305::new_from_slice(key).map_err(bad)?,
+            ),
             salt,
         }),
         AesGcm8_128 | AesGcm12_128 => {

@@ -17,8 +17,10 @@ pub trait CbcCipher: Send + Sync {
     fn decrypt(&self, iv: &[u8], buf: &mut [u8]);
 }
 
+/// The key schedule in a `WipedBox`: its padding and the idle half of the aes crate's
+/// backend union are wiped too.
 struct Cbc<C> {
-    cipher: C,
+    cipher: super::WipedBox<C>,
 }
 
 impl<C> CbcCipher for Cbc<C>
@@ -31,7 +33,7 @@ where
 
     fn encrypt(&self, iv: &[u8], buf: &mut [u8]) {
         let len = buf.len();
-        let ok = cbc::Encryptor::<C>::inner_iv_slice_init(self.cipher.clone(), iv)
+        let ok = cbc::Encryptor::<C>::inner_iv_slice_init(C::clone(&self.cipher), iv)
             .ok()
             .and_then(|enc| {
                 enc.encrypt_padded_mut::<NoPadding>(buf, len)
@@ -45,7 +47,7 @@ where
 
     fn decrypt(&self, iv: &[u8], buf: &mut [u8]) {
         // The cbc crate decrypts several blocks in parallel (AES-NI pipelining).
-        let ok = cbc::Decryptor::<C>::inner_iv_slice_init(self.cipher.clone(), iv)
+        let ok = cbc::Decryptor::<C>::inner_iv_slice_init(C::clone(&self.cipher), iv)
             .ok()
             .and_then(|dec| dec.decrypt_padded_mut::<NoPadding>(buf).ok().map(|_| ()));
         if ok.is_none() {
@@ -90,16 +92,16 @@ pub fn new_cbc(alg: EncrAlg, key: &[u8]) -> Result<Box<dyn CbcCipher>, CryptoErr
     };
     Ok(match alg {
         EncrAlg::AesCbc128 => Box::new(Cbc {
-            cipher: aes::Aes128::new_from_slice(key).map_err(bad)?,
+            cipher: super::WipedBox::new(aes::Aes128::new_from_slice(key).map_err(bad)?),
         }),
         EncrAlg::AesCbc192 => Box::new(Cbc {
-            cipher: aes::Aes192::new_from_slice(key).map_err(bad)?,
+            cipher: super::WipedBox::new(aes::Aes192::new_from_slice(key).map_err(bad)?),
         }),
         EncrAlg::AesCbc256 => Box::new(Cbc {
-            cipher: aes::Aes256::new_from_slice(key).map_err(bad)?,
+            cipher: super::WipedBox::new(aes::Aes256::new_from_slice(key).map_err(bad)?),
         }),
         EncrAlg::TripleDesCbc => Box::new(Cbc {
-            cipher: des::TdesEde3::new_from_slice(key).map_err(bad)?,
+            cipher: super::WipedBox::new(des::TdesEde3::new_from_slice(key).map_err(bad)?),
         }),
         EncrAlg::Null => Box::new(NullCipher),
         _ => return Err(CryptoError::NotCbc(alg.name())),

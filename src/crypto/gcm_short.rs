@@ -16,8 +16,9 @@ use zeroize::Zeroize;
 
 /// Keyed AES-GCM whose ICV is `icv_len` (8 or 12) bytes.
 pub(crate) struct ShortTagGcm<C> {
-    /// The AES key schedule (the aes crate wipes it on drop).
-    cipher: C,
+    /// The AES key schedule (the aes crate wipes it on drop; the `WipedBox` its padding and
+    /// the idle half of the backend union).
+    cipher: crate::crypto::WipedBox<C>,
     /// H = E_K(0^128), the GHASH key: as secret as the AES key.
     h: [u8; 16],
     salt: [u8; 4],
@@ -45,7 +46,7 @@ where
         let mut h = [0u8; 16];
         cipher.encrypt_block((&mut h).into());
         Ok(ShortTagGcm {
-            cipher,
+            cipher: crate::crypto::WipedBox::new(cipher),
             h,
             salt,
             icv_len: icv_len.min(16),
@@ -84,7 +85,7 @@ where
         let mut ctr0 = *j0;
         ctr0[15] = 2;
         let core = ctr::CtrCore::<C, ctr::flavors::Ctr32BE>::inner_iv_init(
-            self.cipher.clone(),
+            C::clone(&self.cipher),
             (&ctr0).into(),
         );
         StreamCipherCoreWrapper::from_core(core)

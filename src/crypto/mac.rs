@@ -34,7 +34,8 @@ struct HmacMac<M: FlatHmacState> {
 unsafe trait FlatHmacState: Clone {}
 // SAFETY: hmac 0.12 / digest 0.10 HMAC states over MD5, SHA-1 and SHA-2 are plain arrays
 // and integers (chaining values, block counters, a block buffer with a u8 position) and
-// PhantomData, with no Drop impl; all-zero is a valid (empty-buffer) state.
+// PhantomData, with no Drop impl; all-zero is a valid (empty-buffer) state. hmac's "reset"
+// feature adds one more such core state (the ipad digest), flat like the others.
 unsafe impl FlatHmacState for Hmac<Sha1> {}
 // SAFETY: as above.
 unsafe impl FlatHmacState for Hmac<Sha256> {}
@@ -121,12 +122,33 @@ pub fn new_mac(alg: IntegAlg, key: &[u8]) -> Result<Box<dyn Mac>, CryptoError> {
     })
 }
 
+/// An HMAC state wiped when dropped. prf keys HMAC with the PSK (AUTH) and SKEYSEED / SK_d
+/// (prf+), and the keyed state (the pads absorbed) is as good as the key. The hmac crate has
+/// no zeroize feature, so the state is finalized in place (`finalize_reset`, hmac's "reset"
+/// feature) and then overwritten here. It lives on the heap so that one copy exists that we
+/// can wipe (a by-value `finalize` would move it into frames we cannot reach), and so the
+/// allocator test in tests/secrets_zeroize.rs can see the freed block.
+struct WipedHmac<M: FlatHmacState>(M);
+
+impl<M: FlatHmacState> Drop for WipedHmac<M> {
+    fn drop(&mut self) {
+        // SAFETY: `self.0` is a valid, exclusively borrowed M; FlatHmacState guarantees M is
+        // flat, has no Drop glue and accepts the all-zero pattern left behind (the value is
+        // never used again: this is its drop).
+        unsafe { zeroize::zeroize_flat_type(&mut self.0 as *mut M) }
+    }
+}
+
 /// prf(key, data...) with the full output length.
 pub fn prf(alg: PrfAlg, key: &[u8], data: &[&[u8]]) -> Zeroizing<Vec<u8>> {
-    fn run<M: hmac::Mac + hmac::digest::KeyInit>(key: &[u8], data: &[&[u8]]) -> Zeroizing<Vec<u8>> {
-        let mut m = <M as hmac::Mac>::new_from_slice(key).expect("HMAC takes any key length");
-        data.iter().for_each(|d| m.update(d));
-        Zeroizing::new(m.finalize().into_bytes().to_vec())
+    fn run<M>(key: &[u8], data: &[&[u8]]) -> Zeroizing<Vec<u8>>
+    where
+        M: FlatHmacState + hmac::Mac + hmac::digest::KeyInit + hmac::digest::FixedOutputReset,
+    {
+        let keyed = <M as hmac::Mac>::new_from_slice(key).expect("HMAC takes any key length");
+        let mut m = Box::new(WipedHmac(keyed));
+        data.iter().for_each(|d| hmac::Mac::update(&mut m.0, d));
+        Zeroizing::new(hmac::Mac::finalize_reset(&mut m.0).into_bytes().to_vec())
     }
     match alg {
         PrfAlg::HmacMd5 => run::<Hmac<Md5>>(key, data),

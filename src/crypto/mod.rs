@@ -18,6 +18,7 @@ mod mac;
 mod modp;
 mod modp_params;
 pub mod proposal;
+mod wiped_box;
 mod xcbc;
 
 #[cfg(test)]
@@ -33,6 +34,7 @@ pub use dh_group::{DhGroup, GroupKind};
 pub use listing::list_algorithms;
 pub use mac::{new_mac, prf, prf_plus, skeyseed_key, Mac};
 pub use modp::modp_prime;
+pub use wiped_box::WipedBox;
 
 use std::fmt;
 

@@ -740,6 +740,7 @@ impl Gateway {
             schema: control::STATUS_SCHEMA.into(),
             connections,
             drops: status::global_drops(&self.engine.stats(), &self.dataplane.global_drops()),
+            ike_engine: status::ike_engine(&self.engine.stats(), self.engine.half_open()),
         }
     }
 }

@@ -3,7 +3,7 @@
 //! connection totals that survive rekeys, and BGP.
 
 use crate::config::Connection;
-use crate::control::{engine_view, BgpSummary, ConnCounters, ConnectionStatus};
+use crate::control::{engine_view, BgpSummary, ConnCounters, ConnectionStatus, IkeEngineReport};
 use crate::dataplane::{DropCounters, SaCounters};
 use crate::ike::{self, EngineStats};
 use std::collections::{BTreeMap, HashMap};
@@ -110,6 +110,21 @@ pub(super) fn global_drops(e: &EngineStats, d: &DropCounters) -> BTreeMap<String
     .filter(|(_, n)| *n > 0)
     .map(|(k, n)| (k.to_string(), n))
     .collect()
+}
+
+/// The engine's attack-relevant counters and its half-open gauge, for status and metrics.
+pub(super) fn ike_engine(e: &EngineStats, half_open: usize) -> IkeEngineReport {
+    IkeEngineReport {
+        half_open: half_open as u64,
+        half_open_dropped: e.half_open_dropped,
+        cookies_sent: e.cookies_sent,
+        invalid_ke_sent: e.invalid_ke_sent,
+        responses_resent: e.responses_resent,
+        unknown_spi: e.unknown_spi_dropped,
+        invalid_spi_sent: e.invalid_spi_sent,
+        invalid_spi_limited: e.invalid_spi_limited,
+        ts_over_limit: e.ts_over_limit,
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,9 @@
 
 use super::{EspError, SaParams, ESP_HEADER_LEN};
 use crate::crypto::fast::{aes::AesKey, des::TdesKey, gcm::AesGcm, sha1 as fsha1};
-use crate::crypto::{new_aead, new_cbc, new_mac, Aead, CbcCipher, EncrAlg, IntegAlg, Mac};
+use crate::crypto::{
+    new_aead, new_cbc, new_mac, Aead, CbcCipher, EncrAlg, IntegAlg, Mac, WipedBox,
+};
 
 /// Which implementation an SA uses.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,13 +39,13 @@ pub(crate) enum Transform {
     Cbc {
         cipher: Box<dyn CbcCipher>,
         mac: Option<Box<dyn Mac>>,
-        fast: Option<Box<FastCbc>>,
+        fast: Option<WipedBox<FastCbc>>,
     },
     /// AES-GCM with an 8-, 12- or 16-byte ICV (RFC 4106) or ChaCha20-Poly1305 (RFC 7634):
     /// the crate path; the fast path only for AES-GCM-16-128/256.
     Aead {
         aead: Box<dyn Aead>,
-        fast: Option<Box<AesGcm>>,
+        fast: Option<WipedBox<AesGcm>>,
     },
 }
 
@@ -115,7 +117,7 @@ impl Transform {
                             got: p.encr_key.len(),
                         })
                     })?;
-                    AesGcm::new(key, salt).map(Box::new)
+                    AesGcm::new(key, salt).map(WipedBox::new)
                 }
                 _ => None,
             };
@@ -136,7 +138,7 @@ impl Transform {
                 _ => None,
             };
             let fast = match (p.integ, fast_cipher) {
-                (Some(IntegAlg::HmacSha1_96), Some(c)) => Some(Box::new(FastCbc {
+                (Some(IntegAlg::HmacSha1_96), Some(c)) => Some(WipedBox::new(FastCbc {
                     cipher: c,
                     hmac: fsha1::HmacSha1::new(&p.integ_key),
                 })),

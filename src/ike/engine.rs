@@ -13,6 +13,7 @@ use super::reason::{DownReason, IkeError};
 use super::sa::{queue_rekey, ChildState, IkeSa, IkeState, Task};
 use super::status::{self, Attempts, ConnStatus, EngineStats};
 use super::table::{Registry, Timers};
+use super::unknown_spi::{self, InvalidSpiLimiter, Verdict};
 use super::{Event, IkeConfig, StartAction, Transmit};
 use rand::RngCore;
 use std::collections::{BTreeMap, HashMap};
@@ -61,6 +62,8 @@ pub struct Engine {
     restart_at: BTreeMap<String, Instant>,
     out: Output,
     cookies: CookieJar,
+    /// Bounds the INVALID_IKE_SPI answers to requests for IKE SAs we do not have.
+    invalid_spi: InvalidSpiLimiter,
     /// SA timer runs, for tests that check expiry touches only what is due.
     #[cfg(test)]
     timer_runs: usize,
@@ -88,6 +91,7 @@ impl Engine {
             restart_at,
             out: Output::default(),
             cookies: CookieJar::new(cookie_secret),
+            invalid_spi: InvalidSpiLimiter::default(),
             #[cfg(test)]
             timer_runs: 0,
         }
@@ -560,7 +564,7 @@ impl Engine {
         let key = if h.from_initiator() { h.spi_r } else { h.spi_i };
         let Some(sa) = self.sas.get(&key) else {
             debug!("no IKE_SA for SPI {key:016x} (message from {remote})");
-            self.out.stats.unknown_spi_dropped += 1;
+            self.on_unknown_spi(now, (local, remote), h, data.len());
             return;
         };
         let init_resp = sa.state == IkeState::InitSent && h.exchange == EXCH_IKE_SA_INIT;
@@ -568,7 +572,7 @@ impl Engine {
             && h.spi_i == sa.spi_i
             && (h.spi_r == sa.spi_r || init_resp);
         if !spis_ok {
-            self.out.stats.unknown_spi_dropped += 1;
+            self.on_unknown_spi(now, (local, remote), h, data.len());
             return;
         }
         let mut conn = sa.cfg.name.clone();
@@ -587,6 +591,27 @@ impl Engine {
             conn.clone_from(&sa.cfg.name);
         }
         self.resolve_duplicates(now, &conn);
+    }
+
+    /// A message for an IKE SA we do not have: counted, and a request perhaps answered with
+    /// INVALID_IKE_SPI within the global rate (see `unknown_spi`).
+    fn on_unknown_spi(
+        &mut self,
+        now: Instant,
+        path: (SocketAddr, SocketAddr),
+        h: &Header,
+        len: usize,
+    ) {
+        self.out.stats.unknown_spi_dropped += 1;
+        match unknown_spi::decide(&mut self.invalid_spi, now, h, len) {
+            Verdict::Drop => {}
+            Verdict::Limited => self.out.stats.invalid_spi_limited += 1,
+            Verdict::Answer(reply) => {
+                self.out.stats.invalid_spi_sent += 1;
+                let (_, _, mut ctx) = self.split(now);
+                ctx.transmit(path.0, path.1, reply);
+            }
+        }
     }
 
     fn on_init_request(

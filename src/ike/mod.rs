@@ -38,6 +38,7 @@ mod sa;
 mod select;
 mod status;
 mod table;
+mod unknown_spi;
 
 pub use engine::{Engine, HalfOpenLimits};
 pub use event::{ChildSa, Event};
@@ -53,6 +54,7 @@ pub use status::{
     ChildState, ChildStatus, ConnState, ConnStatus, EngineStats, FragmentStatus, IkeSaStatus,
     InFlightStatus, LastError,
 };
+pub use unknown_spi::{BURST as INVALID_SPI_BURST, PER_SECOND as INVALID_SPI_PER_SECOND};
 
 use crate::crypto::proposal::{EspProposal, IkeProposal};
 use crate::prefix::IpPrefix;

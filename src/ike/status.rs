@@ -147,6 +147,10 @@ pub struct EngineStats {
     pub malformed_dropped: u64,
     /// Messages for an IKE SA we do not have.
     pub unknown_spi_dropped: u64,
+    /// Of those, requests answered with an unprotected INVALID_IKE_SPI (RFC 7296 2.21.4).
+    pub invalid_spi_sent: u64,
+    /// Of those, requests left unanswered because the global answer rate was used up.
+    pub invalid_spi_limited: u64,
     /// SK payloads that failed decryption / ICV check.
     pub decrypt_failed: u64,
     /// Requests with an unexpected message ID (neither new nor a retransmission).

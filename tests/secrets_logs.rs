@@ -1,0 +1,233 @@
+//! Issue 11 "Keys": at `trace` level, the log of a whole IKE handshake (IKE_SA_INIT, IKE_AUTH,
+//! the CHILD SA) and a rekey carries neither the PSK nor any derived key, in any spelling.
+
+use ipsecgw::crypto::proposal::{parse_esp, parse_ike};
+use ipsecgw::ike::{
+    ChildConfig, DpdAction, Engine, Event, IkeConfig, RetransmitConfig, StartAction,
+};
+use rand::rngs::StdRng;
+use rand::SeedableRng;
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use zeroize::Zeroizing;
+
+const PSK: &[u8] = b"trace-psk-Zq9w8e7r6t";
+
+fn cfg(local: &str, remote: &str) -> IkeConfig {
+    IkeConfig {
+        name: "c".into(),
+        local_addrs: vec![local.parse().unwrap()],
+        remote_addrs: vec![remote.parse().unwrap()],
+        local_port: 500,
+        remote_port: 500,
+        local_id: local.parse().unwrap(),
+        remote_id: None,
+        psk: Zeroizing::new(PSK.to_vec()),
+        proposals: vec![parse_ike("aes256-sha1-modp1024").unwrap()],
+        start_action: StartAction::None,
+        encap_always: false,
+        rekey_time: Duration::ZERO,
+        dpd_delay: Duration::ZERO,
+        dpd_action: DpdAction::Clear,
+        retransmit: RetransmitConfig::default(),
+        fragmentation: Default::default(),
+        children: vec![ChildConfig {
+            name: "net".into(),
+            local_ts: vec!["0.0.0.0/0".parse().unwrap()],
+            remote_ts: vec!["0.0.0.0/0".parse().unwrap()],
+            proposals: vec![parse_esp("aes256-sha1").unwrap()],
+            rekey_time: Duration::ZERO,
+            replay_window: 64,
+            limits: Default::default(),
+        }],
+    }
+}
+
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn hex_sep(b: &[u8], sep: &str) -> String {
+    b.iter()
+        .map(|x| format!("{x:02x}"))
+        .collect::<Vec<_>>()
+        .join(sep)
+}
+
+fn base64(b: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for c in b.chunks(3) {
+        let n = (u32::from(c[0]) << 16)
+            | (u32::from(*c.get(1).unwrap_or(&0)) << 8)
+            | u32::from(*c.get(2).unwrap_or(&0));
+        for i in 0..=c.len() {
+            out.push(A[(n >> (18 - 6 * i)) as usize & 63] as char);
+        }
+    }
+    out
+}
+
+/// Every way a log line could spell `s` (at least 8 characters, so a match means something).
+fn spellings(s: &[u8]) -> Vec<String> {
+    let h = hex(s);
+    let mut v = vec![
+        h.clone(),
+        h.to_uppercase(),
+        hex_sep(s, ":"),
+        hex_sep(s, " "),
+        hex_sep(s, "-"),
+        format!("{s:?}"),
+        format!("{:02x?}", s),
+        String::from_utf8_lossy(s).to_string(),
+    ];
+    // base64 starting at offsets 0, 1 and 2, so any alignment in a longer encoding is found;
+    // the first and last characters depend on neighbours, so only the middle is searched.
+    for skip in 0..3 {
+        if let Some(t) = s.get(skip..) {
+            let b = base64(t);
+            let mid: String = b.chars().skip(1).take(b.len().saturating_sub(4)).collect();
+            v.push(mid);
+        }
+    }
+    v.retain(|x| x.len() >= 8);
+    v
+}
+
+#[test]
+fn the_spellings_catch_what_they_should() {
+    assert_eq!(base64(b"Man"), "TWFu");
+    assert_eq!(base64(b"Ma"), "TWE");
+    let k = b"\x01\x02\xab\xcd-secret-psk!";
+    let sp = spellings(k);
+    let lines = [
+        format!("key={}", hex(k)),
+        format!("key {:?}", &k[..]),
+        hex_sep(k, ":").to_uppercase(),
+        "psk=\x01\x02\u{fffd}\u{fffd}-secret-psk!".to_string(),
+        format!("b64 {}", base64(&[b"xy".as_slice(), k].concat())),
+    ];
+    for line in lines {
+        let lower = line.to_lowercase();
+        assert!(
+            sp.iter().any(|s| lower.contains(&s.to_lowercase())),
+            "not caught: {line}"
+        );
+    }
+}
+
+#[test]
+fn trace_log_of_a_handshake_and_rekey_holds_no_psk_or_key_bytes() {
+    let log = Captured::default();
+    let sink = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_ansi(false)
+        .with_writer(move || sink.clone())
+        .finish();
+    let mut secrets: Vec<Vec<u8>> = vec![PSK.to_vec()];
+    tracing::subscriber::with_default(subscriber, || {
+        let now = Instant::now();
+        let mut a = Engine::new(
+            vec![cfg("192.0.2.1", "192.0.2.2")],
+            Box::new(StdRng::seed_from_u64(1)),
+            now,
+        );
+        let mut b = Engine::new(
+            vec![cfg("192.0.2.2", "192.0.2.1")],
+            Box::new(StdRng::seed_from_u64(2)),
+            now,
+        );
+        a.set_keylog(true);
+        b.set_keylog(true);
+        let mut events = Vec::new();
+        let pump = |a: &mut Engine, b: &mut Engine, events: &mut Vec<Event>| loop {
+            let mut moved = false;
+            while let Some(t) = a.poll_transmit() {
+                b.handle_datagram(now, t.remote, t.local, &t.data);
+                moved = true;
+            }
+            while let Some(t) = b.poll_transmit() {
+                a.handle_datagram(now, t.remote, t.local, &t.data);
+                moved = true;
+            }
+            events.extend(std::iter::from_fn(|| a.poll_event()));
+            events.extend(std::iter::from_fn(|| b.poll_event()));
+            if !moved {
+                return;
+            }
+        };
+        a.initiate(now, "c").unwrap();
+        pump(&mut a, &mut b, &mut events);
+        a.rekey(now, "c", false).unwrap();
+        pump(&mut a, &mut b, &mut events);
+        a.rekey(now, "c", true).unwrap();
+        pump(&mut a, &mut b, &mut events);
+        assert!(a.status(now)[0].ike.is_some());
+        for e in &events {
+            match e {
+                Event::KeyLog {
+                    sk_d,
+                    sk_ai,
+                    sk_ar,
+                    sk_ei,
+                    sk_er,
+                    sk_pi,
+                    sk_pr,
+                    ..
+                } => {
+                    for k in [sk_d, sk_ai, sk_ar, sk_ei, sk_er, sk_pi, sk_pr] {
+                        secrets.push(k.to_vec());
+                    }
+                }
+                Event::ChildUp(c) => {
+                    for k in [
+                        &c.encr_key_in,
+                        &c.encr_key_out,
+                        &c.integ_key_in,
+                        &c.integ_key_out,
+                    ] {
+                        secrets.push(k.to_vec());
+                    }
+                }
+                _ => {}
+            }
+        }
+    });
+    let text = String::from_utf8_lossy(&log.0.lock().unwrap()).to_string();
+    assert!(
+        text.contains("TRACE") || text.contains("DEBUG"),
+        "nothing was logged at trace level"
+    );
+    assert!(secrets.len() > 20, "too few keys seen: {}", secrets.len());
+    let lower = text.to_lowercase();
+    for s in &secrets {
+        for sp in spellings(s) {
+            assert!(
+                !text.contains(sp.as_str()) && !lower.contains(&sp.to_lowercase()),
+                "a secret appears in the trace log: {sp}"
+            );
+        }
+        // Any 8-byte window of a key, hex-encoded, also counts.
+        for w in s.windows(8) {
+            assert!(
+                !text.contains(&hex(w)),
+                "8 bytes of a key appear in the trace log"
+            );
+        }
+    }
+}
