@@ -168,6 +168,7 @@ fn main() {
                 psk: PSK.into(),
                 responder: common::RIGHT_UL.parse::<Ipv4Addr>().expect("address"),
                 give_up: Duration::from_secs(30),
+                ike_only: path.is_none(),
             };
             eprintln!("== {label} {ike} flood={flood} peers={peers}");
             let o = run::measure(&lab, &resp, &cfg, *flood);

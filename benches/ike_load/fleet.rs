@@ -39,6 +39,9 @@ pub struct FleetConfig {
     pub responder: Ipv4Addr,
     /// A handshake not done after this long counts as failed (retransmits included).
     pub give_up: Duration,
+    /// Count a handshake done at IkeUp instead of ChildUp (strongSwan with kernel-libipsec
+    /// negotiates the CHILD SA but cannot install its policies in these namespaces).
+    pub ike_only: bool,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -199,9 +202,18 @@ pub fn run(cfg: &FleetConfig, stop: &AtomicBool) -> std::io::Result<FleetResult>
             let _ = sent;
         }
         while let Some(ev) = engine.poll_event() {
+            if std::env::var_os("IKE_LOAD_DEBUG").is_some() {
+                eprintln!("event {ev:?}");
+            }
             let (conn, up) = match &ev {
-                Event::ChildUp(c) => (c.conn.as_str(), true),
-                Event::IkeDown { conn, .. } => (conn.as_str(), false),
+                Event::ChildUp(c) if !cfg.ike_only => (c.conn.as_str(), true),
+                Event::IkeUp { conn, .. } if cfg.ike_only => (conn.as_str(), true),
+                Event::IkeDown { conn, reason, .. } => {
+                    if std::env::var_os("IKE_LOAD_DEBUG").is_some() {
+                        eprintln!("{conn}: IKE SA down: {reason}");
+                    }
+                    (conn.as_str(), false)
+                }
                 _ => continue,
             };
             let Some(k) = conn.strip_prefix('p').and_then(|s| s.parse::<usize>().ok()) else {
