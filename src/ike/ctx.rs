@@ -8,7 +8,7 @@ use super::reason::{ChildDownReason, DownReason, Failure};
 use super::sa::{Child, ChildState, IkeSa};
 use super::status::EngineStats;
 use super::table::Registry;
-use super::{IkeConfig, Transmit};
+use super::{Identity, IkeConfig, Transmit};
 use rand::RngCore;
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
@@ -30,10 +30,12 @@ pub(crate) fn later(at: Instant, d: Duration) -> Instant {
 pub(crate) enum Request {
     /// (Re-)initiate the connection at this time.
     Restart { conn: String, at: Instant },
-    /// INITIAL_CONTACT: drop the connection's other established SAs with this peer.
+    /// INITIAL_CONTACT: drop the connection's other established SAs with this peer (its
+    /// address and the identity it proved).
     DropStale {
         conn: String,
         peer: IpAddr,
+        peer_id: Option<Identity>,
         keep: u64,
     },
     /// A rekeyed IKE SA to put in the table (its children moved over already).

@@ -12,7 +12,7 @@ use super::message::{self, Inbound};
 use super::reason::{DownReason, IkeError};
 use super::sa::{queue_rekey, ChildState, IkeSa, IkeState, Task};
 use super::status::{self, Attempts, ConnStatus, EngineStats};
-use super::table::{Registry, Timers};
+use super::table::{PeerKey, Registry, Timers};
 use super::unknown_spi::{self, InvalidSpiLimiter, Verdict};
 use super::{Event, IkeConfig, StartAction, Transmit};
 use rand::RngCore;
@@ -190,7 +190,23 @@ impl Engine {
             SaFate::Keep => self.timers.set(key, deadline),
             SaFate::Gone => self.remove_sa(key),
         }
+        let new_peer = self.index_peer(key);
         self.carry_out(now);
+        if let Some(peer) = new_peer {
+            self.resolve_duplicates(now, &peer);
+        }
+    }
+
+    /// Records who SA `key` is with once it is established; returns the peer if this SA
+    /// just came up on its own (not by rekeying), for the duplicate check.
+    fn index_peer(&mut self, key: u64) -> Option<PeerKey> {
+        let sa = self.sas.get(&key)?;
+        if sa.state != IkeState::Established {
+            return None;
+        }
+        let peer: PeerKey = (sa.cfg.name.clone(), sa.remote.ip(), sa.peer_id.clone());
+        let fresh = !sa.rekeyed;
+        (self.reg.set_peer(key, peer.clone()) && fresh).then_some(peer)
     }
 
     fn insert_sa(&mut self, now: Instant, sa: IkeSa) {
@@ -237,9 +253,12 @@ impl Engine {
                     Request::Restart { conn, at } => {
                         self.restart_at.insert(conn, at);
                     }
-                    Request::DropStale { conn, peer, keep } => {
-                        self.drop_stale(now, &conn, peer, keep)
-                    }
+                    Request::DropStale {
+                        conn,
+                        peer,
+                        peer_id,
+                        keep,
+                    } => self.drop_stale(now, (conn, peer, peer_id), keep),
                     Request::Insert(sa) => self.insert_sa(now, *sa),
                 }
             }
@@ -247,13 +266,13 @@ impl Engine {
     }
 
     /// INITIAL_CONTACT: the peer has no other SAs with us; drop whatever we still hold.
-    fn drop_stale(&mut self, now: Instant, conn: &str, peer: IpAddr, keep: u64) {
-        for key in self.reg.sas_of(conn) {
+    fn drop_stale(&mut self, now: Instant, peer: PeerKey, keep: u64) {
+        for key in self.reg.sas_with(&peer) {
             let stale = key != keep
-                && self.sas.get(&key).is_some_and(|s| {
-                    s.remote.ip() == peer
-                        && matches!(s.state, IkeState::Established | IkeState::Rekeyed)
-                });
+                && self
+                    .sas
+                    .get(&key)
+                    .is_some_and(|s| matches!(s.state, IkeState::Established | IkeState::Rekeyed));
             if stale {
                 self.with_sa(now, key, |sa, ctx| {
                     ctx.all_down(sa, DownReason::ReplacedByInitialContact);
@@ -265,27 +284,23 @@ impl Engine {
 
     /// Two IKE SAs for one connection and peer (both ends initiated at once): both ends
     /// keep the one with the lowest SPIi and delete the other.
-    fn resolve_duplicates(&mut self, now: Instant, conn: &str) {
-        let mut up: Vec<(u64, u64, IpAddr)> = self
+    fn resolve_duplicates(&mut self, now: Instant, peer: &PeerKey) {
+        let mut up: Vec<(u64, u64)> = self
             .reg
-            .sas_of(conn)
+            .sas_with(peer)
             .into_iter()
             .filter_map(|k| self.sas.get(&k).map(|s| (k, s)))
             .filter(|(_, s)| s.state == IkeState::Established)
-            .map(|(k, s)| (s.spi_i, k, s.remote.ip()))
+            .map(|(k, s)| (s.spi_i, k))
             .collect();
-        up.sort();
-        let mut seen: Vec<IpAddr> = Vec::new();
-        for (spi_i, key, ip) in up {
-            if seen.contains(&ip) {
-                info!(
-                    conn,
-                    "duplicate IKE_SA {spi_i:016x}_i with {ip}, deleting it"
-                );
-                self.delete_sa(now, key, DownReason::Duplicate);
-            } else {
-                seen.push(ip);
-            }
+        up.sort_unstable();
+        for (spi_i, key) in up.into_iter().skip(1) {
+            let conn = &peer.0;
+            info!(
+                conn,
+                "duplicate IKE_SA {spi_i:016x}_i with {}, deleting it", peer.1
+            );
+            self.delete_sa(now, key, DownReason::Duplicate);
         }
     }
 
@@ -575,7 +590,6 @@ impl Engine {
             self.on_unknown_spi(now, (local, remote), h, data.len());
             return;
         }
-        let mut conn = sa.cfg.name.clone();
         self.with_sa(now, key, |sa, ctx| {
             match message::receive(sa, ctx, (local, remote), data, &msg) {
                 Inbound::Request(req, payloads) => exchange::on_request(sa, ctx, &req, &payloads),
@@ -586,11 +600,6 @@ impl Engine {
                 Inbound::Handled(fate) => fate,
             }
         });
-        // The responder's IKE_AUTH may have moved the SA to another connection.
-        if let Some(sa) = self.sas.get(&key) {
-            conn.clone_from(&sa.cfg.name);
-        }
-        self.resolve_duplicates(now, &conn);
     }
 
     /// A message for an IKE SA we do not have: counted, and a request perhaps answered with

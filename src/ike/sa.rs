@@ -3,7 +3,7 @@
 use super::keys::{self, IkeAlgs, IkeKeys, IkeSaKeys, SkCrypto};
 use super::message::{Fragments, InFlight, ResponseCache};
 use super::select::EspAlgs;
-use super::{IkeConfig, TrafficSelector};
+use super::{Identity, IkeConfig, TrafficSelector};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -162,6 +162,9 @@ pub(crate) struct IkeSa {
     pub expire_at: Option<Instant>,
     /// This SA replaced another one (IkeUp.rekeyed).
     pub rekeyed: bool,
+    /// The identity the peer proved in IKE_AUTH (None before): with its address, who the
+    /// peer is for INITIAL_CONTACT and duplicate SAs (a hub has many peers per connection).
+    pub peer_id: Option<Identity>,
 }
 
 impl IkeSa {
@@ -204,6 +207,7 @@ impl IkeSa {
             last_inbound: now,
             expire_at: None,
             rekeyed: false,
+            peer_id: None,
         }
     }
 

@@ -3,8 +3,14 @@
 //! exchange holding `&mut IkeSa` can still ask about the others (through `Ctx`), and so that
 //! nothing the engine does per SA has to scan all of them.
 
+use super::Identity;
 use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
 use std::time::Instant;
+
+/// Who an established SA is with: its connection, the peer's address and the identity it
+/// proved. Peers behind one NAT share the address, not the identity.
+pub(crate) type PeerKey = (String, IpAddr, Option<Identity>);
 
 /// Who is where: SA keys (our SPIs) by connection, and CHILD SAs by inbound SPI.
 #[derive(Default)]
@@ -13,6 +19,10 @@ pub(crate) struct Registry {
     conn_of: HashMap<u64, String>,
     /// Installed CHILD SAs: inbound SPI -> key of the IKE SA holding it.
     children: HashMap<u32, u64>,
+    /// Established SAs by peer, so that INITIAL_CONTACT and duplicate checks look at that
+    /// peer's SAs only, not at every SA of a hub connection.
+    by_peer: HashMap<PeerKey, BTreeSet<u64>>,
+    peer_of: HashMap<u64, PeerKey>,
 }
 
 impl Registry {
@@ -26,6 +36,14 @@ impl Registry {
     }
 
     pub fn remove_sa(&mut self, key: u64) {
+        if let Some(peer) = self.peer_of.remove(&key) {
+            if let Some(keys) = self.by_peer.get_mut(&peer) {
+                keys.remove(&key);
+                if keys.is_empty() {
+                    self.by_peer.remove(&peer);
+                }
+            }
+        }
         let Some(conn) = self.conn_of.remove(&key) else {
             return;
         };
@@ -42,6 +60,24 @@ impl Registry {
         if self.conn_of.contains_key(&key) {
             self.add_sa(key, conn);
         }
+    }
+
+    /// Records who established SA `key` is with (once; false if it already was).
+    pub fn set_peer(&mut self, key: u64, peer: PeerKey) -> bool {
+        if self.peer_of.contains_key(&key) {
+            return false;
+        }
+        self.by_peer.entry(peer.clone()).or_default().insert(key);
+        self.peer_of.insert(key, peer);
+        true
+    }
+
+    /// Keys of the SAs recorded for this peer, in key order.
+    pub fn sas_with(&self, peer: &PeerKey) -> Vec<u64> {
+        self.by_peer
+            .get(peer)
+            .map(|k| k.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     pub fn has_sa(&self, key: u64) -> bool {

@@ -117,6 +117,7 @@ pub(crate) fn on_response(
         let f = auth_failed(ctx, AuthFailure::PeerAuthInvalid);
         return fail_initiator(sa, ctx, f);
     }
+    sa.peer_id = peer_id.ok();
     established(sa, ctx);
     if let Some(offer) = pending.offer {
         child_sa::accept(sa, ctx, payloads, offer);
@@ -209,7 +210,7 @@ pub(crate) fn on_request(sa: &mut IkeSa, ctx: &mut Ctx, req: &Req, payloads: &[P
         }
         Selected::None => {
             let f = AuthFailure::NoMatchingPsk {
-                peer_id,
+                peer_id: peer_id.clone(),
                 peer: sa.remote,
             };
             (sa.cfg.clone(), Some(f))
@@ -226,10 +227,12 @@ pub(crate) fn on_request(sa: &mut IkeSa, ctx: &mut Ctx, req: &Req, payloads: &[P
         ctx.reg.rename(sa.our_spi(), &cfg.name);
     }
     sa.cfg = cfg;
+    sa.peer_id = peer_id;
     if codec::find_notify(payloads, n::INITIAL_CONTACT).is_some() {
         ctx.out.requests.push(Request::DropStale {
             conn: sa.cfg.name.clone(),
             peer: sa.remote.ip(),
+            peer_id: sa.peer_id.clone(),
             keep: sa.our_spi(),
         });
     }

@@ -248,6 +248,7 @@ fn successor(
         established_at: Some(ctx.now),
         rekey_at,
         rekeyed: true,
+        peer_id: old.peer_id.clone(),
         ..IkeSa::new(
             old.cfg.clone(),
             initiator,
