@@ -1,6 +1,11 @@
 //! Issue 11 "Keys": at `trace` level, the log of a whole IKE handshake (IKE_SA_INIT, IKE_AUTH,
 //! the CHILD SA) and a rekey carries neither the PSK nor any derived key, in any spelling.
+//! The real daemon too, at `RUST_LOG=trace` (every crate's trace output), through config
+//! loads, a refused reload, a handshake and both rekeys.
 
+mod common;
+
+use common::{netns_env_ok, GwConf, Lab, Side};
 use ipsecgw::crypto::proposal::{parse_esp, parse_ike};
 use ipsecgw::ike::{
     ChildConfig, DpdAction, Engine, Event, IkeConfig, RetransmitConfig, StartAction,
@@ -228,6 +233,117 @@ fn trace_log_of_a_handshake_and_rekey_holds_no_psk_or_key_bytes() {
                 !text.contains(&hex(w)),
                 "8 bytes of a key appear in the trace log"
             );
+        }
+    }
+}
+
+const DAEMON_PSK: &str = "daemon-trace-psk-Hq4Lm8Xv2Rk7";
+
+/// The IKE keys of each line of the key log (`IPSECGW_KEYLOG`, Wireshark's decryption table:
+/// SPIi, SPIr, SK_ei, SK_er, encr, SK_ai, SK_ar, integ).
+fn keylog_keys(text: &str) -> Vec<Vec<u8>> {
+    let unhex = |h: &str| -> Vec<u8> {
+        (0..h.len() / 2)
+            .map(|i| u8::from_str_radix(&h[2 * i..2 * i + 2], 16).expect("hex in key log"))
+            .collect()
+    };
+    let mut keys = Vec::new();
+    for line in text.lines() {
+        let f: Vec<&str> = line.split(',').collect();
+        assert!(f.len() >= 7, "key log line: {line}");
+        for i in [2, 3, 5, 6] {
+            if !f[i].is_empty() {
+                keys.push(unhex(f[i]));
+            }
+        }
+    }
+    keys
+}
+
+#[test]
+fn the_daemon_at_rust_log_trace_never_logs_the_psk_or_ike_keys() {
+    if !netns_env_ok(&[]) {
+        return;
+    }
+    let mut lab = Lab::new("trlog");
+    let conf = |side| {
+        let mut c = GwConf::tunneled(side);
+        c.psk = DAEMON_PSK;
+        c.render(&lab)
+    };
+    let (left_conf, right_conf) = (conf(Side::Left), conf(Side::Right));
+    let right = lab.start_ipsecgw_with(Side::Right, &right_conf, "trace");
+    let left = lab.start_ipsecgw_with(Side::Left, &left_conf, "trace");
+
+    // A broken line next to the PSK: the refusal names the file and line, never the value.
+    let path = lab.side_dir(Side::Right).join("ipsecgw.toml");
+    let psk_line = format!("psk = \"{DAEMON_PSK}\"");
+    assert!(right_conf.contains(&psk_line));
+    let broken = right_conf.replace(&psk_line, &format!("{psk_line} x"));
+    std::fs::write(&path, &broken).unwrap();
+    let (code, out, err) = lab.cli(Side::Right, "reload");
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(err.contains("ipsecgw.toml:"), "{err}");
+    assert!(
+        !format!("{out}{err}").contains(DAEMON_PSK),
+        "the refusal echoed the PSK"
+    );
+    let (code, out, err) = lab.cli(Side::Right, &format!("check --config {}", path.display()));
+    assert_ne!(code, 0, "{out}{err}");
+    assert!(
+        !format!("{out}{err}").contains(DAEMON_PSK),
+        "check echoed the PSK"
+    );
+    // A PSK that is too short is named by its length only.
+    let short = right_conf.replace(&psk_line, "psk = \"Hq4Lm8\"");
+    std::fs::write(&path, &short).unwrap();
+    let (code, out, err) = lab.cli(Side::Right, "reload");
+    assert_eq!(code, 1, "{out}{err}");
+    assert!(
+        !format!("{out}{err}").contains("Hq4Lm8"),
+        "the refusal echoed the short PSK"
+    );
+    std::fs::write(&path, &right_conf).unwrap();
+    let (code, out, err) = lab.cli(Side::Right, "reload");
+    assert_eq!(code, 0, "{out}{err}");
+
+    // A handshake, traffic, both rekeys, a terminate.
+    let (code, out, err) = lab.cli(Side::Left, "initiate gw");
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(lab.ping(Side::Left, "10.1.0.1", "10.2.0.1", 2));
+    for verb in ["rekey gw --child", "rekey gw --ike", "terminate gw"] {
+        let (code, out, err) = lab.cli(Side::Left, verb);
+        assert_eq!(code, 0, "{verb}: {out}{err}");
+    }
+
+    let keylog = std::fs::read_to_string(lab.side_dir(Side::Left).join("ipsecgw.keylog"))
+        .expect("the key log of the left daemon");
+    let keys = keylog_keys(&keylog);
+    assert!(
+        keys.len() >= 8,
+        "two IKE SAs' keys expected, got {}",
+        keys.len()
+    );
+    for pid in [left, right] {
+        let text = lab.log_of(pid);
+        assert!(
+            text.contains("TRACE") && text.contains("] established between"),
+            "the daemon did not log at trace level through a handshake:\n{text}"
+        );
+        let lower = text.to_lowercase();
+        for sp in spellings(DAEMON_PSK.as_bytes()) {
+            assert!(
+                !lower.contains(&sp.to_lowercase()),
+                "the PSK appears in the daemon's trace log: {sp}"
+            );
+        }
+        for k in &keys {
+            for w in k.windows(8) {
+                assert!(
+                    !lower.contains(&hex(w)),
+                    "8 bytes of an IKE key appear in the trace log"
+                );
+            }
         }
     }
 }

@@ -360,6 +360,15 @@ impl Lab {
 
     /// Writes `config` and runs `ipsecgw run` in the namespace; waits for its control socket.
     pub fn start_ipsecgw(&mut self, side: Side, config: &str) -> u32 {
+        self.start_ipsecgw_with(
+            side,
+            config,
+            "ipsecgw=debug,warn,netlink_packet_route=error",
+        )
+    }
+
+    /// As `start_ipsecgw`, with this `RUST_LOG` filter.
+    pub fn start_ipsecgw_with(&mut self, side: Side, config: &str, rust_log: &str) -> u32 {
         let d = self.side_dir(side);
         let path = d.join("ipsecgw.toml");
         fs::write(&path, config).expect("write config");
@@ -369,7 +378,7 @@ impl Lab {
             side,
             "ipsecgw",
             &format!(
-                "env IPSECGW_KEYLOG={} RUST_LOG=ipsecgw=debug,warn,netlink_packet_route=error {bin} run --config {}",
+                "env IPSECGW_KEYLOG={} RUST_LOG={rust_log} {bin} run --config {}",
                 keylog.display(),
                 path.display()
             ),
