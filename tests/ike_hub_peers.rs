@@ -3,47 +3,29 @@
 //! peer's INITIAL_CONTACT or IKE SA does not take the first one's down; the same identity
 //! coming back still replaces its stale SA.
 
-use ipsecgw::crypto::proposal::{parse_esp, parse_ike};
-use ipsecgw::ike::{
-    ChildConfig, DownReason, DpdAction, Engine, Event, IkeConfig, RetransmitConfig, StartAction,
-};
+mod netsim;
+
+use ipsecgw::ike::{DownReason, Engine, Event, IkeConfig};
+use netsim::{conf, Conf};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use zeroize::Zeroizing;
 
 const HUB: &str = "192.0.2.2:500";
 const NAT: &str = "192.0.2.1";
 
+/// A connection from `local` (its port too) to `remote` (None: any address), proving `id`,
+/// accepting any peer identity, with the hub's PSK.
 fn cfg(name: &str, local: SocketAddr, remote: Option<SocketAddr>, id: &str) -> IkeConfig {
-    IkeConfig {
-        name: name.into(),
-        local_addrs: vec![local.ip()],
-        remote_addrs: remote.map(|r| r.ip()).into_iter().collect(),
-        local_port: local.port(),
-        remote_port: 500,
-        local_id: id.parse().unwrap(),
-        remote_id: None,
-        psk: Zeroizing::new(b"hub-psk-0123456789".to_vec()),
-        proposals: vec![parse_ike("aes256-sha1-modp1024").unwrap()],
-        start_action: StartAction::None,
-        encap_always: false,
-        rekey_time: Duration::ZERO,
-        dpd_delay: Duration::ZERO,
-        dpd_action: DpdAction::Clear,
-        retransmit: RetransmitConfig::default(),
-        fragmentation: Default::default(),
-        children: vec![ChildConfig {
-            name: "net".into(),
-            local_ts: vec!["0.0.0.0/0".parse().unwrap()],
-            remote_ts: vec!["0.0.0.0/0".parse().unwrap()],
-            proposals: vec![parse_esp("aes256-sha1").unwrap()],
-            rekey_time: Duration::ZERO,
-            replay_window: 64,
-            limits: Default::default(),
-        }],
-    }
+    let remote = remote.map(|r| r.ip().to_string());
+    let mut c = conf(&local.ip().to_string(), remote.as_deref())
+        .name(name)
+        .psk(b"hub-psk-0123456789")
+        .any_id();
+    c.local_port = local.port();
+    c.local_id = id.parse().unwrap();
+    c
 }
 
 struct Net {

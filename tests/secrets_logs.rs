@@ -4,49 +4,21 @@
 //! loads, a refused reload, a handshake and both rekeys.
 
 mod common;
+mod netsim;
 
 use common::{netns_env_ok, GwConf, Lab, Side};
-use ipsecgw::crypto::proposal::{parse_esp, parse_ike};
-use ipsecgw::ike::{
-    ChildConfig, DpdAction, Engine, Event, IkeConfig, RetransmitConfig, StartAction,
-};
+use ipsecgw::ike::{Engine, Event, IkeConfig};
+use netsim::{conf, Conf};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
-use zeroize::Zeroizing;
+use std::time::Instant;
 
 const PSK: &[u8] = b"trace-psk-Zq9w8e7r6t";
 
 fn cfg(local: &str, remote: &str) -> IkeConfig {
-    IkeConfig {
-        name: "c".into(),
-        local_addrs: vec![local.parse().unwrap()],
-        remote_addrs: vec![remote.parse().unwrap()],
-        local_port: 500,
-        remote_port: 500,
-        local_id: local.parse().unwrap(),
-        remote_id: None,
-        psk: Zeroizing::new(PSK.to_vec()),
-        proposals: vec![parse_ike("aes256-sha1-modp1024").unwrap()],
-        start_action: StartAction::None,
-        encap_always: false,
-        rekey_time: Duration::ZERO,
-        dpd_delay: Duration::ZERO,
-        dpd_action: DpdAction::Clear,
-        retransmit: RetransmitConfig::default(),
-        fragmentation: Default::default(),
-        children: vec![ChildConfig {
-            name: "net".into(),
-            local_ts: vec!["0.0.0.0/0".parse().unwrap()],
-            remote_ts: vec!["0.0.0.0/0".parse().unwrap()],
-            proposals: vec![parse_esp("aes256-sha1").unwrap()],
-            rekey_time: Duration::ZERO,
-            replay_window: 64,
-            limits: Default::default(),
-        }],
-    }
+    conf(local, Some(remote)).psk(PSK)
 }
 
 #[derive(Clone, Default)]
