@@ -7,13 +7,10 @@ mod common;
 mod netsim;
 
 use common::{netns_env_ok, GwConf, Lab, Side};
-use ipsecgw::ike::{Engine, Event, IkeConfig};
-use netsim::{conf, Conf};
-use rand::rngs::StdRng;
-use rand::SeedableRng;
+use ipsecgw::ike::{Event, IkeConfig};
+use netsim::{conf, Conf, Sim};
 use std::io::Write;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
 
 const PSK: &[u8] = b"trace-psk-Zq9w8e7r6t";
 
@@ -118,44 +115,18 @@ fn trace_log_of_a_handshake_and_rekey_holds_no_psk_or_key_bytes() {
         .finish();
     let mut secrets: Vec<Vec<u8>> = vec![PSK.to_vec()];
     tracing::subscriber::with_default(subscriber, || {
-        let now = Instant::now();
-        let mut a = Engine::new(
+        let mut sim = Sim::engines(
             vec![cfg("192.0.2.1", "192.0.2.2")],
-            Box::new(StdRng::seed_from_u64(1)),
-            now,
-        );
-        let mut b = Engine::new(
             vec![cfg("192.0.2.2", "192.0.2.1")],
-            Box::new(StdRng::seed_from_u64(2)),
-            now,
+            (1, 2),
         );
-        a.set_keylog(true);
-        b.set_keylog(true);
-        let mut events = Vec::new();
-        let pump = |a: &mut Engine, b: &mut Engine, events: &mut Vec<Event>| loop {
-            let mut moved = false;
-            while let Some(t) = a.poll_transmit() {
-                b.handle_datagram(now, t.remote, t.local, &t.data);
-                moved = true;
-            }
-            while let Some(t) = b.poll_transmit() {
-                a.handle_datagram(now, t.remote, t.local, &t.data);
-                moved = true;
-            }
-            events.extend(std::iter::from_fn(|| a.poll_event()));
-            events.extend(std::iter::from_fn(|| b.poll_event()));
-            if !moved {
-                return;
-            }
-        };
-        a.initiate(now, "c").unwrap();
-        pump(&mut a, &mut b, &mut events);
-        a.rekey(now, "c", false).unwrap();
-        pump(&mut a, &mut b, &mut events);
-        a.rekey(now, "c", true).unwrap();
-        pump(&mut a, &mut b, &mut events);
-        assert!(a.status(now)[0].ike.is_some());
-        for e in &events {
+        sim.a.set_keylog(true);
+        sim.b.set_keylog(true);
+        sim.initiate("c");
+        sim.rekey(netsim::Side::A, false);
+        sim.rekey(netsim::Side::A, true);
+        assert!(sim.a.status(sim.now)[0].ike.is_some());
+        for (_, e) in &sim.events {
             match e {
                 Event::KeyLog {
                     sk_d,
