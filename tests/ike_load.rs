@@ -74,6 +74,16 @@ fn every_handshake_completes_under_a_spoofed_flood_and_memory_stays_bounded() {
         "status ike_engine.cookies_sent {cookies:?} < {} seen at the spoofed addresses",
         flood.cookie_answers
     );
+    // The socket readers answered the flood (cookie gate): at least 90 % of the demands seen
+    // at the spoofed addresses never reached the IKE loop (the first ones do, before the
+    // half-open count reaches the threshold).
+    let by_gate = o.counters.get("cookies_sent_by_gate").copied();
+    assert!(
+        by_gate.is_some_and(|n| n >= flood.cookie_answers * 9 / 10 && Some(n) <= cookies),
+        "status ike_engine.cookies_sent_by_gate {by_gate:?}, {} seen at the spoofed addresses, \
+         cookies_sent {cookies:?}",
+        flood.cookie_answers
+    );
     assert!(
         o.fleet.cookies_received > 0,
         "legitimate peers met the cookie demand"

@@ -242,7 +242,12 @@ pub fn counters(lab: &Lab, r: &Responder) -> BTreeMap<String, u64> {
                 let mut all = BTreeMap::new();
                 numbers(&v, &mut all);
                 // The engine's attack counters (status `ike_engine`, schema v1).
-                for key in ["cookies_sent", "half_open_dropped", "half_open"] {
+                for key in [
+                    "cookies_sent",
+                    "cookies_sent_by_gate",
+                    "half_open_dropped",
+                    "half_open",
+                ] {
                     if let Some(n) = all.get(key) {
                         out.insert(key.to_string(), *n);
                     }

@@ -336,6 +336,7 @@ pub fn render_prometheus(report: &StatusReport) -> String {
     for (event, n) in [
         ("half_open_dropped", e.half_open_dropped),
         ("cookie_sent", e.cookies_sent),
+        ("cookie_sent_by_gate", e.cookies_sent_by_gate),
         ("invalid_ke_sent", e.invalid_ke_sent),
         ("response_resent", e.responses_resent),
         ("unknown_spi", e.unknown_spi),

@@ -55,6 +55,9 @@ pub struct IkeEngineReport {
     /// IKE_SA_INITs answered with a COOKIE instead of DH work.
     #[serde(default)]
     pub cookies_sent: u64,
+    /// Of those, sent by the IKE socket readers: requests the engine never saw.
+    #[serde(default)]
+    pub cookies_sent_by_gate: u64,
     /// IKE_SA_INITs answered with INVALID_KE_PAYLOAD.
     #[serde(default)]
     pub invalid_ke_sent: u64,

@@ -5,12 +5,12 @@ use super::bgp_glue::{self, BgpHandle};
 use super::error::DaemonError;
 use super::keylog::KeyLog;
 use super::notify::Notifier;
-use super::sockets::{self, IkeSockets};
+use super::sockets::{self, BatchPool, IkeBatch, IkeSockets};
 use super::status::{self, ConnView};
 use super::waiters::{Goal, Waiters};
 use crate::config::{self, Config, Connection};
 use crate::control::{
-    self, ActionResult, BgpReport, Command, ConnCounters, ControlCall, Progress, Request, Response,
+    self, ActionResult, BgpReport, Command, ConnCounters, ControlCall, Request, Response,
     StatusReport,
 };
 use crate::dataplane::{Dataplane, DataplaneConfig, IkeDatagram};
@@ -131,8 +131,8 @@ pub async fn run_config(cfg: Config) -> Result<(), DaemonError> {
     };
     let ike_ports: Vec<u16> = cfg.connections.iter().map(|c| c.local_port).collect();
     let (socks, natt) = sockets::bind_all(&local_addrs, &ike_ports)?;
+    // IKE found on 4500 by the data plane, one datagram at a time.
     let (ike_tx, mut ike_rx) = mpsc::channel::<IkeDatagram>(1024);
-    socks.spawn_readers(ike_tx.clone())?;
     let dataplane = Dataplane::start(DataplaneConfig {
         udp_sockets: natt,
         raw_esp: true,
@@ -147,6 +147,10 @@ pub async fn run_config(cfg: Config) -> Result<(), DaemonError> {
         .collect();
     let mut engine = Engine::new(ike_cfgs, Box::new(rand::rngs::OsRng), now);
     engine.set_cookie_threshold(cfg.global.cookie_threshold as usize);
+    // The IKE sockets' readers, in batches, with the engine's cookie gate in front.
+    let (batch_tx, mut batch_rx) = mpsc::channel::<IkeBatch>(64);
+    let pool = BatchPool::default();
+    socks.spawn_readers(batch_tx, pool.clone(), engine.cookie_gate())?;
     engine.set_half_open_limits(HalfOpenLimits {
         total: cfg.global.half_open_max as usize,
         per_address: cfg.global.half_open_per_address_max as usize,
@@ -242,6 +246,7 @@ pub async fn run_config(cfg: Config) -> Result<(), DaemonError> {
             }
         };
         tokio::select! {
+            Some(b) = batch_rx.recv() => gw.ike_batch(b, &pool),
             Some(d) = ike_rx.recv() => gw.engine.handle_datagram(Instant::now(), d.local, d.remote, &d.data),
             _ = timer => gw.engine.handle_timeout(Instant::now()),
             Some(call) = ctl_rx.recv() => gw.control(call).await,
@@ -261,6 +266,7 @@ pub async fn run_config(cfg: Config) -> Result<(), DaemonError> {
     tokio::pin!(grace);
     loop {
         tokio::select! {
+            Some(b) = batch_rx.recv() => { gw.ike_batch(b, &pool); gw.drain().await; }
             Some(d) = ike_rx.recv() => { gw.engine.handle_datagram(Instant::now(), d.local, d.remote, &d.data); gw.drain().await; }
             _ = &mut grace => break,
         }
@@ -271,6 +277,15 @@ pub async fn run_config(cfg: Config) -> Result<(), DaemonError> {
 }
 
 impl Gateway {
+    /// A reader's batch, all of it before the loop turns again (one clock read).
+    fn ike_batch(&mut self, b: IkeBatch, pool: &BatchPool) {
+        let now = Instant::now();
+        for (local, remote, data) in b.iter() {
+            self.engine.handle_datagram(now, local, remote, data);
+        }
+        pool.put(b);
+    }
+
     /// Sends what the engine wants sent and acts on its events.
     pub(super) async fn drain(&mut self) {
         loop {
@@ -596,7 +611,7 @@ impl Gateway {
         } = call;
         match (&request.command, progress) {
             (Command::Log { level }, Some(progress)) => {
-                follow_log(level.as_deref(), progress, reply);
+                super::logging::follow_log(level.as_deref(), progress, reply);
                 return;
             }
             (Command::Reload, _) => {
@@ -750,55 +765,4 @@ fn join(ts: &[ike::TrafficSelector]) -> String {
         .map(|t| t.to_string())
         .collect::<Vec<_>>()
         .join(", ")
-}
-
-/// `ipsecgw log`: forwards log lines at `level` or more severe until the client goes away.
-fn follow_log(
-    level: Option<&str>,
-    progress: Progress,
-    reply: tokio::sync::oneshot::Sender<Response>,
-) {
-    let min = match level.map(super::logging::parse_level) {
-        None => tracing::Level::TRACE,
-        Some(Some(l)) => l,
-        Some(None) => {
-            let _ = reply.send(Response::error(format!(
-                "unknown log level \"{}\" (error, warn, info, debug, trace)",
-                level.unwrap_or_default()
-            )));
-            return;
-        }
-    };
-    let mut rx = super::logging::subscribe();
-    let _ = progress.send(format!(
-        "following the log of ipsecgw {} (pid {})",
-        env!("CARGO_PKG_VERSION"),
-        std::process::id()
-    ));
-    tokio::spawn(async move {
-        // The reply is never sent: the stream ends when the client or the daemon goes.
-        let _reply = reply;
-        loop {
-            match rx.recv().await {
-                Ok((l, line)) if l <= min => {
-                    if progress.send(line).is_err() {
-                        return;
-                    }
-                }
-                Ok(_) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
-                    if progress
-                        .send(format!("({n} log lines skipped: client too slow)"))
-                        .is_err()
-                    {
-                        return;
-                    }
-                }
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-            }
-            if progress.is_closed() {
-                return;
-            }
-        }
-    });
 }

@@ -215,6 +215,57 @@ impl<S: Subscriber> Layer<S> for Followers {
     }
 }
 
+/// `ipsecgw log`: forwards log lines at `level` or more severe until the client goes away.
+pub(super) fn follow_log(
+    level: Option<&str>,
+    progress: crate::control::Progress,
+    reply: tokio::sync::oneshot::Sender<crate::control::Response>,
+) {
+    let min = match level.map(parse_level) {
+        None => tracing::Level::TRACE,
+        Some(Some(l)) => l,
+        Some(None) => {
+            let _ = reply.send(crate::control::Response::error(format!(
+                "unknown log level \"{}\" (error, warn, info, debug, trace)",
+                level.unwrap_or_default()
+            )));
+            return;
+        }
+    };
+    let mut rx = subscribe();
+    let _ = progress.send(format!(
+        "following the log of ipsecgw {} (pid {})",
+        env!("CARGO_PKG_VERSION"),
+        std::process::id()
+    ));
+    tokio::spawn(async move {
+        // The reply is never sent: the stream ends when the client or the daemon goes.
+        let _reply = reply;
+        loop {
+            match rx.recv().await {
+                Ok((l, line)) if l <= min => {
+                    if progress.send(line).is_err() {
+                        return;
+                    }
+                }
+                Ok(_) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => {
+                    if progress
+                        .send(format!("({n} log lines skipped: client too slow)"))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+            if progress.is_closed() {
+                return;
+            }
+        }
+    });
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

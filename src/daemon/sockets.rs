@@ -1,13 +1,15 @@
 //! The UDP sockets of the control plane: IKE on 500 or a configured `local_port` (read here,
 //! on tokio) and the NAT-T port 4500, whose receive side belongs to the data plane threads
 //! (ESP-in-UDP dominates it); IKE found there comes back to us over a channel. We send IKE on
-//! 4500 through a duplicate of the same socket so the peer sees one source port.
+//! 4500 through a duplicate of the same socket so the peer sees one source port. The readers
+//! screen IKE_SA_INIT requests with the engine's cookie gate and pass the rest in batches.
 
 use super::error::DaemonError;
-use crate::dataplane::IkeDatagram;
-use crate::ike::{Transmit, NATT_PORT};
+use crate::ike::{CookieGate, Screened, Transmit, NATT_PORT};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
 use tokio::sync::mpsc;
 
 pub const IKE_PORT: u16 = 500;
@@ -100,9 +102,87 @@ pub fn bind_all(
     ))
 }
 
+/// Datagrams a reader handed over in one channel message: it drains its socket on each
+/// wake-up, so the IKE loop wakes once per burst instead of once per datagram.
+pub struct IkeBatch {
+    local: SocketAddr,
+    /// The datagrams back to back; `msgs` says where each one is and who sent it.
+    bytes: Vec<u8>,
+    msgs: Vec<(SocketAddr, std::ops::Range<usize>)>,
+}
+
+impl IkeBatch {
+    fn new(local: SocketAddr) -> IkeBatch {
+        IkeBatch {
+            local,
+            bytes: Vec::with_capacity(BATCH_BYTES),
+            msgs: Vec::with_capacity(BATCH_MAX),
+        }
+    }
+
+    fn push(&mut self, remote: SocketAddr, data: &[u8]) {
+        let at = self.bytes.len();
+        self.bytes.extend_from_slice(data);
+        self.msgs.push((remote, at..self.bytes.len()));
+    }
+
+    fn is_full(&self) -> bool {
+        self.msgs.len() >= BATCH_MAX || self.bytes.len() >= BATCH_BYTES
+    }
+
+    /// (local, remote, datagram) of each datagram, in arrival order.
+    pub fn iter(&self) -> impl Iterator<Item = (SocketAddr, SocketAddr, &[u8])> {
+        self.msgs
+            .iter()
+            .map(|(r, span)| (self.local, *r, &self.bytes[span.clone()]))
+    }
+}
+
+/// At most this many datagrams (or bytes, past which a batch is sent) per batch.
+const BATCH_MAX: usize = 64;
+const BATCH_BYTES: usize = 64 * 1024;
+/// Spent batches kept for reuse (their buffers keep their capacity).
+const POOL_MAX: usize = 16;
+
+/// Spent batches, handed back by the IKE loop to the readers.
+#[derive(Clone, Default)]
+pub struct BatchPool(Arc<Mutex<Vec<IkeBatch>>>);
+
+impl BatchPool {
+    fn take(&self, local: SocketAddr) -> IkeBatch {
+        let spare = self.0.lock().ok().and_then(|mut p| p.pop());
+        match spare {
+            Some(mut b) => {
+                b.local = local;
+                b
+            }
+            None => IkeBatch::new(local),
+        }
+    }
+
+    /// Gives a handled batch back (dropped when the pool is full).
+    pub fn put(&self, mut b: IkeBatch) {
+        b.bytes.clear();
+        b.msgs.clear();
+        if let Ok(mut p) = self.0.lock() {
+            if p.len() < POOL_MAX {
+                p.push(b);
+            }
+        }
+    }
+}
+
 impl IkeSockets {
-    /// Spawns one reader task per IKE socket feeding `tx` (4500 is read by the data plane).
-    pub fn spawn_readers(&self, tx: mpsc::Sender<IkeDatagram>) -> Result<(), DaemonError> {
+    /// Spawns one reader task per IKE socket (4500 is read by the data plane). Each wake-up
+    /// it drains its socket: IKE_SA_INIT requests the cookie gate answers (a flood, while
+    /// under load) are answered from here and never reach the IKE loop; the rest go to `tx`
+    /// in batches.
+    pub fn spawn_readers(
+        &self,
+        tx: mpsc::Sender<IkeBatch>,
+        pool: BatchPool,
+        gate: Arc<CookieGate>,
+    ) -> Result<(), DaemonError> {
         for (&local, s) in &self.ike {
             let failed = |what: &'static str| {
                 move |source| DaemonError::Socket {
@@ -115,22 +195,19 @@ impl IkeSockets {
                 .set_nonblocking(true)
                 .map_err(failed("configure"))?;
             let sock = tokio::net::UdpSocket::from_std(std_sock).map_err(failed("register"))?;
-            let tx = tx.clone();
+            let (tx, pool, gate) = (tx.clone(), pool.clone(), gate.clone());
             tokio::spawn(async move {
                 let mut buf = vec![0u8; 65536];
                 loop {
-                    match sock.recv_from(&mut buf).await {
-                        Ok((n, remote)) => {
-                            let d = IkeDatagram {
-                                local,
-                                remote,
-                                data: buf[..n].to_vec(),
-                            };
-                            if tx.send(d).await.is_err() {
-                                return;
-                            }
-                        }
-                        Err(e) => tracing::debug!("IKE receive on {local}: {e}"),
+                    if let Err(e) = sock.readable().await {
+                        tracing::debug!("IKE receive on {local}: {e}");
+                        continue;
+                    }
+                    let batch = drain(&sock, local, &mut buf, &gate, pool.take(local));
+                    if batch.msgs.is_empty() {
+                        pool.put(batch);
+                    } else if tx.send(batch).await.is_err() {
+                        return;
                     }
                 }
             });
@@ -176,4 +253,37 @@ impl IkeSockets {
             tracing::warn!("cannot send IKE to {}: {e}", t.remote);
         }
     }
+}
+
+/// Reads what `sock` has (until it would block or `batch` is full), answering what the
+/// cookie gate answers and keeping the rest in `batch`.
+fn drain(
+    sock: &tokio::net::UdpSocket,
+    local: SocketAddr,
+    buf: &mut [u8],
+    gate: &CookieGate,
+    mut batch: IkeBatch,
+) -> IkeBatch {
+    let now = Instant::now();
+    while !batch.is_full() {
+        let (n, remote) = match sock.try_recv_from(buf) {
+            Ok(r) => r,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) => {
+                tracing::debug!("IKE receive on {local}: {e}");
+                break;
+            }
+        };
+        match gate.screen(now, remote, &buf[..n]) {
+            Screened::Pass => batch.push(remote, &buf[..n]),
+            // Nothing kept, nothing retried: a COOKIE demand that cannot go now is one the
+            // (likely spoofed) sender does without; an honest initiator retransmits.
+            Screened::Answer(reply) => {
+                if let Err(e) = sock.try_send_to(&reply, remote) {
+                    tracing::trace!("cannot send COOKIE to {remote}: {e}");
+                }
+            }
+        }
+    }
+    batch
 }

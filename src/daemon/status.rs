@@ -118,6 +118,7 @@ pub(super) fn ike_engine(e: &EngineStats, half_open: usize) -> IkeEngineReport {
         half_open: half_open as u64,
         half_open_dropped: e.half_open_dropped,
         cookies_sent: e.cookies_sent,
+        cookies_sent_by_gate: e.cookies_sent_by_gate,
         invalid_ke_sent: e.invalid_ke_sent,
         responses_resent: e.responses_resent,
         unknown_spi: e.unknown_spi_dropped,

@@ -4,8 +4,9 @@
 //! wire in `message/`.
 
 use super::codec::{notify as n, Header, Message, ParseError, EXCH_IKE_SA_INIT};
+use super::cookie_gate::CookieGate;
 use super::ctx::{Ctx, Output, Request};
-use super::exchange::ike_sa_init::{self, CookieJar};
+use super::exchange::ike_sa_init;
 use super::exchange::{self, SaFate};
 use super::lifecycle;
 use super::message::{self, Inbound};
@@ -18,9 +19,9 @@ use super::{Event, IkeConfig, StartAction, Transmit};
 use rand::RngCore;
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Instant;
 use tracing::{debug, info, warn};
-use zeroize::Zeroizing;
 
 /// Caps on responder half-open IKE SAs (each holds its IKE_SA_INIT request and keys for
 /// `HALF_OPEN_TIMEOUT`, 30 s).
@@ -61,7 +62,8 @@ pub struct Engine {
     /// Connections to (re-)initiate at a given time.
     restart_at: BTreeMap<String, Instant>,
     out: Output,
-    cookies: CookieJar,
+    /// Shared with the daemon's socket readers, which answer floods before they get here.
+    cookies: Arc<CookieGate>,
     /// Bounds the INVALID_IKE_SPI answers to requests for IKE SAs we do not have.
     invalid_spi: InvalidSpiLimiter,
     /// SA timer runs, for tests that check expiry touches only what is due.
@@ -71,8 +73,7 @@ pub struct Engine {
 
 impl Engine {
     pub fn new(configs: Vec<IkeConfig>, mut rng: Box<dyn RngCore + Send>, now: Instant) -> Engine {
-        let mut cookie_secret = Zeroizing::new(vec![0u8; 32]);
-        rng.fill_bytes(&mut cookie_secret);
+        let cookies = Arc::new(CookieGate::new(&mut *rng));
         let restart_at = configs
             .iter()
             .filter(|c| c.start_action == StartAction::Start && !c.remote_addrs.is_empty())
@@ -90,7 +91,7 @@ impl Engine {
             limits: HalfOpenLimits::default(),
             restart_at,
             out: Output::default(),
-            cookies: CookieJar::new(cookie_secret),
+            cookies,
             invalid_spi: InvalidSpiLimiter::default(),
             #[cfg(test)]
             timer_runs: 0,
@@ -103,7 +104,12 @@ impl Engine {
 
     /// Demand cookies (RFC 7296 2.6) once this many half-open SAs exist.
     pub fn set_cookie_threshold(&mut self, half_open: usize) {
-        self.cookies.threshold = half_open;
+        self.cookies.set_threshold(half_open);
+    }
+
+    /// The cookie defence, for socket readers to screen IKE_SA_INIT requests with.
+    pub fn cookie_gate(&self) -> Arc<CookieGate> {
+        self.cookies.clone()
     }
 
     /// Caps on half-open IKE SAs: new IKE_SA_INITs beyond them are dropped (and counted)
@@ -130,6 +136,7 @@ impl Engine {
                 }
             }
         }
+        self.cookies.set_half_open(self.half_open);
     }
 
     pub fn poll_transmit(&mut self) -> Option<Transmit> {
@@ -140,15 +147,19 @@ impl Engine {
         self.out.events.pop_front()
     }
 
+    /// Counters, the cookie demands the socket readers sent included.
     pub fn stats(&self) -> EngineStats {
-        self.out.stats.clone()
+        let mut s = self.out.stats.clone();
+        s.cookies_sent_by_gate = self.cookies.answered();
+        s.cookies_sent += s.cookies_sent_by_gate;
+        s
     }
 
     // ------------------------------------------------------------------ the SA table
 
     /// The table and, split from it, the context an exchange works in (and the cookie jar,
     /// which only IKE_SA_INIT reads).
-    fn split(&mut self, now: Instant) -> (&mut HashMap<u64, IkeSa>, &CookieJar, Ctx<'_>) {
+    fn split(&mut self, now: Instant) -> (&mut HashMap<u64, IkeSa>, &CookieGate, Ctx<'_>) {
         let ctx = Ctx {
             now,
             rng: &mut *self.rng,

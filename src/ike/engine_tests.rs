@@ -8,6 +8,7 @@ use crate::ike::exchange::ike_sa_init::HALF_OPEN_TIMEOUT;
 use crate::ike::{ChildConfig, DpdAction, RetransmitConfig};
 use rand::SeedableRng;
 use std::time::Duration;
+use zeroize::Zeroizing;
 
 fn config() -> IkeConfig {
     IkeConfig {
@@ -158,5 +159,95 @@ fn expiring_thousands_of_half_open_sas_is_not_quadratic() {
     assert!(
         large < small * 100 + Duration::from_millis(10),
         "1,000 SAs: {small:?}, 16,000 SAs: {large:?}"
+    );
+}
+
+/// An IKE_SA_INIT request the engine can answer (our proposal, a real KE), with a COOKIE.
+fn init_request(spi_i: u64, cookie: Option<&[u8]>) -> Vec<u8> {
+    use crate::crypto::{DhGroup, DhPrivate};
+    use crate::ike::codec::{self, Payload, FLAG_INITIATOR, IKE_VERSION};
+    let mut rng = rand::rngs::StdRng::seed_from_u64(spi_i);
+    let ke = DhPrivate::generate(DhGroup::Modp1024, &mut rng).public_value();
+    let mut payloads = vec![];
+    if let Some(c) = cookie {
+        payloads.push(Payload::notify(n::COOKIE, c.to_vec()));
+    }
+    payloads.push(Payload::Sa(crate::ike::select::ike_to_wire(
+        &config().proposals,
+        &[],
+    )));
+    payloads.push(Payload::Ke { group: 2, data: ke });
+    payloads.push(Payload::Nonce(vec![0x42; 32]));
+    let h = Header {
+        spi_i,
+        spi_r: 0,
+        next_payload: 0,
+        version: IKE_VERSION,
+        exchange: EXCH_IKE_SA_INIT,
+        flags: FLAG_INITIATOR,
+        msg_id: 0,
+        length: 0,
+    };
+    codec::encode_plain(h, &payloads)
+}
+
+/// The engine and the socket readers share one cookie gate: a cookie either one demands
+/// is good at the other, the engine publishes its half-open count to it, and the demands
+/// sent from the readers are counted in the engine's stats.
+#[test]
+fn engine_and_socket_readers_share_one_cookie_gate() {
+    use crate::ike::codec::{self, Message};
+    use crate::ike::Screened;
+    let t = Instant::now();
+    let mut e = engine(t);
+    e.set_cookie_threshold(0);
+    let gate = e.cookie_gate();
+    let local: SocketAddr = "192.0.2.1:500".parse().unwrap();
+    let remote: SocketAddr = "198.51.100.9:500".parse().unwrap();
+
+    // The engine demands a cookie; the gate accepts it.
+    e.handle_datagram(t, local, remote, &init_request(1, None));
+    let reply = e.poll_transmit().expect("a COOKIE demand");
+    let m = Message::parse(&reply.data).unwrap();
+    let c = codec::find_notify(&m.payloads, n::COOKIE)
+        .unwrap()
+        .data
+        .clone();
+    assert_eq!(
+        gate.screen(t, remote, &init_request(1, Some(&c))),
+        Screened::Pass
+    );
+    assert_eq!(
+        (e.stats().cookies_sent, e.stats().cookies_sent_by_gate),
+        (1, 0)
+    );
+
+    // The gate demands one; the engine accepts it and goes on to a half-open SA.
+    let Screened::Answer(bytes) = gate.screen(t, remote, &init_request(2, None)) else {
+        panic!("the gate answers a request without a cookie");
+    };
+    let m = Message::parse(&bytes).unwrap();
+    let c = codec::find_notify(&m.payloads, n::COOKIE)
+        .unwrap()
+        .data
+        .clone();
+    e.handle_datagram(t, local, remote, &init_request(2, Some(&c)));
+    assert_eq!(
+        e.half_open(),
+        1,
+        "the gate's cookie let the request through"
+    );
+    assert!(gate.under_load());
+    assert_eq!(
+        (e.stats().cookies_sent, e.stats().cookies_sent_by_gate),
+        (2, 1)
+    );
+
+    // The half-open count reaches the gate: below the threshold nothing is screened.
+    e.set_cookie_threshold(2);
+    assert!(!gate.under_load());
+    assert_eq!(
+        gate.screen(t, remote, &init_request(3, None)),
+        Screened::Pass
     );
 }

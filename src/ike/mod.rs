@@ -25,6 +25,7 @@
 //! (protection, retransmission, response cache); `exchange/` holds one unit per exchange.
 
 pub mod codec;
+mod cookie_gate;
 mod ctx;
 mod engine;
 mod event;
@@ -40,6 +41,7 @@ mod status;
 mod table;
 mod unknown_spi;
 
+pub use cookie_gate::{CookieGate, Screened};
 pub use engine::{Engine, HalfOpenLimits};
 pub use event::{ChildSa, Event};
 pub use exchange::child_sa::MAX_TS_PER_CHILD;

@@ -167,6 +167,9 @@ pub struct EngineStats {
     pub ts_over_limit: u64,
     pub invalid_ke_sent: u64,
     pub cookies_sent: u64,
+    /// Of those, sent by the daemon's socket readers (`CookieGate::screen`): requests the
+    /// engine never saw.
+    pub cookies_sent_by_gate: u64,
     /// IKE_SA_INITs dropped because the half-open caps (in all, per address) were reached.
     pub half_open_dropped: u64,
     pub ike_established: u64,

@@ -3,10 +3,11 @@
 //! responder demands a cookie or another group; the responder answers statelessly until it
 //! commits to a half-open SA.
 
-use super::{ct_eq, ike_auth, requested_group, Collected, SaFate};
-use crate::crypto::{DhGroup, DhPrivate, PrfAlg};
+use super::{ike_auth, requested_group, Collected, SaFate};
+use crate::crypto::{DhGroup, DhPrivate};
 use crate::ike::codec::{self, notify as n, Header, Message, Payload};
 use crate::ike::codec::{EXCH_IKE_SA_INIT, FLAG_RESPONSE, IKE_VERSION};
+use crate::ike::cookie_gate::CookieGate;
 use crate::ike::ctx::Ctx;
 use crate::ike::keys::{self, KeyMaterial, KeySource};
 use crate::ike::lifecycle::fail_initiator;
@@ -17,7 +18,6 @@ use crate::ike::{select, IkeConfig, NATT_PORT};
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
 use tracing::{debug, info, warn};
-use zeroize::Zeroizing;
 
 /// A responder SA that never sees IKE_AUTH is dropped after this.
 pub(crate) const HALF_OPEN_TIMEOUT: Duration = Duration::from_secs(30);
@@ -32,36 +32,6 @@ pub(crate) struct Pending {
     cookie: Option<Vec<u8>>,
     /// COOKIE and INVALID_KE restarts so far.
     restarts: u32,
-}
-
-/// Responder defence against floods of IKE_SA_INIT (RFC 7296 2.6).
-pub(crate) struct CookieJar {
-    secret: Zeroizing<Vec<u8>>,
-    /// Demand a cookie once this many half-open SAs exist.
-    pub threshold: usize,
-}
-
-impl CookieJar {
-    pub fn new(secret: Zeroizing<Vec<u8>>) -> CookieJar {
-        CookieJar {
-            secret,
-            threshold: 100,
-        }
-    }
-
-    fn cookie_for(&self, nonce: &[u8], remote: SocketAddr, spi_i: u64) -> Vec<u8> {
-        let ip = match remote.ip() {
-            IpAddr::V4(a) => a.octets().to_vec(),
-            IpAddr::V6(a) => a.octets().to_vec(),
-        };
-        let mut c = vec![0, 0, 0, 1]; // version of the secret
-        c.extend_from_slice(&crate::crypto::prf(
-            PrfAlg::HmacSha1,
-            &self.secret,
-            &[nonce, &ip, &spi_i.to_be_bytes()],
-        ));
-        c
-    }
 }
 
 fn float_port(p: u16) -> u16 {
@@ -351,7 +321,7 @@ pub(crate) fn on_response(sa: &mut IkeSa, ctx: &mut Ctx, data: &[u8], msg: &Mess
 /// when the answer was stateless (cookie, error notify) or there was none.
 pub(crate) fn respond(
     ctx: &mut Ctx,
-    jar: &CookieJar,
+    jar: &CookieGate,
     half_open: usize,
     (local, remote): (SocketAddr, SocketAddr),
     data: &[u8],
@@ -374,16 +344,12 @@ pub(crate) fn respond(
         message::reply_plain(ctx, path, h, n::INVALID_SYNTAX, vec![]);
         return None;
     };
-    if half_open >= jar.threshold {
-        let expected = jar.cookie_for(nonce_i, remote, h.spi_i);
-        let ok =
-            codec::find_notify(&msg.payloads, n::COOKIE).is_some_and(|c| ct_eq(&c.data, &expected));
-        if !ok {
-            debug!("demanding COOKIE from {remote} ({half_open} half-open IKE_SAs)");
-            ctx.out.stats.cookies_sent += 1;
-            message::reply_plain(ctx, path, h, n::COOKIE, expected);
-            return None;
-        }
+    let presented = codec::find_notify(&msg.payloads, n::COOKIE).map(|c| c.data.as_slice());
+    if let Some(cookie) = jar.demand(ctx.now, half_open, (nonce_i, remote, h.spi_i), presented) {
+        debug!("demanding COOKIE from {remote} ({half_open} half-open IKE_SAs)");
+        ctx.out.stats.cookies_sent += 1;
+        message::reply_plain(ctx, path, h, n::COOKIE, cookie);
+        return None;
     }
     let chosen = cands.iter().find_map(|c| {
         select::select_ike(&c.proposals, props, Some(ke_group)).map(|(rp, a)| (*c, rp.num, a))

@@ -17,7 +17,9 @@ mod send;
 pub(crate) use cache::ResponseCache;
 pub(crate) use fragment::Fragments;
 pub(crate) use receive::{receive, retransmitted_init, Inbound, Req};
-pub(crate) use send::{reply_plain, respond, respond_notify, retransmit, send_request, Retransmit};
+pub(crate) use send::{
+    plain_reply, reply_plain, respond, respond_notify, retransmit, send_request, Retransmit,
+};
 
 use super::exchange::Pending;
 use super::reason::ExchangeKind;

@@ -129,6 +129,11 @@ pub(crate) fn reply_plain(
     ntype: u16,
     data: Vec<u8>,
 ) {
+    ctx.transmit(local, remote, plain_reply(req, ntype, data));
+}
+
+/// The bytes of `reply_plain` (the cookie gate sends them from the socket reader).
+pub(crate) fn plain_reply(req: &Header, ntype: u16, data: Vec<u8>) -> Vec<u8> {
     let h = Header {
         spi_i: req.spi_i,
         spi_r: 0,
@@ -139,8 +144,7 @@ pub(crate) fn reply_plain(
         msg_id: req.msg_id,
         length: 0,
     };
-    let msg = codec::encode_plain(h, &[Payload::notify(ntype, data)]);
-    ctx.transmit(local, remote, msg);
+    codec::encode_plain(h, &[Payload::notify(ntype, data)])
 }
 
 /// Retransmission n (1-based) waits `timeout * base^n`, capped.
