@@ -207,10 +207,13 @@ fn make(s: &Secret, nonce: &[u8], remote: SocketAddr, spi_i: u64) -> Vec<u8> {
     c
 }
 
+/// What the gate reads of an IKE_SA_INIT request: header, Nonce, COOKIE data.
+type InitRequest<'a> = (Header, &'a [u8], Option<&'a [u8]>);
+
 /// For a well-formed new IKE_SA_INIT request (SPIr 0, message ID 0, from the initiator):
 /// its header, its (last) Nonce and its first COOKIE notify's data. Walks the payload chain
 /// without copying; None for anything else.
-fn init_request(data: &[u8]) -> Option<(Header, &[u8], Option<&[u8]>)> {
+fn init_request(data: &[u8]) -> Option<InitRequest<'_>> {
     let h = Header::parse(data).ok()?;
     if h.exchange != EXCH_IKE_SA_INIT
         || h.is_response()
