@@ -51,6 +51,40 @@ fn host_addresses() -> Vec<IpAddr> {
     out
 }
 
+/// Receive and send buffer of the IKE sockets. Under a flood the readers answer ~20,000
+/// COOKIE demands a second through the socket the IKE loop sends its responses on, and a
+/// default-sized buffer (208 KiB) that fills up drops both (EAGAIN), costing honest peers a
+/// retransmission timeout; this rides out ~0.2 s of backlog at that rate.
+const IKE_SOCKET_BUFFER: usize = 4 << 20;
+
+/// Sets both socket buffers; SO_*BUFFORCE needs CAP_NET_ADMIN (the daemon has it), plain
+/// SO_*BUF (capped by net.core.[rw]mem_max) is the fallback.
+fn set_buffers(s: &UdpSocket, bytes: usize) {
+    use std::os::fd::AsRawFd;
+    let v = bytes.min(i32::MAX as usize) as libc::c_int;
+    let set = |name: libc::c_int| {
+        // SAFETY: setsockopt reads one c_int from the pointer we pass, which lives on our
+        // stack for the whole call; the fd is the open socket `s` borrows.
+        unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::SOL_SOCKET,
+                name,
+                &v as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        }
+    };
+    for (force, plain) in [
+        (libc::SO_RCVBUFFORCE, libc::SO_RCVBUF),
+        (libc::SO_SNDBUFFORCE, libc::SO_SNDBUF),
+    ] {
+        if set(force) != 0 {
+            set(plain);
+        }
+    }
+}
+
 /// Binds the IKE port(s) and 4500 on every local address. Without configured local addresses
 /// it binds each address the host has, rather than the wildcard, so that every datagram arrives
 /// with its real local address: NAT detection hashes it, and a wildcard socket cannot tell.
@@ -61,6 +95,11 @@ pub fn bind_all(
 ) -> Result<(IkeSockets, Vec<UdpSocket>), DaemonError> {
     let bind = |addr: SocketAddr| {
         UdpSocket::bind(addr).map_err(|source| DaemonError::Bind { addr, source })
+    };
+    let bind_ike = |addr: SocketAddr| {
+        let s = bind(addr)?;
+        set_buffers(&s, IKE_SOCKET_BUFFER);
+        Ok::<_, DaemonError>(s)
     };
     let mut list: Vec<IpAddr> = addrs.to_vec();
     if list.is_empty() {
@@ -82,7 +121,7 @@ pub fn bind_all(
     let mut natt = Vec::new();
     for a in list {
         for &p in &ports {
-            let s = bind(SocketAddr::new(a, p))?;
+            let s = bind_ike(SocketAddr::new(a, p))?;
             ike.insert(SocketAddr::new(a, p), s);
         }
         let s4500 = bind(SocketAddr::new(a, NATT_PORT))?;
