@@ -62,7 +62,7 @@ pub(crate) fn pow<const N: usize, const W: usize>(
 }
 
 /// Rows of the comb: each table holds 2^TEETH products.
-const TEETH: usize = 5;
+const TEETH: usize = 6;
 /// Column blocks: one table each.
 const COLUMNS: usize = 4;
 

@@ -118,28 +118,34 @@ impl<const N: usize, const W: usize> Modulus<N, W> {
         self.redc(&mut t)
     }
 
-    /// a²·R^-1 mod p, for a < p: the cross products once, doubled, plus the squares.
+    /// a²·R^-1 mod p, for a < p: the cross products a[i]·a[j] (i < j) once, two rows at
+    /// a time as in `mul`, then doubled with the squares a[i]² added in the same pass.
     #[inline]
     pub fn sqr(&self, a: &[u64; N]) -> [u64; N] {
         let mut t = [0u64; W];
-        for (i, &ai) in a.iter().enumerate() {
-            let mut c = 0u64;
-            for (tj, &aj) in t[2 * i + 1..i + N].iter_mut().zip(&a[i + 1..]) {
-                (*tj, c) = mac(*tj, aj, ai, c);
+        for i in (0..N - 2).step_by(2) {
+            let (ai, ai1) = (a[i], a[i + 1]);
+            let (mut c0, mut c1);
+            (t[2 * i + 1], c0) = mac(t[2 * i + 1], ai1, ai, 0);
+            (t[2 * i + 2], c0) = mac(t[2 * i + 2], a[i + 2], ai, c0);
+            c1 = 0;
+            for q in 2 * i + 3..i + N {
+                let x;
+                (x, c0) = mac(t[q], a[q - i], ai, c0);
+                (t[q], c1) = mac(x, a[q - i - 1], ai1, c1);
             }
-            t[i + N] = c;
+            (t[i + N], c1) = mac(c0, a[N - 1], ai1, c1);
+            t[i + N + 1] = c1;
         }
-        let mut top = 0u64;
-        for limb in t.iter_mut() {
-            let next = *limb >> 63;
-            *limb = (*limb << 1) | top;
-            top = next;
-        }
-        let mut c = 0u64;
+        // The last pair: a[N-2]·a[N-1] only.
+        (t[2 * N - 3], t[2 * N - 2]) = mac(t[2 * N - 3], a[N - 1], a[N - 2], 0);
+        let (mut top, mut c) = (0u64, 0u64);
         for (pair, &ai) in t.chunks_exact_mut(2).zip(a) {
+            let (lo, hi) = (pair[0], pair[1]);
             let sq = (ai as u128) * (ai as u128);
-            (pair[0], c) = adc(pair[0], sq as u64, c);
-            (pair[1], c) = adc(pair[1], (sq >> 64) as u64, c);
+            (pair[0], c) = adc((lo << 1) | top, sq as u64, c);
+            (pair[1], c) = adc((hi << 1) | (lo >> 63), (sq >> 64) as u64, c);
+            top = hi >> 63;
         }
         self.redc(&mut t)
     }
