@@ -24,10 +24,10 @@ struct GroupMath<const N: usize, const W: usize> {
 
 impl<const N: usize, const W: usize> GroupMath<N, W> {
     fn build(group: DhGroup) -> Option<Self> {
-        let prm = params(group)?;
+        let prm = shared_params(group)?;
         let m = Modulus::new(&prm.p)?;
         let g = m.to_mont(&from_be(&prm.g)?);
-        let comb = Comb::new(&m, &g, exponent_len(group, &prm));
+        let comb = Comb::new(&m, &g, exponent_len(group, prm));
         Some(GroupMath { m, g, comb })
     }
 
@@ -84,6 +84,23 @@ fn modexp(group: DhGroup, base: Option<&[u8]>, exp: &[u8]) -> Option<Zeroizing<V
     }
 }
 
+/// The parameters of a MODP group, parsed once and shared by every key of the group (a key
+/// used to carry its own copy of p and g).
+fn shared_params(group: DhGroup) -> Option<&'static ModpParams> {
+    static CELLS: [OnceLock<Option<ModpParams>>; 7] = [const { OnceLock::new() }; 7];
+    let at = match group {
+        DhGroup::Modp768 => 0,
+        DhGroup::Modp1024 => 1,
+        DhGroup::Modp1536 => 2,
+        DhGroup::Modp2048 => 3,
+        DhGroup::Modp2048s256 => 4,
+        DhGroup::Modp3072 => 5,
+        DhGroup::Modp4096 => 6,
+        DhGroup::Ecp256 | DhGroup::Ecp384 | DhGroup::Ecp521 | DhGroup::Curve25519 => return None,
+    };
+    CELLS.get(at)?.get_or_init(|| params(group)).as_ref()
+}
+
 /// Bytes of the private exponent: p's length for the safe-prime groups (strongSwan's
 /// default, ANSI X9.42 sizing), 32 for group 24 where x < q < 2^256.
 fn exponent_len(group: DhGroup, prm: &ModpParams) -> usize {
@@ -97,7 +114,7 @@ fn exponent_len(group: DhGroup, prm: &ModpParams) -> usize {
 /// Our half of a MODP exchange. The exponent is wiped on drop (Zeroizing).
 pub(crate) struct ModpKey {
     group: DhGroup,
-    prm: ModpParams,
+    prm: &'static ModpParams,
     x: Zeroizing<Vec<u8>>,
 }
 
@@ -106,13 +123,13 @@ impl ModpKey {
     /// That is below p (safe primes) or below q (group 24, q > 2^255), never 0 or 1 even with
     /// a broken RNG, and keeps n-2 random bits, far above each group's strength.
     pub fn generate(group: DhGroup, rng: &mut dyn rand::RngCore) -> Option<ModpKey> {
-        let prm = params(group)?;
+        let prm = shared_params(group)?;
         // cargo-fuzz builds (`--cfg fuzzing`) only: a 64-bit exponent, so the handshake the IKE
         // engine harnesses replay for every input costs a fraction (src/fuzzing/engine.rs).
         let len = if cfg!(fuzzing) {
             8
         } else {
-            exponent_len(group, &prm)
+            exponent_len(group, prm)
         };
         let mut x = Zeroizing::new(vec![0u8; len]);
         rng.fill_bytes(&mut x);
@@ -125,8 +142,8 @@ impl ModpKey {
     /// A key with a given exponent (known-answer tests). It must be 1 < x and, for group 24,
     /// x < q; for the safe-prime groups it must be shorter than p or equal in length.
     pub fn from_exponent(group: DhGroup, x: &[u8]) -> Result<ModpKey, KeError> {
-        let prm = params(group).ok_or(KeError::BadPrivateValue { group })?;
-        let len = exponent_len(group, &prm);
+        let prm = shared_params(group).ok_or(KeError::BadPrivateValue { group })?;
+        let len = exponent_len(group, prm);
         let digits = x.iter().skip_while(|&&b| b == 0).count();
         if digits > len || digits == 0 || (digits == 1 && x.last() == Some(&1)) {
             return Err(KeError::BadPrivateValue { group });
@@ -158,7 +175,7 @@ impl ModpKey {
     /// Validates the peer's value (RFC 6989), then computes y^x mod p, zero-padded to the
     /// prime's length as RFC 7296 2.14 requires.
     pub fn shared_secret(&self, peer: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeError> {
-        validate(self.group, &self.prm, peer)?;
+        validate(self.group, self.prm, peer)?;
         modexp(self.group, Some(peer), &self.x)
             .ok_or(KeError::BadPrivateValue { group: self.group })
     }
@@ -199,8 +216,8 @@ fn validate(group: DhGroup, prm: &ModpParams, y: &[u8]) -> Result<(), KeError> {
 /// The check of a received public value on its own (for callers that validate before they
 /// have generated their own key).
 pub(crate) fn validate_public(group: DhGroup, y: &[u8]) -> Result<(), KeError> {
-    match params(group) {
-        Some(prm) => validate(group, &prm, y),
+    match shared_params(group) {
+        Some(prm) => validate(group, prm, y),
         None => Err(KeError::BadPrivateValue { group }),
     }
 }
