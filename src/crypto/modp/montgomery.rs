@@ -5,8 +5,10 @@
 //! on N and the final subtraction is a masked select, so the instruction and memory-access
 //! sequence is the same for every value: no secret-dependent branch or index.
 //!
-//! The double-width buffer of each product is wiped before the function returns, since the
-//! operands are secret-derived during an exponentiation.
+//! Rows of the product and of the reduction go two at a time, each with its own carry chain,
+//! so that their multiplications overlap. The double-width buffer of each product and every
+//! copy of it are wiped before the function returns: during an exponentiation the operands
+//! are secret-derived.
 
 use subtle::{Choice, ConditionallySelectable, ConstantTimeEq};
 use zeroize::Zeroize;
@@ -176,7 +178,9 @@ impl<const N: usize, const W: usize> Modulus<N, W> {
         r.copy_from_slice(&t[N..]);
         t.zeroize();
         // r + hi·R < 2p: one conditional subtraction.
-        sub_p_if(&r, hi, &self.p)
+        let out = sub_p_if(&r, hi, &self.p);
+        r.zeroize();
+        out
     }
 }
 
@@ -232,5 +236,74 @@ pub(crate) fn from_be<const N: usize>(be: &[u8]) -> Option<[u64; N]> {
 pub(crate) fn to_be<const N: usize>(x: &[u64; N], out: &mut [u8]) {
     for (limb, chunk) in x.iter().zip(out.rchunks_exact_mut(8)) {
         chunk.copy_from_slice(&limb.to_be_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use num_bigint::BigUint;
+    use rand::{rngs::StdRng, RngCore, SeedableRng};
+
+    fn big<const N: usize>(x: &[u64; N]) -> BigUint {
+        let mut be = vec![0u8; 8 * N];
+        to_be(x, &mut be);
+        BigUint::from_bytes_be(&be)
+    }
+
+    /// Random odd moduli of full length (not only primes: Montgomery form needs p odd) and
+    /// random and edge operands: mul, sqr and the conversions against num-bigint.
+    fn check_size<const N: usize, const W: usize>(rng: &mut StdRng, rounds: usize) {
+        for round in 0..rounds {
+            let mut pb = vec![0u8; 8 * N];
+            rng.fill_bytes(&mut pb);
+            pb[0] |= 0x80;
+            pb[8 * N - 1] |= 1;
+            if round % 4 == 0 {
+                pb.fill(0xff); // all ones: the carries reach the top
+            }
+            let m = Modulus::<N, W>::new(&pb).unwrap();
+            let p = BigUint::from_bytes_be(&pb);
+            let plain = |x: &[u64; N]| big(&m.from_mont(x));
+            let pm1 = {
+                let mut b = vec![0u8; 8 * N];
+                let v = (&p - 1u32).to_bytes_be();
+                b[8 * N - v.len()..].copy_from_slice(&v);
+                from_be::<N>(&b).unwrap()
+            };
+            let mut operands = vec![[0u64; N], pm1];
+            for _ in 0..6 {
+                let mut b = vec![0u8; 8 * N];
+                rng.fill_bytes(&mut b);
+                let x = BigUint::from_bytes_be(&b) % &p;
+                let v = x.to_bytes_be();
+                b.fill(0);
+                b[8 * N - v.len()..].copy_from_slice(&v);
+                operands.push(from_be::<N>(&b).unwrap());
+            }
+            for a in &operands {
+                let am = m.to_mont(a);
+                assert_eq!(plain(&am), big(a), "round trip");
+                assert_eq!(plain(&m.sqr(&am)), big(a) * big(a) % &p, "sqr");
+                for b in &operands {
+                    let bm = m.to_mont(b);
+                    let want = big(a) * big(b) % &p;
+                    assert_eq!(plain(&m.mul(&am, &bm)), want, "mul");
+                }
+            }
+            let idx = (rng.next_u32() % 8) as u64;
+            assert_eq!(ct_lookup(&operands, idx), operands[idx as usize]);
+            assert_eq!(ct_lookup(&operands, 99), [0u64; N]);
+        }
+    }
+
+    #[test]
+    fn mul_sqr_and_conversions_match_num_bigint() {
+        let mut rng = StdRng::seed_from_u64(21);
+        check_size::<2, 4>(&mut rng, 200);
+        check_size::<4, 8>(&mut rng, 100);
+        check_size::<6, 12>(&mut rng, 50);
+        check_size::<16, 32>(&mut rng, 20);
+        check_size::<64, 128>(&mut rng, 4);
     }
 }
