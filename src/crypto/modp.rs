@@ -44,7 +44,7 @@ impl<const N: usize, const W: usize> GroupMath<N, W> {
                 exp::pow(&self.m, &b, exp)
             }
         };
-        let mut plain = self.m.from_mont(&r);
+        let mut plain = self.m.to_plain(&r);
         let mut out = Zeroizing::new(vec![0u8; 8 * N]);
         to_be(&plain, &mut out);
         r.zeroize();

@@ -90,7 +90,7 @@ impl<const N: usize> Comb<N> {
             .flat_map(|t| (0..COLUMNS).map(move |c| (t * rows + c * cols, t, c)))
             .collect();
         wanted.sort_unstable();
-        let mut powers = vec![[0u64; N]; TEETH * COLUMNS];
+        let mut powers = [[0u64; N]; TEETH * COLUMNS];
         let (mut cur, mut at) = (*base, 0);
         for (e, t, c) in wanted {
             while at < e {

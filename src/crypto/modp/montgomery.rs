@@ -93,7 +93,7 @@ impl<const N: usize, const W: usize> Modulus<N, W> {
 
     /// a·R^-1 mod p: back from Montgomery form. (a + m·p)/R <= p, so the reduction's
     /// conditional subtraction leaves the canonical value.
-    pub fn from_mont(&self, a: &[u64; N]) -> [u64; N] {
+    pub fn to_plain(&self, a: &[u64; N]) -> [u64; N] {
         let mut t = [0u64; W];
         t[..N].copy_from_slice(a);
         self.redc(&mut t)
@@ -264,7 +264,7 @@ mod tests {
             }
             let m = Modulus::<N, W>::new(&pb).unwrap();
             let p = BigUint::from_bytes_be(&pb);
-            let plain = |x: &[u64; N]| big(&m.from_mont(x));
+            let plain = |x: &[u64; N]| big(&m.to_plain(x));
             let pm1 = {
                 let mut b = vec![0u8; 8 * N];
                 let v = (&p - 1u32).to_bytes_be();
