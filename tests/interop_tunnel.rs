@@ -215,16 +215,28 @@ fn ipsecgw_pair_raw_esp_and_udp() {
         );
         std::thread::sleep(Duration::from_millis(800));
         assert!(lab.ping(Side::Left, "10.1.0.1", "10.2.0.1", 3));
-        std::thread::sleep(Duration::from_millis(300));
-        lab.stop(td);
-        let text = String::from_utf8_lossy(
-            &sh(&format!("tcpdump -nr {} 2>/dev/null", pcap.display())).stdout,
-        )
-        .into_owned();
         let spi_out = child["spi_out"].as_str().unwrap();
         let spi_in = child["spi_in"].as_str().unwrap();
         let out_line = format!("spi=0x{spi_out}");
         let in_line = format!("spi=0x{spi_in}");
+        // On a loaded machine tcpdump may not have written the packets yet (stopping it then
+        // loses them: "6 packets received by filter, 0 captured"): read the capture until
+        // both SPIs show, for up to 5 s, before stopping it.
+        let read = || {
+            String::from_utf8_lossy(
+                &sh(&format!("tcpdump -nr {} 2>/dev/null", pcap.display())).stdout,
+            )
+            .into_owned()
+        };
+        let mut text = read();
+        for _ in 0..50 {
+            if text.contains(&out_line) && text.contains(&in_line) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+            text = read();
+        }
+        lab.stop(td);
         assert!(
             text.contains(&out_line) && text.contains(&in_line),
             "capture lacks SPIs {spi_out}/{spi_in}:\n{text}"

@@ -336,20 +336,26 @@ fn the_hmac_state_keyed_with_the_psk_is_wiped() {
 
 #[test]
 fn modp_exponent_and_shared_secret_are_wiped() {
-    let x: Vec<u8> = (0..128u32).map(|i| (i * 7 + 3) as u8 | 0x40).collect();
-    let peer = DhPrivate::from_private_bytes(DhGroup::Modp1024, &[9u8; 128]).unwrap();
-    let peer_pub = peer.public_value();
-    let mine = DhPrivate::from_private_bytes(DhGroup::Modp1024, &x).unwrap();
-    let shared = mine.shared_secret(&peer_pub).unwrap();
-    // The exponent: key setup, one exchange and the drop, all watched.
-    let n = leaks_while(&x, || {
-        let k = DhPrivate::from_private_bytes(DhGroup::Modp1024, &x).unwrap();
-        drop(k.shared_secret(&peer_pub).unwrap());
-        drop(k);
-    });
-    assert_eq!(n, 0, "MODP exponent");
-    let n = leaks_while(&shared, || drop(mine.shared_secret(&peer_pub).unwrap()));
-    assert_eq!(n, 0, "MODP shared secret");
+    // A 1024-bit safe-prime group and group 24 (2048-bit p, 256-bit exponent, the subgroup
+    // check on the peer's value): each runs its own Montgomery size and comb table, built
+    // on first use while the allocator watches.
+    for (group, len) in [(DhGroup::Modp1024, 128), (DhGroup::Modp2048s256, 32)] {
+        let x: Vec<u8> = (0..len as u32).map(|i| (i * 7 + 3) as u8 | 0x40).collect();
+        let peer = DhPrivate::from_private_bytes(group, &[9u8; 32]).unwrap();
+        let peer_pub = peer.public_value();
+        // The exponent: key setup, the public value, one exchange and the drop, all watched.
+        let n = leaks_while(&x, || {
+            let k = DhPrivate::from_private_bytes(group, &x).unwrap();
+            drop(k.public_value());
+            drop(k.shared_secret(&peer_pub).unwrap());
+            drop(k);
+        });
+        assert_eq!(n, 0, "{} exponent", group.name());
+        let mine = DhPrivate::from_private_bytes(group, &x).unwrap();
+        let shared = mine.shared_secret(&peer_pub).unwrap();
+        let n = leaks_while(&shared, || drop(mine.shared_secret(&peer_pub).unwrap()));
+        assert_eq!(n, 0, "{} shared secret", group.name());
+    }
 }
 
 #[test]

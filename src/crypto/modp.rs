@@ -1,64 +1,104 @@
 //! MODP Diffie-Hellman (groups 1, 2, 5, 14, 15, 16 and 24) with constant-time
-//! exponentiation: crypto-bigint's Montgomery form runs the same sequence of operations for
-//! every exponent of a given bound, unlike num-bigint's `modpow` (kept as the oracle in the
-//! tests). Received values get the RFC 6989 checks.
+//! exponentiation: own fixed-size Montgomery arithmetic (`modp/montgomery.rs`) runs the same
+//! sequence of operations and memory accesses for every exponent of a given length, unlike
+//! num-bigint's `modpow` (kept as the oracle in the tests). g^x uses a per-group comb table
+//! built once (`modp/exp.rs`); y^x a fixed window. Received values get the RFC 6989 checks.
+
+mod exp;
+mod montgomery;
 
 use super::modp_params::{params, ModpParams};
 use super::{DhGroup, KeError};
-use crypto_bigint::modular::runtime_mod::{DynResidue, DynResidueParams};
-use crypto_bigint::{Uint, U1024, U1536, U2048, U3072, U4096, U768};
+use exp::Comb;
+use montgomery::{from_be, to_be, Modulus};
+use std::sync::OnceLock;
 use zeroize::{Zeroize, Zeroizing};
 
-/// Big-endian bytes of `x`, in a buffer sized up front: growing a Vec while collecting would
-/// leave copies of a secret behind in freed memory.
-fn to_be<const L: usize>(x: &Uint<L>) -> Zeroizing<Vec<u8>> {
-    let mut out = Zeroizing::new(Vec::with_capacity(Uint::<L>::BYTES));
-    for w in x.as_words().iter().rev() {
-        out.extend_from_slice(&w.to_be_bytes());
-    }
-    out
+/// One group's modulus and generator comb, for limb count N (W = 2N). Public data, built on
+/// first use and shared by every key of the group.
+struct GroupMath<const N: usize, const W: usize> {
+    m: Modulus<N, W>,
+    g: [u64; N],
+    comb: Comb<N>,
 }
 
-/// base^exp mod p in time that depends only on `exp_bits`, not on the exponent's value.
-/// `base` and `p` are exactly Uint<L>::BYTES long; `exp` is at most that long.
-fn modexp<const L: usize>(
-    base: &[u8],
-    exp: &[u8],
-    exp_bits: usize,
-    p: &[u8],
-) -> Zeroizing<Vec<u8>> {
-    let params = DynResidueParams::new(&Uint::<L>::from_be_slice(p));
-    let mut padded = Zeroizing::new(vec![0u8; Uint::<L>::BYTES]);
-    let at = padded.len().saturating_sub(exp.len());
-    if let Some(dst) = padded.get_mut(at..) {
-        dst.copy_from_slice(
-            exp.get(exp.len().saturating_sub(Uint::<L>::BYTES)..)
-                .unwrap_or(&[]),
-        );
+impl<const N: usize, const W: usize> GroupMath<N, W> {
+    fn build(group: DhGroup) -> Option<Self> {
+        let prm = shared_params(group)?;
+        let m = Modulus::new(&prm.p)?;
+        let g = m.to_mont(&from_be(&prm.g)?);
+        let comb = Comb::new(&m, &g, exponent_len(group, prm));
+        Some(GroupMath { m, g, comb })
     }
-    let mut e = Uint::<L>::from_be_slice(&padded);
-    let b = DynResidue::new(&Uint::<L>::from_be_slice(base), params);
-    // The result in Montgomery form is as secret as the value it stands for.
-    let mut y = b.pow_bounded_exp(&e, exp_bits);
-    let mut r = y.retrieve();
-    let out = to_be(&r);
-    e.zeroize();
-    y.zeroize();
-    r.zeroize();
-    out
+
+    /// base^exp mod p (g^exp when `base` is None), big-endian, p's length. None if `base`
+    /// is not p's length.
+    fn modexp(&self, base: Option<&[u8]>, exp: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+        let mut r = match base {
+            None => match self.comb.pow(&self.m, exp) {
+                Some(r) => r,
+                None => exp::pow(&self.m, &self.g, exp),
+            },
+            Some(b) => {
+                let b = self.m.to_mont(&from_be(b)?);
+                exp::pow(&self.m, &b, exp)
+            }
+        };
+        let mut plain = self.m.to_plain(&r);
+        let mut out = Zeroizing::new(vec![0u8; 8 * N]);
+        to_be(&plain, &mut out);
+        r.zeroize();
+        plain.zeroize();
+        Some(out)
+    }
 }
 
-/// Dispatches on p's size; the limb counts come from crypto-bigint's own aliases, so this is
-/// right on 32- and 64-bit targets alike.
-fn modexp_sized(base: &[u8], exp: &[u8], exp_bits: usize, p: &[u8]) -> Zeroizing<Vec<u8>> {
-    match p.len() {
-        96 => modexp::<{ U768::LIMBS }>(base, exp, exp_bits, p),
-        128 => modexp::<{ U1024::LIMBS }>(base, exp, exp_bits, p),
-        192 => modexp::<{ U1536::LIMBS }>(base, exp, exp_bits, p),
-        256 => modexp::<{ U2048::LIMBS }>(base, exp, exp_bits, p),
-        384 => modexp::<{ U3072::LIMBS }>(base, exp, exp_bits, p),
-        _ => modexp::<{ U4096::LIMBS }>(base, exp, exp_bits, p),
+/// The shared tables of a group, built on first use.
+fn cached<const N: usize, const W: usize>(
+    cell: &'static OnceLock<Option<GroupMath<N, W>>>,
+    group: DhGroup,
+) -> Option<&'static GroupMath<N, W>> {
+    cell.get_or_init(|| GroupMath::build(group)).as_ref()
+}
+
+static MODP768: OnceLock<Option<GroupMath<12, 24>>> = OnceLock::new();
+static MODP1024: OnceLock<Option<GroupMath<16, 32>>> = OnceLock::new();
+static MODP1536: OnceLock<Option<GroupMath<24, 48>>> = OnceLock::new();
+static MODP2048: OnceLock<Option<GroupMath<32, 64>>> = OnceLock::new();
+static MODP2048S256: OnceLock<Option<GroupMath<32, 64>>> = OnceLock::new();
+static MODP3072: OnceLock<Option<GroupMath<48, 96>>> = OnceLock::new();
+static MODP4096: OnceLock<Option<GroupMath<64, 128>>> = OnceLock::new();
+
+/// base^exp mod p in `group` (g^exp for None), in time that depends only on the lengths of
+/// `base` and `exp`. None for a curve group or a base that is not p's length.
+fn modexp(group: DhGroup, base: Option<&[u8]>, exp: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    match group {
+        DhGroup::Modp768 => cached(&MODP768, group)?.modexp(base, exp),
+        DhGroup::Modp1024 => cached(&MODP1024, group)?.modexp(base, exp),
+        DhGroup::Modp1536 => cached(&MODP1536, group)?.modexp(base, exp),
+        DhGroup::Modp2048 => cached(&MODP2048, group)?.modexp(base, exp),
+        DhGroup::Modp2048s256 => cached(&MODP2048S256, group)?.modexp(base, exp),
+        DhGroup::Modp3072 => cached(&MODP3072, group)?.modexp(base, exp),
+        DhGroup::Modp4096 => cached(&MODP4096, group)?.modexp(base, exp),
+        DhGroup::Ecp256 | DhGroup::Ecp384 | DhGroup::Ecp521 | DhGroup::Curve25519 => None,
     }
+}
+
+/// The parameters of a MODP group, parsed once and shared by every key of the group (a key
+/// used to carry its own copy of p and g).
+fn shared_params(group: DhGroup) -> Option<&'static ModpParams> {
+    static CELLS: [OnceLock<Option<ModpParams>>; 7] = [const { OnceLock::new() }; 7];
+    let at = match group {
+        DhGroup::Modp768 => 0,
+        DhGroup::Modp1024 => 1,
+        DhGroup::Modp1536 => 2,
+        DhGroup::Modp2048 => 3,
+        DhGroup::Modp2048s256 => 4,
+        DhGroup::Modp3072 => 5,
+        DhGroup::Modp4096 => 6,
+        DhGroup::Ecp256 | DhGroup::Ecp384 | DhGroup::Ecp521 | DhGroup::Curve25519 => return None,
+    };
+    CELLS.get(at)?.get_or_init(|| params(group)).as_ref()
 }
 
 /// Bytes of the private exponent: p's length for the safe-prime groups (strongSwan's
@@ -74,7 +114,7 @@ fn exponent_len(group: DhGroup, prm: &ModpParams) -> usize {
 /// Our half of a MODP exchange. The exponent is wiped on drop (Zeroizing).
 pub(crate) struct ModpKey {
     group: DhGroup,
-    prm: ModpParams,
+    prm: &'static ModpParams,
     x: Zeroizing<Vec<u8>>,
 }
 
@@ -83,13 +123,13 @@ impl ModpKey {
     /// That is below p (safe primes) or below q (group 24, q > 2^255), never 0 or 1 even with
     /// a broken RNG, and keeps n-2 random bits, far above each group's strength.
     pub fn generate(group: DhGroup, rng: &mut dyn rand::RngCore) -> Option<ModpKey> {
-        let prm = params(group)?;
+        let prm = shared_params(group)?;
         // cargo-fuzz builds (`--cfg fuzzing`) only: a 64-bit exponent, so the handshake the IKE
         // engine harnesses replay for every input costs a fraction (src/fuzzing/engine.rs).
         let len = if cfg!(fuzzing) {
             8
         } else {
-            exponent_len(group, &prm)
+            exponent_len(group, prm)
         };
         let mut x = Zeroizing::new(vec![0u8; len]);
         rng.fill_bytes(&mut x);
@@ -102,8 +142,8 @@ impl ModpKey {
     /// A key with a given exponent (known-answer tests). It must be 1 < x and, for group 24,
     /// x < q; for the safe-prime groups it must be shorter than p or equal in length.
     pub fn from_exponent(group: DhGroup, x: &[u8]) -> Result<ModpKey, KeError> {
-        let prm = params(group).ok_or(KeError::BadPrivateValue { group })?;
-        let len = exponent_len(group, &prm);
+        let prm = shared_params(group).ok_or(KeError::BadPrivateValue { group })?;
+        let len = exponent_len(group, prm);
         let digits = x.iter().skip_while(|&&b| b == 0).count();
         if digits > len || digits == 0 || (digits == 1 && x.last() == Some(&1)) {
             return Err(KeError::BadPrivateValue { group });
@@ -122,20 +162,22 @@ impl ModpKey {
         })
     }
 
-    fn exp_bits(&self) -> usize {
-        self.x.len() * 8
-    }
-
-    /// g^x mod p, big-endian, padded to the prime's length.
+    /// g^x mod p, big-endian, padded to the prime's length. (Only a group without tables,
+    /// which `generate` and `from_exponent` rule out, would give the all-zero value, which
+    /// every peer refuses.)
     pub fn public_value(&self) -> Vec<u8> {
-        modexp_sized(&self.prm.g, &self.x, self.exp_bits(), &self.prm.p).to_vec()
+        match modexp(self.group, None, &self.x) {
+            Some(v) => v.to_vec(),
+            None => vec![0u8; self.prm.p.len()],
+        }
     }
 
     /// Validates the peer's value (RFC 6989), then computes y^x mod p, zero-padded to the
     /// prime's length as RFC 7296 2.14 requires.
     pub fn shared_secret(&self, peer: &[u8]) -> Result<Zeroizing<Vec<u8>>, KeError> {
-        validate(self.group, &self.prm, peer)?;
-        Ok(modexp_sized(peer, &self.x, self.exp_bits(), &self.prm.p))
+        validate(self.group, self.prm, peer)?;
+        modexp(self.group, Some(peer), &self.x)
+            .ok_or(KeError::BadPrivateValue { group: self.group })
     }
 }
 
@@ -162,7 +204,7 @@ fn validate(group: DhGroup, prm: &ModpParams, y: &[u8]) -> Result<(), KeError> {
         return Err(KeError::OutOfRange { group });
     }
     if let Some(q) = &prm.q {
-        let r = modexp_sized(y, q, q.len() * 8, &prm.p);
+        let r = modexp(group, Some(y), q).ok_or(KeError::NotInSubgroup { group })?;
         let (leading, last) = r.split_at(r.len() - 1);
         if !(leading.iter().all(|&b| b == 0) && last[0] == 1) {
             return Err(KeError::NotInSubgroup { group });
@@ -174,8 +216,8 @@ fn validate(group: DhGroup, prm: &ModpParams, y: &[u8]) -> Result<(), KeError> {
 /// The check of a received public value on its own (for callers that validate before they
 /// have generated their own key).
 pub(crate) fn validate_public(group: DhGroup, y: &[u8]) -> Result<(), KeError> {
-    match params(group) {
-        Some(prm) => validate(group, &prm, y),
+    match shared_params(group) {
+        Some(prm) => validate(group, prm, y),
         None => Err(KeError::BadPrivateValue { group }),
     }
 }
@@ -189,7 +231,7 @@ pub fn modp_prime(group: DhGroup) -> Option<Vec<u8>> {
 mod tests {
     use super::*;
     use num_bigint::BigUint;
-    use rand::{rngs::StdRng, SeedableRng};
+    use rand::{rngs::StdRng, RngCore, SeedableRng};
 
     fn modp_groups() -> impl Iterator<Item = DhGroup> {
         DhGroup::ALL.into_iter().filter(|g| params(*g).is_some())
@@ -255,6 +297,116 @@ mod tests {
             assert_eq!(big(&public), expect, "{}", g.name());
             assert_eq!(public.len(), g.public_len());
         }
+    }
+
+    /// base^exp mod p from the constant-time code against num-bigint's `modpow`.
+    fn check(g: DhGroup, base: Option<&[u8]>, exp: &[u8], what: &str) {
+        let prm = params(g).unwrap();
+        let p = big(&prm.p);
+        let b = big(base.unwrap_or(&prm.g));
+        let got = modexp(g, base, exp).unwrap();
+        assert_eq!(got.len(), prm.p.len(), "{} {what}", g.name());
+        let want = b.modpow(&big(exp), &p);
+        assert_eq!(
+            big(&got),
+            want,
+            "{} {what}: base {b:x} exp {:x}",
+            g.name(),
+            big(exp)
+        );
+    }
+
+    #[test]
+    fn random_bases_and_exponents_match_num_bigint() {
+        let mut rng = StdRng::seed_from_u64(11);
+        for g in modp_groups() {
+            let prm = params(g).unwrap();
+            let n = prm.p.len();
+            let elen = exponent_len(g, &prm);
+            let rounds = if n > 256 { 3 } else { 12 };
+            for round in 0..rounds {
+                let mut y = vec![0u8; n];
+                rng.fill_bytes(&mut y);
+                y[0] &= 0x7f; // below p (p's top bits are all ones)
+                let mut x = vec![0u8; elen];
+                rng.fill_bytes(&mut x);
+                check(g, Some(&y), &x, &format!("y^x round {round}"));
+                // Fixed base through the comb, and the same with a full-length exponent.
+                check(g, None, &x, &format!("g^x round {round}"));
+                let mut long = vec![0u8; n];
+                rng.fill_bytes(&mut long);
+                check(g, Some(&y), &long, &format!("y^long round {round}"));
+            }
+        }
+    }
+
+    #[test]
+    fn edge_bases_and_exponents_match_num_bigint() {
+        let mut rng = StdRng::seed_from_u64(12);
+        for g in modp_groups() {
+            let prm = params(g).unwrap();
+            let n = prm.p.len();
+            let elen = exponent_len(g, &prm);
+            let p = big(&prm.p);
+            let pad = |v: &BigUint| {
+                let b = v.to_bytes_be();
+                let mut out = vec![0u8; n - b.len()];
+                out.extend_from_slice(&b);
+                out
+            };
+            let bases = [
+                pad(&BigUint::from(0u32)),
+                pad(&BigUint::from(1u32)),
+                pad(&BigUint::from(2u32)),
+                pad(&(&p - 1u32)),
+                pad(&(&p - 2u32)),
+                prm.g.clone(),
+            ];
+            let mut random = vec![0u8; elen];
+            rng.fill_bytes(&mut random);
+            let mut leading_zero_windows = random.clone();
+            leading_zero_windows[..elen / 2].fill(0);
+            let mut ones = vec![0xffu8; elen];
+            ones[0] = 0x7f;
+            let mut top_only = vec![0u8; elen];
+            top_only[0] = 0x40;
+            let exps: [(&str, Vec<u8>); 7] = [
+                ("zero", vec![0u8; elen]),
+                ("one", vec![1u8]),
+                ("two", [vec![0u8; elen - 1], vec![2]].concat()),
+                ("random", random),
+                ("leading zero windows", leading_zero_windows),
+                ("all ones", ones),
+                ("top bit only", top_only),
+            ];
+            for base in &bases {
+                for (what, e) in &exps {
+                    check(g, Some(base), e, what);
+                }
+            }
+            for (what, e) in &exps {
+                check(g, None, e, &format!("g^x {what}"));
+            }
+            // Longer than the comb covers: the fixed-window fallback.
+            let mut long = vec![0u8; elen + 8];
+            rng.fill_bytes(&mut long);
+            check(g, None, &long, "g^x past the comb");
+            // p-1 as exponent (Fermat: base^(p-1) = 1) and the order q for group 24.
+            check(g, Some(&bases[2]), &pad(&(&p - 1u32)), "2^(p-1)");
+            if let Some(q) = &prm.q {
+                check(g, None, q, "g^q");
+            }
+        }
+    }
+
+    #[test]
+    fn montgomery_rejects_what_it_cannot_handle() {
+        assert!(Modulus::<2, 4>::new(&[0xff; 16]).is_some());
+        assert!(Modulus::<2, 4>::new(&[0xfe; 16]).is_none(), "even");
+        assert!(Modulus::<2, 4>::new(&[0x7f; 16]).is_none(), "top bit clear");
+        assert!(Modulus::<2, 4>::new(&[0xff; 15]).is_none(), "length");
+        assert!(modexp(DhGroup::Modp1024, Some(&[2u8; 127]), &[1]).is_none());
+        assert!(modexp(DhGroup::Curve25519, None, &[1]).is_none());
     }
 
     #[test]
