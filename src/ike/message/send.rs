@@ -36,6 +36,7 @@ fn header(sa: &IkeSa, exchange: u8, msg_id: u32, response: bool) -> Header {
 /// The whole message: in an SK payload once the SA has keys, in the clear before; in SKF
 /// fragments (RFC 7383) when it is too big for the fragment size and the peer takes them.
 fn protect(sa: &mut IkeSa, ctx: &mut Ctx, header: Header, payloads: &[Payload]) -> Vec<Vec<u8>> {
+    sa.ensure_sk();
     let Some(sk) = &sa.sk else {
         return vec![codec::encode_plain(header, payloads)];
     };
