@@ -152,8 +152,9 @@ pub(crate) struct IkeSa {
     pub peer_msg_id: u32,
     /// The response to the peer's last request, re-sent when that request is retransmitted.
     pub responses: ResponseCache,
-    /// Our request waiting for its response (the window is one message).
-    pub in_flight: Option<InFlight>,
+    /// Our request waiting for its response (the window is one message). Boxed: most
+    /// SAs are idle, and this is the largest part of an IkeSa.
+    pub in_flight: Option<Box<InFlight>>,
     /// IKE fragmentation: negotiated or not, fragments being reassembled, counters.
     pub frags: Fragments,
     pub tasks: VecDeque<Task>,

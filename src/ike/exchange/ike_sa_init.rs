@@ -200,7 +200,7 @@ fn send(sa: &mut IkeSa, ctx: &mut Ctx, pending: Pending) {
 
 /// Our request in flight, if it is an IKE_SA_INIT.
 fn pending_mut(sa: &mut IkeSa) -> Option<&mut Pending> {
-    match &mut sa.in_flight {
+    match sa.in_flight.as_deref_mut() {
         Some(InFlight {
             exchange: super::Pending::Init(p),
             ..

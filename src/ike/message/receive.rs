@@ -142,7 +142,7 @@ fn response(sa: &mut IkeSa, ctx: &mut Ctx, data: &[u8], msg: &Message) -> Inboun
     };
     sa.last_inbound = ctx.now;
     match sa.in_flight.take() {
-        Some(p) => Inbound::Response(p, payloads),
+        Some(p) => Inbound::Response(*p, payloads),
         None => Inbound::Handled(SaFate::Keep),
     }
 }

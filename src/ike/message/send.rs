@@ -96,13 +96,13 @@ pub(crate) fn send_request(
     debug!(conn = %sa.cfg.name, spi = format_args!("{:016x}", sa.our_spi()), msg_id, "sending {} request to {}", pending.kind(), sa.remote);
     transmit_all(sa, ctx, (sa.local, sa.remote), &datagrams);
     let first = datagrams.first().cloned().unwrap_or_default();
-    sa.in_flight = Some(InFlight {
+    sa.in_flight = Some(Box::new(InFlight {
         msg_id,
         datagrams,
         retransmits: 0,
         next_at: later(ctx.now, sa.cfg.retransmit.timeout),
         exchange: pending,
-    });
+    }));
     first
 }
 
@@ -179,7 +179,7 @@ pub(crate) fn retransmit(sa: &mut IkeSa, ctx: &mut Ctx) -> Retransmit {
         return sa
             .in_flight
             .take()
-            .map_or(Retransmit::Idle, |p| Retransmit::Exhausted(Box::new(p)));
+            .map_or(Retransmit::Idle, Retransmit::Exhausted);
     }
     p.retransmits += 1;
     p.next_at = later(ctx.now, backoff(&rt, p.retransmits));
