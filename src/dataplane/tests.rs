@@ -223,13 +223,14 @@ fn incremental_tables_match_a_full_rebuild() {
     dp.shutdown();
 }
 
-/// Installing into a table of 20,000 SAs costs about what installing into an empty one
-/// does (it used to rebuild every table from every SA: 20,000 times the work).
+/// Installing into a table of 20,000 SAs is not a rebuild of the table any more (it used to
+/// rebuild every table from every SA). Timed against a full rebuild in the same run, so
+/// the machine's load slows both alike; the empty-table figure is printed for comparison.
 #[test]
 fn an_install_does_not_grow_with_the_table() {
     let dp = dataplane_with_udp();
     let mut spi = 0x100u32;
-    // Best of a few rounds of 200 installs + removes at a table size: the least noisy figure.
+    // Best of a few rounds of 200 installs + 200 removes at a table size.
     let cost_at = |dp: &Dataplane, spi: &mut u32| {
         (0..5)
             .map(|_| {
@@ -244,7 +245,7 @@ fn an_install_does_not_grow_with_the_table() {
                 for sa in &sas {
                     dp.remove(sa.spi_in);
                 }
-                t.elapsed()
+                t.elapsed() / 400
             })
             .min()
             .unwrap()
@@ -255,10 +256,22 @@ fn an_install_does_not_grow_with_the_table() {
         spi += 2;
     }
     let large = cost_at(&dp, &mut spi);
-    eprintln!("200 installs + removes: {small:?} into an empty table, {large:?} into 20,000 SAs");
+    let rebuild = (0..3)
+        .map(|_| {
+            let state = lock(&dp.shared.state);
+            let t = Instant::now();
+            drop(Tables::build(&state));
+            t.elapsed()
+        })
+        .min()
+        .unwrap();
+    eprintln!(
+        "one install or remove: {small:?} into an empty table, {large:?} into 20,000 SAs; \
+         one rebuild of 20,000: {rebuild:?}"
+    );
     assert!(
-        large < small * 6,
-        "install/remove cost grows with the table: {small:?} empty, {large:?} at 20,000 SAs"
+        large * 20 < rebuild,
+        "an install/remove at 20,000 SAs ({large:?}) costs like a rebuild ({rebuild:?})"
     );
     dp.shutdown();
 }
