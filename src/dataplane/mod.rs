@@ -10,7 +10,7 @@
 //! number of tunnels; an idle tunnel costs one file descriptor and a few hundred bytes.
 //!
 //! The SA tables are an immutable snapshot (`Arc<Tables>`) swapped on every change; a batch
-//! takes one snapshot. SAs are shared without locks: outbound sequence numbers are reserved
+//! takes one snapshot. Their maps are persistent (`table`): a change copies one path. SAs are shared without locks: outbound sequence numbers are reserved
 //! atomically (in read order, while the source is owned), the replay window has its own
 //! short lock (`crate::esp::InboundSa`).
 //!
@@ -24,6 +24,7 @@ mod lane;
 mod rx;
 mod stats;
 mod sys;
+mod table;
 mod tx;
 mod worker;
 
@@ -33,7 +34,6 @@ use crate::esp::{EspError, InboundSa, OutboundSa, SaParams};
 use crate::ike::{ChildSa, TrafficSelector};
 use lane::Lane;
 use stats::{GlobalStats, SaStats};
-use std::collections::HashMap;
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
@@ -43,6 +43,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 use sys::RawAddr;
+use table::{Installed, State, Tables};
 use tokio::sync::mpsc;
 
 /// How often idle workers look at the shutdown flag.
@@ -190,42 +191,6 @@ impl OutSa {
     }
 }
 
-struct Installed {
-    conn: String,
-    child: String,
-    spi_in: u32,
-    spi_out: u32,
-    udp_encap: bool,
-    inb: Arc<InSa>,
-    outb: Arc<OutSa>,
-    /// False once a rekeyed successor took over sending (make-before-break).
-    out_active: bool,
-}
-
-#[derive(Default)]
-struct State {
-    /// Oldest first; the outbound lists are built newest first.
-    sas: Vec<Installed>,
-    tunnels: HashMap<String, Arc<Tunnel>>,
-}
-
-struct InRoute {
-    sa: Arc<InSa>,
-    tun: Option<Arc<Tunnel>>,
-}
-
-/// Immutable lookup tables; replaced as a whole on every change.
-#[derive(Default)]
-struct Tables {
-    inbound: HashMap<u32, InRoute>,
-    /// conn -> SAs allowed to send, newest first.
-    outbound: HashMap<String, Vec<Arc<OutSa>>>,
-    /// UDP-encapsulated outbound SAs, for NAT-T keepalives.
-    keepalive: Vec<Arc<OutSa>>,
-    /// epoll token -> tunnel device.
-    tuns: HashMap<u64, Arc<Tunnel>>,
-}
-
 struct Shared {
     tables: RwLock<Arc<Tables>>,
     state: Mutex<State>,
@@ -267,31 +232,20 @@ impl Shared {
         self.epoch.elapsed().as_nanos() as u64 + 1
     }
 
+    /// Rebuilds every table (tunnel devices changed: configuration time only).
     fn rebuild(&self, state: &State) {
-        let mut t = Tables::default();
-        for s in &state.sas {
-            let tun = state.tunnels.get(&s.conn).cloned();
-            t.inbound.insert(
-                s.spi_in,
-                InRoute {
-                    sa: s.inb.clone(),
-                    tun,
-                },
-            );
-        }
-        for s in state.sas.iter().rev().filter(|s| s.out_active) {
-            t.outbound
-                .entry(s.conn.clone())
-                .or_default()
-                .push(s.outb.clone());
-            if s.udp_encap {
-                t.keepalive.push(s.outb.clone());
-            }
-        }
-        for tun in state.tunnels.values() {
-            t.tuns.insert(tun.token, tun.clone());
-        }
+        self.publish(Tables::build(state));
+    }
+
+    /// Makes `t` the snapshot the workers take from their next batch on.
+    fn publish(&self, t: Tables) {
         *self.tables.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(t);
+    }
+
+    /// A copy of the current tables to change (O(1): the maps share their nodes). Called
+    /// with the state lock held, so nothing else publishes in between.
+    fn tables_to_change(&self) -> Tables {
+        (*self.snapshot()).clone()
     }
 
     fn socket_for(&self, local: SocketAddr) -> Option<usize> {
@@ -542,15 +496,11 @@ impl Dataplane {
             stats,
         });
         let mut state = lock(&self.shared.state);
-        if state.sas.iter().any(|s| s.spi_in == sa.spi_in) {
+        if state.get(sa.spi_in).is_some() {
             return Err(InstallError::AlreadyInstalled(sa.spi_in));
         }
-        if let Some(old) = sa.rekey_of {
-            for s in state.sas.iter_mut().filter(|s| s.spi_in == old) {
-                s.out_active = false;
-            }
-        }
-        state.sas.push(Installed {
+        let mut tables = self.shared.tables_to_change();
+        let new = Installed {
             conn: sa.conn.clone(),
             child: sa.child.clone(),
             spi_in: sa.spi_in,
@@ -559,8 +509,10 @@ impl Dataplane {
             inb,
             outb,
             out_active: true,
-        });
-        self.shared.rebuild(&state);
+            seq: 0,
+        };
+        state.install(&mut tables, new, sa.rekey_of);
+        self.shared.publish(tables);
         tracing::info!(conn = %sa.conn, child = %sa.child, spi_in = %format_args!("{:08x}", sa.spi_in),
             spi_out = %format_args!("{:08x}", sa.spi_out), encap = sa.udp_encap, "CHILD SA installed");
         Ok(())
@@ -593,7 +545,7 @@ impl Dataplane {
     /// resetting its sequence number. False if no such SA is installed.
     pub fn update_remote(&self, spi_in: u32, remote: SocketAddr) -> bool {
         let state = lock(&self.shared.state);
-        let Some(s) = state.sas.iter().find(|s| s.spi_in == spi_in) else {
+        let Some(s) = state.get(spi_in) else {
             return false;
         };
         let dest = match s.outb.via {
@@ -612,10 +564,9 @@ impl Dataplane {
     /// are dropped as soon as no worker holds the old snapshot (at most one batch).
     pub fn remove(&self, spi_in: u32) {
         let mut state = lock(&self.shared.state);
-        let before = state.sas.len();
-        state.sas.retain(|s| s.spi_in != spi_in);
-        if state.sas.len() != before {
-            self.shared.rebuild(&state);
+        let mut tables = self.shared.tables_to_change();
+        if state.remove(&mut tables, spi_in) {
+            self.shared.publish(tables);
             tracing::info!(spi_in = %format_args!("{spi_in:08x}"), "CHILD SA removed");
         }
     }
@@ -625,8 +576,8 @@ impl Dataplane {
         let state = lock(&self.shared.state);
         let epoch = self.shared.epoch;
         state
-            .sas
-            .iter()
+            .in_order()
+            .into_iter()
             .map(|s| {
                 s.inb.stats.snapshot(
                     &s.conn,
@@ -677,7 +628,7 @@ impl Dataplane {
         let tunnels: Vec<_> = {
             let mut state = lock(&self.shared.state);
             let t: Vec<_> = state.tunnels.drain().map(|(_, t)| t).collect();
-            state.sas.clear();
+            state.clear();
             self.shared.rebuild(&state);
             t
         };
@@ -715,7 +666,7 @@ fn keepalive_loop(shared: &Shared) {
         }
         last = Instant::now();
         let tables = shared.snapshot();
-        for sa in &tables.keepalive {
+        for sa in tables.keepalive.values() {
             if let Via::Udp(i) = sa.via {
                 if let Some(ep) = shared.udp.get(i) {
                     if sys::send_to(ep.socket.as_raw_fd(), &[0xff], &sa.dest()).is_ok() {

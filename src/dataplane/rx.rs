@@ -6,8 +6,9 @@
 use super::flow::Flow;
 use super::lane::Lane;
 use super::sys::RecvBatch;
+use super::table::Tables;
 use super::worker::Worker;
-use super::{IkeDatagram, InSa, Shared, Tables, Tunnel, TUN_OFFSET};
+use super::{IkeDatagram, InSa, Shared, Tunnel, TUN_OFFSET};
 use crate::esp::{packet_spi, Decapsulated, DropReason, PacketBuf, CHUNK, NON_ESP_MARKER};
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::Ordering;

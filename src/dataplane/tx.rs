@@ -5,13 +5,13 @@
 
 use super::flow::Flow;
 use super::sys::{self, RawAddr};
+use super::table::OutList;
 use super::worker::Worker;
 use super::{OutSa, Shared, Tunnel, Via};
 use crate::esp::{PacketBuf, CHUNK, HEADROOM, TAILROOM};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
 
 /// Packets one batch aims for, and the slots it has (a TSO super-packet splits into up to
 /// IDEAL_BATCH_SIZE segments, so a read needs that many free slots).
@@ -64,8 +64,8 @@ impl TxBufs {
 
 /// First SA (newest first) whose selectors cover the packet: local_ts the source, remote_ts
 /// the destination.
-fn select_outbound(sas: &[Arc<OutSa>], flow: &Flow) -> Option<usize> {
-    sas.iter().position(|sa| {
+fn select_outbound<'t>(sas: Option<&'t OutList>, flow: &Flow) -> Option<&'t OutSa> {
+    sas?.values().map(|sa| &**sa).find(|sa| {
         flow.matches(&sa.local_ts, flow.src, flow.src_port)
             && flow.matches(&sa.remote_ts, flow.dst, flow.dst_port)
     })
@@ -112,7 +112,10 @@ pub(super) fn run(shared: &Shared, w: &mut Worker, tun: &Tunnel) {
         return;
     }
     let tables = shared.snapshot();
-    let sas: &[Arc<OutSa>] = tables.outbound.get(&tun.conn).map_or(&[], |v| v.as_slice());
+    let sas = tables.outbound.get(tun.conn.as_str());
+    // The SAs this batch uses, in first-use order; `sa_of` and the runs index into it.
+    let mut picked: [Option<&OutSa>; TX_SLOTS] = [None; TX_SLOTS];
+    let mut n_picked: usize = 0;
     b.runs.clear();
     for i in 0..n {
         let pkt = &b.slots[i][HEADROOM..HEADROOM + b.sizes[i]];
@@ -122,7 +125,14 @@ pub(super) fn run(shared: &Shared, w: &mut Worker, tun: &Tunnel) {
                 NO_SA
             }
             Some(flow) => match select_outbound(sas, &flow) {
-                Some(s) => s as u32,
+                Some(sa) => {
+                    let last = n_picked.checked_sub(1).and_then(|l| picked[l]);
+                    if !last.is_some_and(|l| std::ptr::eq(l, sa)) {
+                        picked[n_picked] = Some(sa);
+                        n_picked += 1;
+                    }
+                    (n_picked - 1) as u32
+                }
                 None => {
                     shared.drops.no_sa_outbound.inc();
                     NO_SA
@@ -140,7 +150,10 @@ pub(super) fn run(shared: &Shared, w: &mut Worker, tun: &Tunnel) {
         }
     }
     for r in b.runs.iter_mut().filter(|r| r.sa != NO_SA) {
-        match sas[r.sa as usize].esp.reserve_seq(r.count) {
+        let Some(sa) = picked[r.sa as usize] else {
+            continue;
+        };
+        match sa.esp.reserve_seq(r.count) {
             Ok((first, granted)) => {
                 r.seq = first;
                 if granted < r.count {
@@ -161,7 +174,9 @@ pub(super) fn run(shared: &Shared, w: &mut Worker, tun: &Tunnel) {
 
     // --- in parallel with other workers: encapsulate
     for r in b.runs.iter().filter(|r| r.sa != NO_SA && r.count > 0) {
-        let sa = &sas[r.sa as usize];
+        let Some(sa) = picked[r.sa as usize] else {
+            continue;
+        };
         let mut done = 0;
         while done < r.count {
             let k = (r.count - done).min(CHUNK);
@@ -203,7 +218,9 @@ pub(super) fn run(shared: &Shared, w: &mut Worker, tun: &Tunnel) {
     // --- in read order: send
     ticket.wait_turn();
     for r in b.runs.iter().filter(|r| r.sa != NO_SA && r.count > 0) {
-        let sa = &sas[r.sa as usize];
+        let Some(sa) = picked[r.sa as usize] else {
+            continue;
+        };
         let hdr = sa.esp.header_len();
         let mut refs: [&[u8]; TX_SLOTS] = [&[]; TX_SLOTS];
         let mut m = 0;

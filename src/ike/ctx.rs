@@ -12,6 +12,7 @@ use super::{Identity, IkeConfig, Transmit};
 use rand::RngCore;
 use std::collections::{HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tracing::info;
 
@@ -58,7 +59,7 @@ pub(crate) struct Ctx<'a> {
     pub now: Instant,
     pub rng: &'a mut dyn RngCore,
     pub out: &'a mut Output,
-    pub configs: &'a [IkeConfig],
+    pub configs: &'a [Arc<IkeConfig>],
     pub reg: &'a mut Registry,
 }
 

@@ -44,10 +44,12 @@ impl Default for HalfOpenLimits {
 
 /// The IKEv2 protocol engine for all configured connections.
 pub struct Engine {
-    configs: Vec<IkeConfig>,
+    /// Shared with the SAs running under them: one copy per connection, not per SA.
+    configs: Vec<Arc<IkeConfig>>,
     rng: Box<dyn RngCore + Send>,
     /// IKE SAs by our own SPI.
-    sas: HashMap<u64, IkeSa>,
+    /// Boxed: the table's spare capacity then costs a pointer, not a whole IkeSa.
+    sas: HashMap<u64, Box<IkeSa>>,
     /// Which SAs a connection has, and which SA holds a CHILD SA.
     reg: Registry,
     /// The next deadline of every SA.
@@ -80,7 +82,7 @@ impl Engine {
             .map(|c| (c.name.clone(), now))
             .collect();
         Engine {
-            configs,
+            configs: configs.into_iter().map(Arc::new).collect(),
             rng,
             sas: HashMap::new(),
             reg: Registry::default(),
@@ -159,7 +161,7 @@ impl Engine {
 
     /// The table and, split from it, the context an exchange works in (and the cookie jar,
     /// which only IKE_SA_INIT reads).
-    fn split(&mut self, now: Instant) -> (&mut HashMap<u64, IkeSa>, &CookieGate, Ctx<'_>) {
+    fn split(&mut self, now: Instant) -> (&mut HashMap<u64, Box<IkeSa>>, &CookieGate, Ctx<'_>) {
         let ctx = Ctx {
             now,
             rng: &mut *self.rng,
@@ -184,6 +186,7 @@ impl Engine {
             let fate = f(sa, &mut ctx);
             if fate == SaFate::Keep {
                 exchange::run_tasks(sa, &mut ctx);
+                sa.shed_idle();
             }
             (fate, was, lifecycle::deadline(sa), ip)
         };
@@ -232,7 +235,7 @@ impl Engine {
         if sa.state == IkeState::InitReplied {
             self.count_half_open(sa.remote.ip(), true);
         }
-        self.sas.insert(key, sa);
+        self.sas.insert(key, Box::new(sa));
         // Starts the work it brought along (a rekeyed SA's queue) and sets its timer.
         self.with_sa(now, key, |_, _| SaFate::Keep);
     }
@@ -454,6 +457,14 @@ impl Engine {
     }
 
     pub fn reload(&mut self, now: Instant, configs: Vec<IkeConfig>) {
+        // An unchanged connection keeps its shared copy (its SAs hold it).
+        let configs = configs
+            .into_iter()
+            .map(|c| match self.configs.iter().find(|o| ***o == c) {
+                Some(o) => o.clone(),
+                None => Arc::new(c),
+            })
+            .collect();
         let old = std::mem::replace(&mut self.configs, configs);
         for oc in &old {
             let changed = match self.configs.iter().find(|c| c.name == oc.name) {
@@ -509,7 +520,7 @@ impl Engine {
                     next_attempt: self.restart_at.get(&cfg.name).copied(),
                     last_error: self.out.last_error.get(&cfg.name),
                 };
-                status::conn_status(&cfg.name, best, attempts, now)
+                status::conn_status(&cfg.name, best.map(|b| &**b), attempts, now)
             })
             .collect()
     }

@@ -61,7 +61,7 @@ fn half_open(n: u64, at: Instant) -> IkeSa {
         expire_at: Some(at + HALF_OPEN_TIMEOUT),
         peer_msg_id: 1,
         ..IkeSa::new(
-            config(),
+            std::sync::Arc::new(config()),
             false,
             (spi_i, spi_r),
             IkeState::InitReplied,

@@ -6,6 +6,7 @@ use super::select::EspAlgs;
 use super::{Identity, IkeConfig, TrafficSelector};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 use zeroize::Zeroizing;
 
@@ -122,7 +123,7 @@ pub(crate) fn queue_rekey(tasks: &mut VecDeque<Task>, task: Task) {
 pub(crate) struct IkeSa {
     /// The configuration this SA runs under; `cfg.name` is the connection's name. For a
     /// responder before IKE_AUTH: the first candidate; the PSK decides in IKE_AUTH.
-    pub cfg: IkeConfig,
+    pub cfg: Arc<IkeConfig>,
     /// Original initiator of this IKE SA (sets the I flag and picks SK_ei/SK_ai outbound).
     pub initiator: bool,
     pub spi_i: u64,
@@ -132,10 +133,13 @@ pub(crate) struct IkeSa {
     pub remote: SocketAddr,
     pub algs: Option<IkeAlgs>,
     pub keys: Option<IkeKeys>,
+    /// The keyed SK ciphers (about 2 KiB with AES-256-CBC): let go while the SA is idle
+    /// (`shed_idle`), rebuilt from `keys` by `ensure_sk` when a message needs them.
     pub sk: Option<SkCrypto>,
     pub nonce_i: Vec<u8>,
     pub nonce_r: Vec<u8>,
-    /// IKE_SA_INIT request and response as sent/received, for the AUTH payloads.
+    /// IKE_SA_INIT request and response as sent/received, for the AUTH payloads (emptied
+    /// once the SA is established: nothing reads them after IKE_AUTH).
     pub init_req: Vec<u8>,
     pub init_resp: Vec<u8>,
     /// Responder: the (peer address, SPIi) under which retransmitted IKE_SA_INITs find it.
@@ -148,8 +152,9 @@ pub(crate) struct IkeSa {
     pub peer_msg_id: u32,
     /// The response to the peer's last request, re-sent when that request is retransmitted.
     pub responses: ResponseCache,
-    /// Our request waiting for its response (the window is one message).
-    pub in_flight: Option<InFlight>,
+    /// Our request waiting for its response (the window is one message). Boxed: most
+    /// SAs are idle, and this is the largest part of an IkeSa.
+    pub in_flight: Option<Box<InFlight>>,
     /// IKE fragmentation: negotiated or not, fragments being reassembled, counters.
     pub frags: Fragments,
     pub tasks: VecDeque<Task>,
@@ -170,7 +175,7 @@ pub(crate) struct IkeSa {
 impl IkeSa {
     /// A fresh SA: no keys, no exchange in flight, no children; callers fill in the rest.
     pub fn new(
-        cfg: IkeConfig,
+        cfg: Arc<IkeConfig>,
         initiator: bool,
         (spi_i, spi_r): (u64, u64),
         state: IkeState,
@@ -236,6 +241,30 @@ impl IkeSa {
         self.algs = Some(algs);
         self.keys = Some(k.keys);
         self.sk = Some(k.sk);
+    }
+
+    /// Builds the SK ciphers again if `shed_idle` let them go (keyed SAs only).
+    pub fn ensure_sk(&mut self) {
+        if self.sk.is_some() {
+            return;
+        }
+        if let (Some(algs), Some(k)) = (self.algs.as_ref(), self.keys.as_ref()) {
+            self.sk = SkCrypto::new(algs, k, self.initiator).ok();
+        }
+    }
+
+    /// Lets go of what an established SA with no exchange of its own in flight does not
+    /// need between messages: the keyed SK ciphers (rebuilt on the next message) and the
+    /// IKE_SA_INIT messages (read only for the AUTH payloads).
+    pub fn shed_idle(&mut self) {
+        if self.state != IkeState::Established {
+            return;
+        }
+        self.init_req = Vec::new();
+        self.init_resp = Vec::new();
+        if self.in_flight.is_none() {
+            self.sk = None;
+        }
     }
 
     /// Our own SPI, the key of the SA table.

@@ -6,6 +6,7 @@
 use super::Identity;
 use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// Who an established SA is with: its connection, the peer's address and the identity it
@@ -21,8 +22,10 @@ pub(crate) struct Registry {
     children: HashMap<u32, u64>,
     /// Established SAs by peer, so that INITIAL_CONTACT and duplicate checks look at that
     /// peer's SAs only, not at every SA of a hub connection.
-    by_peer: HashMap<PeerKey, BTreeSet<u64>>,
-    peer_of: HashMap<u64, PeerKey>,
+    /// One shared key per peer, and a sorted Vec (almost always one SA; a BTreeSet node
+    /// would be ten times its size).
+    by_peer: HashMap<Arc<PeerKey>, Vec<u64>>,
+    peer_of: HashMap<u64, Arc<PeerKey>>,
 }
 
 impl Registry {
@@ -37,10 +40,10 @@ impl Registry {
 
     pub fn remove_sa(&mut self, key: u64) {
         if let Some(peer) = self.peer_of.remove(&key) {
-            if let Some(keys) = self.by_peer.get_mut(&peer) {
-                keys.remove(&key);
+            if let Some(keys) = self.by_peer.get_mut(&*peer) {
+                keys.retain(|k| *k != key);
                 if keys.is_empty() {
-                    self.by_peer.remove(&peer);
+                    self.by_peer.remove(&*peer);
                 }
             }
         }
@@ -67,7 +70,15 @@ impl Registry {
         if self.peer_of.contains_key(&key) {
             return false;
         }
-        self.by_peer.entry(peer.clone()).or_default().insert(key);
+        let peer = match self.by_peer.get_key_value(&peer) {
+            Some((shared, _)) => shared.clone(),
+            None => Arc::new(peer),
+        };
+        let keys = self.by_peer.entry(peer.clone()).or_default();
+        if let Err(at) = keys.binary_search(&key) {
+            keys.reserve_exact(1);
+            keys.insert(at, key);
+        }
         self.peer_of.insert(key, peer);
         true
     }
@@ -76,7 +87,7 @@ impl Registry {
     pub fn sas_with(&self, peer: &PeerKey) -> Vec<u64> {
         self.by_peer
             .get(peer)
-            .map(|k| k.iter().copied().collect())
+            .map(|k| k.to_vec())
             .unwrap_or_default()
     }
 

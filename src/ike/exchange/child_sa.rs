@@ -426,6 +426,12 @@ pub(crate) fn install(sa: &mut IkeSa, ctx: &mut Ctx, new: NewChild, keying: &Key
         replay_window: ccfg.replay_window,
         rekey_of,
     }));
+    // Exact sizes: most SAs keep one child and one selector each way for their lifetime
+    // (a first push would reserve room for four).
+    sa.children.reserve_exact(1);
+    let (mut local_ts, mut remote_ts) = (local_ts, remote_ts);
+    local_ts.shrink_to_fit();
+    remote_ts.shrink_to_fit();
     sa.children.push(Child {
         name: ccfg.name,
         spi_in,

@@ -12,6 +12,7 @@ use crate::ike::reason::{AuthFailure, ExchangeKind, Failure};
 use crate::ike::sa::IkeSa;
 use crate::ike::sa::Task;
 use crate::ike::{select, Identity, IkeConfig};
+use std::sync::Arc;
 use tracing::warn;
 
 /// Initiator state while the request is in flight: the CHILD SA offered with it.
@@ -138,10 +139,10 @@ pub(crate) fn on_response(
 /// Which connection the peer's AUTH selects.
 enum Selected<'c> {
     /// Its PSK verifies and its IKE proposals allow the algorithms IKE_SA_INIT chose.
-    Conn(&'c IkeConfig),
+    Conn(&'c Arc<IkeConfig>),
     /// The PSK of `0` verifies, but its proposals do not allow the negotiated algorithms:
     /// IKE_SA_INIT ran under another connection matching the addresses (issue 11 finding 2).
-    AlgsNotAllowed(&'c IkeConfig),
+    AlgsNotAllowed(&'c Arc<IkeConfig>),
     None,
 }
 
@@ -150,7 +151,7 @@ enum Selected<'c> {
 /// proposals allow the algorithms already negotiated.
 fn authenticate<'c>(
     sa: &IkeSa,
-    configs: &'c [IkeConfig],
+    configs: &'c [Arc<IkeConfig>],
     found: &Collected<'_>,
 ) -> (Selected<'c>, Option<Identity>) {
     let peer_id = found.idi.and_then(|(t, d)| Identity::from_wire(t, d).ok());
@@ -161,10 +162,10 @@ fn authenticate<'c>(
         return (Selected::None, peer_id);
     };
     let body = id_body(t, d);
-    let cands: Vec<&IkeConfig> = candidates(configs, sa.local.ip(), sa.remote.ip())
+    let cands: Vec<&Arc<IkeConfig>> = candidates(configs, sa.local.ip(), sa.remote.ip())
         .filter(|c| c.remote_id.as_ref().is_none_or(|r| r == pid))
         .collect();
-    let preferred: Vec<&IkeConfig> = cands
+    let preferred: Vec<&Arc<IkeConfig>> = cands
         .iter()
         .copied()
         .filter(|c| Some(&c.local_id) == our_id_wanted.as_ref())
@@ -174,14 +175,14 @@ fn authenticate<'c>(
     } else {
         preferred
     };
-    let verified: Vec<&IkeConfig> = order
+    let verified: Vec<&Arc<IkeConfig>> = order
         .into_iter()
         .filter(|c| {
             sa.psk_auth(&c.psk, true, &body)
                 .is_some_and(|expected| ct_eq(&expected, adata))
         })
         .collect();
-    let allowed = |c: &&&IkeConfig| {
+    let allowed = |c: &&&Arc<IkeConfig>| {
         sa.algs
             .as_ref()
             .is_some_and(|a| select::ike_choice_ok(&c.proposals, a))

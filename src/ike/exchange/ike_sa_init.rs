@@ -16,6 +16,7 @@ use crate::ike::reason::{ExchangeKind, Failure, ProposalKind, ProposalMismatch};
 use crate::ike::sa::{IkeSa, IkeState};
 use crate::ike::{select, IkeConfig, NATT_PORT};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 use tracing::{debug, info, warn};
 
@@ -74,10 +75,10 @@ fn conn_matches_addrs(c: &IkeConfig, local: IpAddr, remote: IpAddr) -> bool {
 
 /// The configurations a peer at `remote` reaching us at `local` may run under.
 pub(crate) fn candidates(
-    configs: &[IkeConfig],
+    configs: &[Arc<IkeConfig>],
     local: IpAddr,
     remote: IpAddr,
-) -> impl Iterator<Item = &IkeConfig> {
+) -> impl Iterator<Item = &Arc<IkeConfig>> {
     configs
         .iter()
         .filter(move |c| conn_matches_addrs(c, local, remote))
@@ -87,7 +88,7 @@ pub(crate) fn candidates(
 
 /// A new initiator SA for `cfg` with its IKE_SA_INIT sent; None if the connection cannot
 /// be initiated.
-pub(crate) fn initiate(ctx: &mut Ctx, cfg: IkeConfig) -> Option<IkeSa> {
+pub(crate) fn initiate(ctx: &mut Ctx, cfg: Arc<IkeConfig>) -> Option<IkeSa> {
     let &remote_ip = cfg.remote_addrs.first()?;
     let Some(group) = cfg.proposals.first().and_then(|p| p.dh.first()).copied() else {
         warn!(conn = %cfg.name, "connection {} has no IKE proposal with a DH group", cfg.name);
@@ -169,7 +170,7 @@ fn send(sa: &mut IkeSa, ctx: &mut Ctx, pending: Pending) {
 
 /// Our request in flight, if it is an IKE_SA_INIT.
 fn pending_mut(sa: &mut IkeSa) -> Option<&mut Pending> {
-    match &mut sa.in_flight {
+    match sa.in_flight.as_deref_mut() {
         Some(InFlight {
             exchange: super::Pending::Init(p),
             ..
@@ -329,7 +330,7 @@ pub(crate) fn respond(
 ) -> Option<IkeSa> {
     let h = &msg.header;
     let path = (local, remote);
-    let cands: Vec<&IkeConfig> = candidates(ctx.configs, local.ip(), remote.ip()).collect();
+    let cands: Vec<&Arc<IkeConfig>> = candidates(ctx.configs, local.ip(), remote.ip()).collect();
     if cands.is_empty() {
         warn!("no connection configured for IKE_SA_INIT {local} <- {remote}, answering NO_PROPOSAL_CHOSEN");
         ctx.out.stats.no_proposal += 1;

@@ -15,7 +15,12 @@ struct Cached {
 }
 
 impl ResponseCache {
-    pub fn store(&mut self, msg_id: u32, exchange: u8, response: Vec<Vec<u8>>) {
+    pub fn store(&mut self, msg_id: u32, exchange: u8, mut response: Vec<Vec<u8>>) {
+        // Kept until the peer's next request, on every SA: no spare capacity.
+        response.shrink_to_fit();
+        for d in &mut response {
+            d.shrink_to_fit();
+        }
         self.last = Some(Cached {
             msg_id,
             exchange,

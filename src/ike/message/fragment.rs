@@ -106,15 +106,16 @@ struct Reassembly {
 pub(crate) struct Fragments {
     /// Both ends announced IKEV2_FRAGMENTATION_SUPPORTED in IKE_SA_INIT.
     pub negotiated: bool,
-    requests: Option<Reassembly>,
-    responses: Option<Reassembly>,
+    // Boxed: an IkeSa carries these while almost never reassembling anything.
+    requests: Option<Box<Reassembly>>,
+    responses: Option<Box<Reassembly>>,
     /// Fragments we sent (retransmissions included) and verified ones we received.
     pub sent: u64,
     pub received: u64,
 }
 
 impl Fragments {
-    fn slot(&mut self, response: bool) -> &mut Option<Reassembly> {
+    fn slot(&mut self, response: bool) -> &mut Option<Box<Reassembly>> {
         if response {
             &mut self.responses
         } else {
@@ -166,14 +167,14 @@ impl Fragments {
             Some(r) if r.msg_id == msg_id && f.total < r.total => return Err(Refused::Stale),
             Some(r) if r.msg_id == msg_id && f.total == r.total => {}
             _ => {
-                *slot = Some(Reassembly {
+                *slot = Some(Box::new(Reassembly {
                     msg_id,
                     total: f.total,
                     first_next: 0,
                     pieces: BTreeMap::new(),
                     bytes: 0,
                     started: now,
-                })
+                }))
             }
         }
         let Some(r) = slot.as_mut() else {

@@ -64,6 +64,7 @@ enum Opened {
 /// Opens the SK payload, or the SKF payload and adds it to its message. Nothing but an
 /// authentic whole message may move anything beyond the reassembly.
 fn verify(sa: &mut IkeSa, ctx: &mut Ctx, data: &[u8], msg: &Message) -> Opened {
+    sa.ensure_sk();
     let (Some(sk), Some(loc)) = (&sa.sk, &msg.sk) else {
         ctx.out.stats.malformed_dropped += 1;
         return Opened::Dropped;
@@ -141,7 +142,7 @@ fn response(sa: &mut IkeSa, ctx: &mut Ctx, data: &[u8], msg: &Message) -> Inboun
     };
     sa.last_inbound = ctx.now;
     match sa.in_flight.take() {
-        Some(p) => Inbound::Response(p, payloads),
+        Some(p) => Inbound::Response(*p, payloads),
         None => Inbound::Handled(SaFate::Keep),
     }
 }
@@ -168,6 +169,7 @@ fn resend_cached(sa: &mut IkeSa, ctx: &mut Ctx, req: &Req) -> bool {
 /// A fragment of the request we answered already (RFC 7383 2.6.1): once it proves
 /// authentic, fragment 1 makes us re-send the response; any other is ignored.
 fn old_fragment(sa: &mut IkeSa, ctx: &mut Ctx, req: &Req, data: &[u8], msg: &Message) {
+    sa.ensure_sk();
     let (Some(sk), Some(loc)) = (&sa.sk, &msg.sk) else {
         return;
     };

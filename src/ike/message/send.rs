@@ -36,6 +36,7 @@ fn header(sa: &IkeSa, exchange: u8, msg_id: u32, response: bool) -> Header {
 /// The whole message: in an SK payload once the SA has keys, in the clear before; in SKF
 /// fragments (RFC 7383) when it is too big for the fragment size and the peer takes them.
 fn protect(sa: &mut IkeSa, ctx: &mut Ctx, header: Header, payloads: &[Payload]) -> Vec<Vec<u8>> {
+    sa.ensure_sk();
     let Some(sk) = &sa.sk else {
         return vec![codec::encode_plain(header, payloads)];
     };
@@ -95,13 +96,13 @@ pub(crate) fn send_request(
     debug!(conn = %sa.cfg.name, spi = format_args!("{:016x}", sa.our_spi()), msg_id, "sending {} request to {}", pending.kind(), sa.remote);
     transmit_all(sa, ctx, (sa.local, sa.remote), &datagrams);
     let first = datagrams.first().cloned().unwrap_or_default();
-    sa.in_flight = Some(InFlight {
+    sa.in_flight = Some(Box::new(InFlight {
         msg_id,
         datagrams,
         retransmits: 0,
         next_at: later(ctx.now, sa.cfg.retransmit.timeout),
         exchange: pending,
-    });
+    }));
     first
 }
 
@@ -182,7 +183,7 @@ pub(crate) fn retransmit(sa: &mut IkeSa, ctx: &mut Ctx) -> Retransmit {
         return sa
             .in_flight
             .take()
-            .map_or(Retransmit::Idle, |p| Retransmit::Exhausted(Box::new(p)));
+            .map_or(Retransmit::Idle, Retransmit::Exhausted);
     }
     p.retransmits += 1;
     p.next_at = later(ctx.now, backoff(&rt, p.retransmits));
