@@ -221,6 +221,8 @@ def ike_seeds(out, ike, keys):
     inits = [m for _, m in swan if m[18] == EXCH_INIT and not is_resp(m)]
     init_resps = [m for _, m in swan if m[18] == EXCH_INIT and is_resp(m)]
     for m in inits:
+        # What the socket readers screen before the engine sees it.
+        out.add("cookie_gate", m)
         auth = [(p, a) for p, a in swan if a[18] == EXCH_AUTH and a[:8] == m[:8]]
         seed = bytes([0]) + rec(RAW, m)
         for p, a in auth[:1]:

@@ -80,6 +80,7 @@ replay_tests!(
     ike_sk,
     ike_responder,
     ike_initiator,
+    cookie_gate,
     esp_decap,
     bgp_decode,
     bgp_session,

@@ -9,12 +9,14 @@
 //! request parse), so they survive rewrites of the internals.
 
 mod bgp;
+mod cookie;
 mod engine;
 mod esp;
 mod ike;
 mod text;
 
 pub use bgp::{bgp_decode, bgp_session};
+pub use cookie::cookie_gate;
 pub use engine::{ike_initiator, ike_responder};
 pub use esp::esp_decap;
 pub use ike::{ike_decode, ike_sk};
@@ -30,6 +32,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("ike_sk", ike_sk),
     ("ike_responder", ike_responder),
     ("ike_initiator", ike_initiator),
+    ("cookie_gate", cookie_gate),
     ("esp_decap", esp_decap),
     ("bgp_decode", bgp_decode),
     ("bgp_session", bgp_session),
