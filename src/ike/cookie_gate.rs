@@ -250,4 +250,4 @@ fn init_request(data: &[u8]) -> Option<InitRequest<'_>> {
 
 #[cfg(test)]
 #[path = "cookie_gate_tests.rs"]
-mod tests;
+pub(super) mod tests;

@@ -19,16 +19,27 @@ fn remote() -> SocketAddr {
 
 /// An IKE_SA_INIT request (SA, KE, Nonce), with a COOKIE notify first when given one.
 fn request(spi_i: u64, nonce: &[u8], cookie: Option<&[u8]>) -> Vec<u8> {
+    let ke = Payload::Ke {
+        group: 31,
+        data: vec![9; 32],
+    };
+    init_request_with(spi_i, cookie, Payload::Sa(vec![]), ke, nonce)
+}
+
+/// The bytes of an IKE_SA_INIT request with these SA, KE and Nonce payloads, after a COOKIE
+/// notify when given one (also what the engine's tests send).
+pub(in crate::ike) fn init_request_with(
+    spi_i: u64,
+    cookie: Option<&[u8]>,
+    sa: Payload,
+    ke: Payload,
+    nonce: &[u8],
+) -> Vec<u8> {
     let mut payloads = vec![];
     if let Some(c) = cookie {
         payloads.push(Payload::notify(n::COOKIE, c.to_vec()));
     }
-    payloads.push(Payload::Sa(vec![]));
-    payloads.push(Payload::Ke {
-        group: 31,
-        data: vec![9; 32],
-    });
-    payloads.push(Payload::Nonce(nonce.to_vec()));
+    payloads.extend([sa, ke, Payload::Nonce(nonce.to_vec())]);
     let h = Header {
         spi_i,
         spi_r: 0,

@@ -165,30 +165,12 @@ fn expiring_thousands_of_half_open_sas_is_not_quadratic() {
 /// An IKE_SA_INIT request the engine can answer (our proposal, a real KE), with a COOKIE.
 fn init_request(spi_i: u64, cookie: Option<&[u8]>) -> Vec<u8> {
     use crate::crypto::{DhGroup, DhPrivate};
-    use crate::ike::codec::{self, Payload, FLAG_INITIATOR, IKE_VERSION};
+    use crate::ike::codec::Payload;
     let mut rng = rand::rngs::StdRng::seed_from_u64(spi_i);
     let ke = DhPrivate::generate(DhGroup::Modp1024, &mut rng).public_value();
-    let mut payloads = vec![];
-    if let Some(c) = cookie {
-        payloads.push(Payload::notify(n::COOKIE, c.to_vec()));
-    }
-    payloads.push(Payload::Sa(crate::ike::select::ike_to_wire(
-        &config().proposals,
-        &[],
-    )));
-    payloads.push(Payload::Ke { group: 2, data: ke });
-    payloads.push(Payload::Nonce(vec![0x42; 32]));
-    let h = Header {
-        spi_i,
-        spi_r: 0,
-        next_payload: 0,
-        version: IKE_VERSION,
-        exchange: EXCH_IKE_SA_INIT,
-        flags: FLAG_INITIATOR,
-        msg_id: 0,
-        length: 0,
-    };
-    codec::encode_plain(h, &payloads)
+    let sa = Payload::Sa(crate::ike::select::ike_to_wire(&config().proposals, &[]));
+    let ke = Payload::Ke { group: 2, data: ke };
+    crate::ike::cookie_gate::tests::init_request_with(spi_i, cookie, sa, ke, &[0x42; 32])
 }
 
 /// The engine and the socket readers share one cookie gate: a cookie either one demands
