@@ -10,9 +10,10 @@
 //! number of tunnels; an idle tunnel costs one file descriptor and a few hundred bytes.
 //!
 //! The SA tables are an immutable snapshot (`Arc<Tables>`) swapped on every change; a batch
-//! takes one snapshot. Their maps are persistent (`table`): a change copies one path. SAs are shared without locks: outbound sequence numbers are reserved
-//! atomically (in read order, while the source is owned), the replay window has its own
-//! short lock (`crate::esp::InboundSa`).
+//! takes one snapshot. Their maps are persistent (`table`): a change copies one path. SAs
+//! are shared without locks: outbound sequence numbers are reserved atomically (in read
+//! order, while the source is owned), the replay window has its own short lock
+//! (`crate::esp::InboundSa`).
 //!
 //! Offloads: TUN devices open with IFF_VNET_HDR + TSO/GRO when the kernel allows (TSO
 //! super-packets are split before encryption; decrypted packets are written in batches the
